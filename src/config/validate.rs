@@ -1,0 +1,1381 @@
+//! Validation: raw values -> the checked [`Config`] model.
+//!
+//! Every rule that can be judged from the file alone lives here; rules that
+//! need the system (users, groups, key files) live in
+//! [`super::environment`]. Problems are collected, never returned early:
+//! a bad value is reported and replaced by its default so the rest of the
+//! file is still checked. The model is only handed out when no error was
+//! found.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::diag::{Diagnostics, did_you_mean};
+use super::model::*;
+use super::raw::{IntOrStr, RawConfig, RawDomain, RawRecord, Sp};
+
+/// Header fields signed by default: RFC 6376 §5.4.1's recommendation, as
+/// OpenDKIM signs them.
+pub const DEFAULT_SIGN_HEADERS: &[&str] = &[
+    "From",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "To",
+    "Cc",
+    "Resent-Date",
+    "Resent-From",
+    "Resent-To",
+    "Resent-Cc",
+    "In-Reply-To",
+    "References",
+    "List-Id",
+    "List-Help",
+    "List-Unsubscribe",
+    "List-Subscribe",
+    "List-Post",
+    "List-Owner",
+    "List-Archive",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+];
+
+/// Default place of `dkim.toml`.
+pub const DEFAULT_CONFIG: &str = "/etc/dkimctl/dkim.toml";
+
+/// Validates raw values into the model. `source` is the host path of the
+/// file, named in rendered headers. Returns `None` when any error was
+/// found (all of them are in `diags`).
+pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Option<Config> {
+    let errors_before = diags.count(super::Severity::Error);
+    let mut v = Validator { d: diags };
+
+    let mta = v.mta(raw);
+    let service = v.service(raw, &mta);
+    let signing = v.signing(raw);
+    let trusted = v.trusted(raw);
+    let domains = v.domains(&raw.domains, &service, &signing);
+    let engine = v.engine(raw);
+    let rotation = v.rotation(raw);
+
+    if service.mode.signs() && domains.is_empty() {
+        v.d.error_help(
+            None,
+            format!("the service is set to {} but no [[domain]] is configured", service.mode.as_str()),
+            "add a [[domain]] table with a name and a selector, or set service.mode = \"verify\"",
+        );
+    }
+    if service.socket_activation && service.engine == EngineKind::OpenDkim {
+        let at = raw.service.socket_activation.as_ref().and_then(Sp::at);
+        v.d.error_help(
+            at,
+            "socket activation needs the bundled engine",
+            "OpenDKIM opens its own socket; remove socket_activation or set engine = \"bundled\"",
+        );
+    }
+    if diags.count(super::Severity::Error) > errors_before {
+        return None;
+    }
+    Some(Config {
+        source: source.to_path_buf(),
+        service,
+        signing,
+        trusted,
+        domains,
+        mta,
+        engine,
+        rotation,
+    })
+}
+
+struct Validator<'d> {
+    d: &'d mut Diagnostics,
+}
+
+impl Validator<'_> {
+    /// Picks one of the allowed words, reporting anything else.
+    fn word<T: Copy>(
+        &mut self,
+        value: &Option<Sp<String>>,
+        what: &str,
+        choices: &[(&'static str, T)],
+        default: T,
+    ) -> T {
+        let Some(sp) = value else { return default };
+        if let Some((_, t)) = choices.iter().find(|(w, _)| *w == sp.value) {
+            return *t;
+        }
+        let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
+        let help = match did_you_mean(&sp.value, &words) {
+            Some(s) => format!("did you mean \"{s}\"?"),
+            None => format!("choose one of: {}", words.join(", ")),
+        };
+        self.d.error_help(sp.at(), format!("unknown {what} \"{}\"", sp.value), help);
+        default
+    }
+
+    fn abs_path(&mut self, value: &Option<Sp<String>>, what: &str, default: &str) -> PathBuf {
+        let Some(sp) = value else { return PathBuf::from(default) };
+        let p = PathBuf::from(&sp.value);
+        if !p.is_absolute() {
+            self.d.error_help(
+                sp.at(),
+                format!("{what} must be an absolute path"),
+                format!("e.g. \"{default}\""),
+            );
+            return PathBuf::from(default);
+        }
+        if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            self.d.error(sp.at(), format!("{what} must not contain `..`"));
+            return PathBuf::from(default);
+        }
+        p
+    }
+
+    fn duration(&mut self, value: &Option<Sp<String>>, what: &str, default: Duration) -> Duration {
+        let Some(sp) = value else { return default };
+        match parse_duration(&sp.value) {
+            Some(d) if !d.is_zero() => d,
+            _ => {
+                self.d.error_help(
+                    sp.at(),
+                    format!("invalid {what} \"{}\"", sp.value),
+                    "write a number and a unit: \"30s\", \"5m\", \"12h\", \"7d\"",
+                );
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, value: &Option<Sp<IntOrStr>>, what: &str, default: u64) -> u64 {
+        let Some(sp) = value else { return default };
+        let parsed = match &sp.value {
+            IntOrStr::Int(i) => u64::try_from(*i).ok(),
+            IntOrStr::Str(s) => parse_size(s),
+        };
+        match parsed {
+            Some(n) if n > 0 => n,
+            _ => {
+                self.d.error_help(
+                    sp.at(),
+                    format!("invalid {what}"),
+                    "write a number of bytes or a size: \"256K\", \"10M\"",
+                );
+                default
+            }
+        }
+    }
+
+    fn mta(&mut self, raw: &RawConfig) -> Mta {
+        #[derive(Clone, Copy)]
+        enum K {
+            Postfix,
+            Sendmail,
+            None,
+        }
+        let m = &raw.mta;
+        let kind = self.word(
+            &m.kind,
+            "MTA",
+            &[("postfix", K::Postfix), ("sendmail", K::Sendmail), ("none", K::None)],
+            K::Postfix,
+        );
+        let misplaced = |name: &str, v: bool, d: &mut Diagnostics, at: Option<Range<usize>>| {
+            if v {
+                d.error(at, format!("`{name}` only applies to mta.kind = \"postfix\""));
+            }
+        };
+        match kind {
+            K::Postfix => {
+                if let Some(sp) = &m.sendmail_mc {
+                    self.d.error(sp.at(), "`sendmail_mc` only applies to mta.kind = \"sendmail\"");
+                }
+                let config_dir = self.abs_path(&m.config_dir, "config_dir", "/etc/postfix");
+                let queue_directory =
+                    self.abs_path(&m.queue_directory, "queue_directory", "/var/spool/postfix");
+                let default_action = self.word(
+                    &m.default_action,
+                    "milter default action",
+                    &[
+                        ("tempfail", MilterDefault::Tempfail),
+                        ("accept", MilterDefault::Accept),
+                        ("reject", MilterDefault::Reject),
+                    ],
+                    MilterDefault::Tempfail,
+                );
+                if default_action == MilterDefault::Accept {
+                    let at = m.default_action.as_ref().and_then(Sp::at);
+                    self.d.warning(
+                        at,
+                        "milter_default_action = accept sends mail unsigned whenever the milter is down",
+                        "\"tempfail\" keeps such mail queued until the milter is back",
+                    );
+                }
+                let mut services = Vec::new();
+                match &m.services {
+                    None => services = vec![PostfixService::Smtpd, PostfixService::NonSmtpd],
+                    Some(list) => {
+                        if list.value.is_empty() {
+                            self.d.error_help(
+                                list.at(),
+                                "mta.services is empty: no mail would reach the milter",
+                                "e.g. [\"smtpd\", \"non_smtpd\"]",
+                            );
+                        }
+                        for s in &list.value {
+                            let svc = match s.value.as_str() {
+                                "smtpd" => PostfixService::Smtpd,
+                                "non_smtpd" => PostfixService::NonSmtpd,
+                                name if is_master_service_name(name) => {
+                                    PostfixService::Master(name.to_string())
+                                }
+                                _ => {
+                                    self.d.error_help(
+                                        s.at(),
+                                        format!("invalid Postfix service name \"{}\"", s.value),
+                                        "use smtpd, non_smtpd, or a master.cf service name such as submission",
+                                    );
+                                    continue;
+                                }
+                            };
+                            if services.contains(&svc) {
+                                self.d.error(s.at(), format!("service \"{}\" is listed twice", s.value));
+                            } else {
+                                services.push(svc);
+                            }
+                        }
+                    }
+                }
+                Mta::Postfix(Postfix {
+                    config_dir,
+                    queue_directory,
+                    chroot: m.chroot.as_ref().is_none_or(|c| c.value),
+                    services,
+                    default_action,
+                })
+            }
+            K::Sendmail | K::None => {
+                for (name, v) in [
+                    ("config_dir", m.config_dir.as_ref().and_then(Sp::at)),
+                    ("queue_directory", m.queue_directory.as_ref().and_then(Sp::at)),
+                    ("chroot", m.chroot.as_ref().and_then(Sp::at)),
+                    ("services", m.services.as_ref().and_then(Sp::at)),
+                    ("default_action", m.default_action.as_ref().and_then(Sp::at)),
+                ] {
+                    misplaced(name, v.is_some(), self.d, v);
+                }
+                if matches!(kind, K::Sendmail) {
+                    Mta::Sendmail {
+                        mc_path: self.abs_path(&m.sendmail_mc, "sendmail_mc", "/etc/mail/sendmail.mc"),
+                    }
+                } else {
+                    if let Some(sp) = &m.sendmail_mc {
+                        self.d.error(sp.at(), "`sendmail_mc` only applies to mta.kind = \"sendmail\"");
+                    }
+                    Mta::None
+                }
+            }
+        }
+    }
+
+    fn service(&mut self, raw: &RawConfig, mta: &Mta) -> Service {
+        let s = &raw.service;
+        let engine = self.word(
+            &s.engine,
+            "engine",
+            &[("bundled", EngineKind::Bundled), ("opendkim", EngineKind::OpenDkim)],
+            EngineKind::Bundled,
+        );
+        let default_user = match engine {
+            EngineKind::Bundled => "dkimctl",
+            EngineKind::OpenDkim => "opendkim",
+        };
+        let user = self.account_name(&s.user, "user", default_user);
+        let group = self.account_name(&s.group, "group", &user);
+        let socket_group =
+            self.account_name(&s.socket_group, "socket_group", mta.group().unwrap_or(&group));
+        if user == "root" {
+            let at = s.user.as_ref().and_then(Sp::at);
+            self.d.error_help(
+                at,
+                "the milter must not run as root",
+                format!("use a system user of its own, e.g. \"{default_user}\""),
+            );
+        }
+        let mode = self.word(
+            &s.mode,
+            "mode",
+            &[
+                ("sign+verify", OperatingMode::SignVerify),
+                ("sign", OperatingMode::Sign),
+                ("verify", OperatingMode::Verify),
+            ],
+            OperatingMode::SignVerify,
+        );
+        let umask = match &s.umask {
+            None => 0o007,
+            Some(sp) => {
+                let parsed = match &sp.value {
+                    IntOrStr::Int(i) => u32::try_from(*i).ok(),
+                    IntOrStr::Str(t) => u32::from_str_radix(t.trim_start_matches("0o"), 8).ok(),
+                };
+                match parsed {
+                    Some(u) if u <= 0o777 && u & 0o600 == 0 => {
+                        if u & 0o060 != 0 {
+                            self.d.warning(
+                                sp.at(),
+                                format!("umask {u:03o} keeps the MTA's group from using the socket"),
+                                "use 007 (owner and group may connect) as the reference setups do",
+                            );
+                        }
+                        u
+                    }
+                    Some(u) if u <= 0o777 => {
+                        self.d.error_help(
+                            sp.at(),
+                            format!("umask {u:03o} denies the service access to its own socket"),
+                            "use 007",
+                        );
+                        0o007
+                    }
+                    _ => {
+                        self.d.error_help(
+                            sp.at(),
+                            "invalid umask",
+                            "write it in octal: umask = \"007\" or umask = 0o007",
+                        );
+                        0o007
+                    }
+                }
+            }
+        };
+        let authserv_id = s.authserv_id.as_ref().and_then(|sp| {
+            if is_authserv_id(&sp.value) {
+                Some(sp.value.clone())
+            } else {
+                self.d.error_help(
+                    sp.at(),
+                    format!("invalid authserv-id \"{}\"", sp.value),
+                    "use this host's name, e.g. \"mail.example.com\" (RFC 8601 §2.5)",
+                );
+                None
+            }
+        });
+        let default_key_dir = match engine {
+            EngineKind::Bundled => "/etc/dkimctl/keys",
+            EngineKind::OpenDkim => "/etc/opendkim/keys",
+        };
+        let key_dir = self.abs_path(&s.key_dir, "key_dir", default_key_dir);
+        if key_dir.starts_with("/tmp") || key_dir.starts_with("/var/tmp") {
+            let at = s.key_dir.as_ref().and_then(Sp::at);
+            self.d.error_help(
+                at,
+                "keys must not live in a world-writable directory",
+                format!("use \"{default_key_dir}\""),
+            );
+        }
+        let allow_remote_socket = s.allow_remote_socket.as_ref().is_some_and(|b| b.value);
+        let socket = self.socket(s.socket.as_ref(), engine, mta, allow_remote_socket);
+        let socket_activation = s.socket_activation.as_ref().is_some_and(|b| b.value);
+        let binary = self.abs_path(&s.binary, "binary", "/usr/bin/dkimctl");
+        Service {
+            engine,
+            user,
+            group,
+            socket,
+            allow_remote_socket,
+            socket_group,
+            umask,
+            mode,
+            authserv_id,
+            key_dir,
+            socket_activation,
+            binary,
+        }
+    }
+
+    fn account_name(&mut self, value: &Option<Sp<String>>, what: &str, default: &str) -> String {
+        let Some(sp) = value else { return default.to_string() };
+        if is_account_name(&sp.value) {
+            sp.value.clone()
+        } else {
+            self.d.error_help(
+                sp.at(),
+                format!("invalid {what} name \"{}\"", sp.value),
+                "system user and group names are lower-case letters, digits, `_` and `-`, starting with a letter or `_`, at most 32 characters",
+            );
+            default.to_string()
+        }
+    }
+
+    fn socket(
+        &mut self,
+        value: Option<&Sp<String>>,
+        engine: EngineKind,
+        mta: &Mta,
+        allow_remote: bool,
+    ) -> Socket {
+        let name = match engine {
+            EngineKind::Bundled => "dkimctl",
+            EngineKind::OpenDkim => "opendkim",
+        };
+        let default = match mta {
+            Mta::Postfix(p) if p.chroot => {
+                Socket::Unix(p.queue_directory.join(format!("{name}/{name}.sock")))
+            }
+            _ => Socket::Unix(PathBuf::from(format!("/run/{name}/{name}.sock"))),
+        };
+        let Some(sp) = value else { return default };
+        let socket = match parse_socket(&sp.value) {
+            Ok(s) => s,
+            Err(why) => {
+                self.d.error_help(
+                    sp.at(),
+                    format!("invalid socket \"{}\": {why}", sp.value),
+                    "write unix:/path, local:/path, inet:PORT@HOST (OpenDKIM) or inet:HOST:PORT (Postfix)",
+                );
+                return default;
+            }
+        };
+        match &socket {
+            Socket::Inet { host, .. } => {
+                let loopback = host.eq_ignore_ascii_case("localhost")
+                    || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                if !loopback && !allow_remote {
+                    self.d.error_help(
+                        sp.at(),
+                        format!("TCP socket on non-loopback address {host}"),
+                        "anyone who reaches it can have mail signed with your keys; use a unix socket or 127.0.0.1, or set allow_remote_socket = true",
+                    );
+                } else if !matches!(mta, Mta::None) {
+                    self.d.warning(
+                        sp.at(),
+                        "TCP socket while the MTA runs on this host",
+                        "a unix socket lets file permissions decide who may connect (ArchWiki OpenDKIM, Security)",
+                    );
+                }
+            }
+            Socket::Unix(path) => {
+                if path.as_os_str().len() >= 108 {
+                    self.d.error(sp.at(), "unix socket path is longer than the 107 bytes a socket address holds");
+                }
+                if path.starts_with("/tmp") || path.starts_with("/var/tmp") {
+                    self.d.error_help(
+                        sp.at(),
+                        "socket in a world-writable directory",
+                        "anyone could replace it; use /run or Postfix's queue directory",
+                    );
+                }
+                if let Mta::Postfix(p) = mta {
+                    if p.chroot && !path.starts_with(&p.queue_directory) {
+                        self.d.error_help(
+                            sp.at(),
+                            format!(
+                                "Postfix's chrooted smtpd and cleanup cannot see {} outside {}",
+                                path.display(),
+                                p.queue_directory.display()
+                            ),
+                            format!(
+                                "use e.g. \"unix:{}\", or set mta.chroot = false if your master.cf runs them unchrooted",
+                                p.queue_directory.join(format!("{name}/{name}.sock")).display()
+                            ),
+                        );
+                    }
+                }
+                if path.parent().is_none_or(|p| p == Path::new("/")) {
+                    self.d.error_help(
+                        sp.at(),
+                        "the socket needs a directory of its own",
+                        format!("e.g. unix:/run/{name}/{name}.sock"),
+                    );
+                }
+            }
+        }
+        socket
+    }
+
+    fn algorithms(
+        &mut self,
+        list: &Sp<Vec<Sp<String>>>,
+    ) -> Vec<Algorithm> {
+        let mut out = Vec::new();
+        for a in &list.value {
+            match Algorithm::parse(&a.value) {
+                Some(alg) if out.contains(&alg) => {
+                    self.d.error(a.at(), format!("algorithm \"{}\" is listed twice", a.value));
+                }
+                Some(alg) => out.push(alg),
+                None => {
+                    let help = if a.value == "rsa-sha1" {
+                        "rsa-sha1 is obsolete (RFC 8301); use rsa-sha256".to_string()
+                    } else {
+                        "choose rsa-sha256, ed25519-sha256, or both for dual signing".to_string()
+                    };
+                    self.d.error_help(a.at(), format!("unknown algorithm \"{}\"", a.value), help);
+                }
+            }
+        }
+        if out.is_empty() && list.value.is_empty() {
+            self.d.error_help(list.at(), "no signing algorithm", "e.g. [\"rsa-sha256\"]");
+        }
+        out
+    }
+
+    fn rsa_bits(&mut self, v: &Sp<i64>) -> Option<u32> {
+        match v.value {
+            2048 | 3072 | 4096 => Some(v.value as u32),
+            1024 => {
+                self.d.error_help(
+                    v.at(),
+                    "new 1024-bit RSA keys are too weak",
+                    "use 2048: dkimctl splits the longer DNS record correctly, so there is no reason for shorter keys",
+                );
+                None
+            }
+            _ => {
+                self.d.error_help(
+                    v.at(),
+                    format!("unsupported RSA key size {}", v.value),
+                    "choose 2048, 3072 or 4096",
+                );
+                None
+            }
+        }
+    }
+
+    fn header_list(&mut self, list: &Sp<Vec<Sp<String>>>, what: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for h in &list.value {
+            if !is_header_name(&h.value) {
+                self.d.error(h.at(), format!("invalid header field name \"{}\" in {what}", h.value));
+            } else if out.iter().any(|o| o.eq_ignore_ascii_case(&h.value)) {
+                self.d.error(h.at(), format!("header \"{}\" is listed twice in {what}", h.value));
+            } else {
+                out.push(h.value.clone());
+            }
+        }
+        out
+    }
+
+    fn record(&mut self, raw: &RawRecord, base: RecordFlags) -> RecordFlags {
+        RecordFlags {
+            testing: raw.testing.as_ref().map_or(base.testing, |b| b.value),
+            service_email: raw.service_email.as_ref().map_or(base.service_email, |b| b.value),
+            hash_sha256: raw.hash_sha256.as_ref().map_or(base.hash_sha256, |b| b.value),
+        }
+    }
+
+    fn signing(&mut self, raw: &RawConfig) -> Signing {
+        let d = &raw.defaults;
+        let (header_canon, body_canon) = match &d.canonicalization {
+            None => (Canon::Relaxed, Canon::Relaxed),
+            Some(sp) => match parse_canonicalization(&sp.value) {
+                Some(c) => {
+                    if c == (Canon::Simple, Canon::Simple) {
+                        self.d.warning(
+                            sp.at(),
+                            "simple/simple breaks on trivial reformatting in transit",
+                            "relaxed/relaxed, or relaxed/simple as on the ArchWiki page, survives it",
+                        );
+                    }
+                    c
+                }
+                None => {
+                    self.d.error_help(
+                        sp.at(),
+                        format!("invalid canonicalization \"{}\"", sp.value),
+                        "write HEADER/BODY with simple or relaxed, e.g. \"relaxed/simple\"",
+                    );
+                    (Canon::Relaxed, Canon::Relaxed)
+                }
+            },
+        };
+        let algorithms = match &d.algorithms {
+            None => vec![Algorithm::RsaSha256],
+            Some(list) => self.algorithms(list),
+        };
+        let rsa_bits = d.rsa_bits.as_ref().and_then(|b| self.rsa_bits(b)).unwrap_or(2048);
+        let sign_headers = match &d.sign_headers {
+            None => DEFAULT_SIGN_HEADERS.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                let v = self.header_list(list, "sign_headers");
+                if !v.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+                    self.d.error_help(
+                        list.at(),
+                        "sign_headers must include From",
+                        "RFC 6376 §5.4 requires the From header field to be signed",
+                    );
+                }
+                v
+            }
+        };
+        let oversign_headers = match &d.oversign_headers {
+            None => vec!["From".to_string()],
+            Some(list) => {
+                let v = self.header_list(list, "oversign_headers");
+                if !v.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+                    self.d.error_help(
+                        list.at(),
+                        "oversign_headers must include From",
+                        "without it a second From can be added after signing (RFC 6376 §8.15)",
+                    );
+                }
+                for h in &v {
+                    if !sign_headers.iter().any(|s| s.eq_ignore_ascii_case(h)) {
+                        self.d.error_help(
+                            list.at(),
+                            format!("\"{h}\" is oversigned but not signed"),
+                            "add it to sign_headers too",
+                        );
+                    }
+                }
+                v
+            }
+        };
+        let expire = d.expire.as_ref().map(|_| self.duration(&d.expire, "expire", Duration::ZERO));
+        let record = self.record(&d.record, RecordFlags::default());
+        Signing {
+            header_canon,
+            body_canon,
+            algorithms,
+            rsa_bits,
+            sign_headers,
+            oversign_headers,
+            expire,
+            record,
+        }
+    }
+
+    fn hosts(&mut self, list: &Sp<Vec<Sp<String>>>, what: &str, warn_remote: bool) -> Vec<HostPattern> {
+        let mut out = Vec::new();
+        for h in &list.value {
+            match parse_host_pattern(&h.value) {
+                Ok(p) => {
+                    if warn_remote && !p.is_loopback() {
+                        if let HostPattern::Net(_, len) = p {
+                            if len < 8 {
+                                self.d.error_help(
+                                    h.at(),
+                                    format!("{} covers far more than a local network", h.value),
+                                    "every host in it could send mail signed with your keys",
+                                );
+                                continue;
+                            }
+                        }
+                        self.d.push(
+                            super::Severity::Info,
+                            h.at(),
+                            format!("{} is not loopback: mail from it will be signed", h.value),
+                            Some("fine for your own relays; make sure it is".into()),
+                        );
+                    }
+                    if out.contains(&p) {
+                        self.d.warning(h.at(), format!("{} is listed twice in {what}", h.value), "remove one");
+                    } else {
+                        out.push(p);
+                    }
+                }
+                Err(why) => self.d.error_help(
+                    h.at(),
+                    format!("invalid host \"{}\" in {what}: {why}", h.value),
+                    "write an IPv4 or IPv6 address, a CIDR range (192.0.2.0/24) or a host name",
+                ),
+            }
+        }
+        out
+    }
+
+    fn trusted(&mut self, raw: &RawConfig) -> Trusted {
+        let t = &raw.trusted;
+        let internal_hosts = match &t.internal_hosts {
+            None => vec![
+                HostPattern::Addr(IpAddr::from([127, 0, 0, 1])),
+                HostPattern::Addr("::1".parse().expect("literal")),
+            ],
+            Some(list) => self.hosts(list, "internal_hosts", true),
+        };
+        let external_ignore = match &t.external_ignore {
+            None => internal_hosts.clone(),
+            Some(list) => self.hosts(list, "external_ignore", false),
+        };
+        Trusted { internal_hosts, external_ignore }
+    }
+
+    fn domains(&mut self, raw: &[RawDomain], service: &Service, signing: &Signing) -> Vec<Domain> {
+        let mut out: Vec<Domain> = Vec::new();
+        let mut spans: Vec<Option<Range<usize>>> = Vec::new();
+        let mut key_from: Vec<Option<Sp<String>>> = Vec::new();
+        for rd in raw {
+            let Some(name_sp) = &rd.name else {
+                self.d.error_help(rd.span.clone(), "[[domain]] without a name", "add name = \"example.com\"");
+                continue;
+            };
+            let name = match normalize_domain(&name_sp.value) {
+                Ok(n) => n,
+                Err(why) => {
+                    self.d.error(name_sp.at(), format!("invalid domain \"{}\": {why}", name_sp.value));
+                    continue;
+                }
+            };
+            if let Some(i) = out.iter().position(|d| d.name == name) {
+                let _ = i;
+                self.d.error_help(
+                    name_sp.at(),
+                    format!("domain {name} is configured twice"),
+                    "merge the two [[domain]] tables",
+                );
+                continue;
+            }
+            let algorithms = match &rd.algorithms {
+                None => signing.algorithms.clone(),
+                Some(list) => self.algorithms(list),
+            };
+            let record = self.record(&rd.record, signing.record);
+            let mut keys = Vec::new();
+            if let Some(sel) = &rd.selector {
+                if !rd.keys.is_empty() {
+                    self.d.error_help(
+                        sel.at(),
+                        "both `selector` and [[domain.key]] tables",
+                        "`selector` is a short form for one key; move it into a [[domain.key]] table",
+                    );
+                } else if algorithms.len() > 1 {
+                    self.d.error_help(
+                        sel.at(),
+                        "one `selector` cannot serve two algorithms",
+                        "dual signing needs a selector per algorithm: add one [[domain.key]] table per algorithm, each with its selector and algorithm",
+                    );
+                } else if let Some(sel_name) = self.selector(sel) {
+                    let alg = algorithms.first().copied().unwrap_or(Algorithm::RsaSha256);
+                    keys.push(Key {
+                        path: default_key_path(&service.key_dir, &name, &sel_name),
+                        selector: sel_name,
+                        algorithm: alg,
+                        rsa_bits: signing.rsa_bits,
+                        state: KeyState::Active,
+                        created: None,
+                        retire_after: None,
+                        owner_domain: name.clone(),
+                    });
+                }
+            }
+            for rk in &rd.keys {
+                if let Some(k) = self.key(rk, &name, service, signing, &algorithms) {
+                    if keys.iter().any(|o: &Key| o.selector == k.selector) {
+                        let at = rk.selector.as_ref().and_then(Sp::at);
+                        self.d.error(at, format!("selector {} is used twice in {name}", k.selector));
+                    } else {
+                        keys.push(k);
+                    }
+                }
+            }
+            if rd.key_from.is_some() && (!keys.is_empty() || rd.selector.is_some()) {
+                let at = rd.key_from.as_ref().and_then(Sp::at);
+                self.d.error_help(
+                    at,
+                    "a domain with key_from has no keys of its own",
+                    "remove its selector and [[domain.key]] tables, or remove key_from",
+                );
+            }
+            if rd.key_from.is_none() {
+                self.check_key_set(&keys, &algorithms, &name, rd);
+            }
+            out.push(Domain {
+                name,
+                subdomains: rd.subdomains.as_ref().is_some_and(|b| b.value),
+                algorithms,
+                keys,
+                key_from: None,
+                record,
+            });
+            spans.push(name_sp.at());
+            key_from.push(rd.key_from.clone());
+        }
+
+        // Resolve `key_from` once every domain is known.
+        for i in 0..out.len() {
+            let Some(from) = &key_from[i] else { continue };
+            let target = match normalize_domain(&from.value) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.d.error(from.at(), format!("invalid domain \"{}\": {why}", from.value));
+                    continue;
+                }
+            };
+            let Some(j) = out.iter().position(|d| d.name == target) else {
+                self.d.error_help(
+                    from.at(),
+                    format!("key_from names {target}, which is not configured"),
+                    "add a [[domain]] for it, or name a configured domain",
+                );
+                continue;
+            };
+            if key_from[j].is_some() {
+                self.d.error_help(
+                    from.at(),
+                    format!("{target} itself takes its keys from another domain"),
+                    "name the domain that owns the key files",
+                );
+                continue;
+            }
+            if j == i {
+                self.d.error(from.at(), "a domain cannot take its keys from itself");
+                continue;
+            }
+            let keys = out[j].keys.clone();
+            let algs = out[j].algorithms.clone();
+            out[i].keys = keys;
+            out[i].algorithms = algs;
+            out[i].key_from = Some(target);
+        }
+
+        // One key file must not be claimed by two keys of different kinds.
+        let mut by_path: BTreeMap<&Path, (&str, &Key)> = BTreeMap::new();
+        let mut clashes = Vec::new();
+        for d in &out {
+            if d.key_from.is_some() {
+                continue;
+            }
+            for k in &d.keys {
+                if let Some((other_domain, other)) = by_path.get(k.path.as_path()) {
+                    if other.algorithm != k.algorithm {
+                        clashes.push(format!(
+                            "{} is used as {} key by {other_domain} and as {} key by {}",
+                            k.path.display(),
+                            other.algorithm,
+                            k.algorithm,
+                            d.name
+                        ));
+                    }
+                } else {
+                    by_path.insert(&k.path, (&d.name, k));
+                }
+            }
+        }
+        for c in clashes {
+            self.d.error(None, c);
+        }
+        out
+    }
+
+    fn check_key_set(&mut self, keys: &[Key], algorithms: &[Algorithm], name: &str, rd: &RawDomain) {
+        if keys.is_empty() {
+            self.d.error_help(
+                rd.name.as_ref().and_then(Sp::at),
+                format!("domain {name} has no key"),
+                "add selector = \"...\" (one key), [[domain.key]] tables, or key_from = \"other.domain\"",
+            );
+            return;
+        }
+        for alg in algorithms {
+            let active = keys.iter().filter(|k| k.algorithm == *alg && k.state == KeyState::Active).count();
+            if active == 0 {
+                self.d.error_help(
+                    rd.name.as_ref().and_then(Sp::at),
+                    format!("domain {name} signs with {alg} but has no active {alg} key"),
+                    "mark one key state = \"active\", or remove the algorithm",
+                );
+            } else if active > 1 {
+                self.d.error_help(
+                    rd.name.as_ref().and_then(Sp::at),
+                    format!("domain {name} has {active} active {alg} keys"),
+                    "one key per algorithm signs; mark the others \"pending\" or \"retiring\"",
+                );
+            }
+        }
+        for k in keys {
+            if k.state == KeyState::Active && !algorithms.contains(&k.algorithm) {
+                self.d.error_help(
+                    rd.name.as_ref().and_then(Sp::at),
+                    format!("key {} of {name} is active but {name} does not sign with {}", k.selector, k.algorithm),
+                    "add the algorithm to the domain's algorithms, or change the key's state",
+                );
+            }
+        }
+    }
+
+    fn selector(&mut self, sp: &Sp<String>) -> Option<String> {
+        let lower = sp.value.to_ascii_lowercase();
+        if is_selector(&lower) {
+            Some(lower)
+        } else {
+            self.d.error_help(
+                sp.at(),
+                format!("invalid selector \"{}\"", sp.value),
+                "a selector is one or more DNS labels of letters, digits and `-` (RFC 6376 §3.1)",
+            );
+            None
+        }
+    }
+
+    fn key(
+        &mut self,
+        rk: &super::raw::RawKey,
+        domain: &str,
+        service: &Service,
+        signing: &Signing,
+        algorithms: &[Algorithm],
+    ) -> Option<Key> {
+        let Some(sel_sp) = &rk.selector else {
+            self.d.error_help(rk.span.clone(), "[[domain.key]] without a selector", "add selector = \"...\"");
+            return None;
+        };
+        let selector = self.selector(sel_sp)?;
+        let algorithm = match &rk.algorithm {
+            None if algorithms.len() == 1 => algorithms[0],
+            None => {
+                self.d.error_help(
+                    sel_sp.at(),
+                    format!("key {selector} of {domain} needs an algorithm"),
+                    "the domain signs with two algorithms; add algorithm = \"rsa-sha256\" or \"ed25519-sha256\"",
+                );
+                return None;
+            }
+            Some(a) => match Algorithm::parse(&a.value) {
+                Some(alg) => alg,
+                None => {
+                    self.d.error_help(
+                        a.at(),
+                        format!("unknown algorithm \"{}\"", a.value),
+                        "choose rsa-sha256 or ed25519-sha256",
+                    );
+                    return None;
+                }
+            },
+        };
+        let path = match &rk.path {
+            None => default_key_path(&service.key_dir, domain, &selector),
+            Some(p) => {
+                let default = default_key_path(&service.key_dir, domain, &selector);
+                let path = self.abs_path(&rk.path, "key path", &default.to_string_lossy());
+                if path.starts_with("/tmp") || path.starts_with("/var/tmp") {
+                    self.d.error(p.at(), "keys must not live in a world-writable directory");
+                }
+                path
+            }
+        };
+        let rsa_bits = match &rk.rsa_bits {
+            None => signing.rsa_bits,
+            Some(b) => {
+                if algorithm != Algorithm::RsaSha256 {
+                    self.d.error(b.at(), "rsa_bits only applies to rsa-sha256 keys");
+                }
+                self.rsa_bits(b).unwrap_or(signing.rsa_bits)
+            }
+        };
+        let state = self.word(
+            &rk.state,
+            "key state",
+            &[
+                ("active", KeyState::Active),
+                ("pending", KeyState::Pending),
+                ("retiring", KeyState::Retiring),
+                ("retired", KeyState::Retired),
+            ],
+            KeyState::Active,
+        );
+        let created = rk.created.as_ref().and_then(|d| self.date(d));
+        let retire_after = rk.retire_after.as_ref().and_then(|d| self.date(d));
+        Some(Key {
+            selector,
+            algorithm,
+            path,
+            rsa_bits,
+            state,
+            created,
+            retire_after,
+            owner_domain: domain.to_string(),
+        })
+    }
+
+    fn date(&mut self, sp: &Sp<String>) -> Option<String> {
+        if parse_date(&sp.value).is_some() {
+            Some(sp.value.clone())
+        } else {
+            self.d.error_help(sp.at(), format!("invalid date \"{}\"", sp.value), "write YYYY-MM-DD");
+            None
+        }
+    }
+
+    fn engine(&mut self, raw: &RawConfig) -> Engine {
+        let e = &raw.engine;
+        let sign_daemon_names = match &e.sign_daemon_names {
+            None => vec!["ORIGINATING".to_string()],
+            Some(list) => list.value.iter().map(|s| s.value.clone()).collect(),
+        };
+        let max_connections = match &e.max_connections {
+            None => 4096,
+            Some(sp) if (1..=1_000_000).contains(&sp.value) => sp.value as usize,
+            Some(sp) => {
+                self.d.error_help(sp.at(), "max_connections must be between 1 and 1000000", "e.g. 4096");
+                4096
+            }
+        };
+        let idle_timeout = self.duration(&e.idle_timeout, "idle_timeout", Duration::from_secs(300));
+        let dns_timeout = self.duration(&e.dns_timeout, "dns_timeout", Duration::from_secs(5));
+        let mut nameservers = Vec::new();
+        if let Some(list) = &e.nameservers {
+            for ns in &list.value {
+                match parse_nameserver(&ns.value) {
+                    Some(a) => nameservers.push(a),
+                    None => self.d.error_help(
+                        ns.at(),
+                        format!("invalid name server \"{}\"", ns.value),
+                        "write IP or IP:PORT, e.g. \"127.0.0.1:5353\" or \"[::1]:53\"",
+                    ),
+                }
+            }
+        }
+        let verify_max_size = self.size(&e.verify_max_size, "verify_max_size", 32 << 20);
+        let max_header_size = self.size(&e.max_header_size, "max_header_size", 1 << 20);
+        let metrics = e.metrics.as_ref().and_then(|sp| match sp.value.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(a),
+            Ok(_) => {
+                self.d.error_help(sp.at(), "the metrics endpoint must listen on loopback", "e.g. \"127.0.0.1:9177\"");
+                None
+            }
+            Err(_) => {
+                self.d.error_help(sp.at(), format!("invalid metrics address \"{}\"", sp.value), "e.g. \"127.0.0.1:9177\"");
+                None
+            }
+        });
+        let f = &e.on_failure;
+        let actions = [
+            ("accept", Action::Accept),
+            ("tempfail", Action::Tempfail),
+            ("reject", Action::Reject),
+        ];
+        let on_failure = FailurePolicy {
+            no_key: self.word(&f.no_key, "action", &actions, Action::Accept),
+            key_unreadable: self.word(&f.key_unreadable, "action", &actions, Action::Tempfail),
+            sign_error: self.word(&f.sign_error, "action", &actions, Action::Tempfail),
+            dns_error: self.word(&f.dns_error, "action", &actions, Action::Accept),
+            bad_signature: self.word(&f.bad_signature, "action", &actions, Action::Accept),
+            no_signature: self.word(&f.no_signature, "action", &actions, Action::Accept),
+            bad_from: self.word(&f.bad_from, "action", &actions, Action::Reject),
+            oversized: self.word(&f.oversized, "action", &actions, Action::Accept),
+        };
+        for (sp, what) in [(&f.key_unreadable, "key_unreadable"), (&f.sign_error, "sign_error")] {
+            if let Some(sp) = sp {
+                if sp.value == "accept" {
+                    self.d.warning(
+                        sp.at(),
+                        format!("{what} = \"accept\" sends mail unsigned when signing fails"),
+                        "\"tempfail\" keeps it queued until the problem is fixed",
+                    );
+                }
+            }
+        }
+        Engine {
+            sign_daemon_names,
+            max_connections,
+            idle_timeout,
+            dns_timeout,
+            nameservers,
+            verify_max_size,
+            max_header_size,
+            require_safe_keys: e.require_safe_keys.as_ref().is_none_or(|b| b.value),
+            metrics,
+            on_failure,
+        }
+    }
+
+    fn rotation(&mut self, raw: &RawConfig) -> Rotation {
+        let r = &raw.rotation;
+        Rotation {
+            grace: self.duration(&r.grace, "grace", Duration::from_secs(7 * 86400)),
+            retired_keys: self.word(
+                &r.retired_keys,
+                "retired_keys choice",
+                &[("archive", RetiredKeys::Archive), ("delete", RetiredKeys::Delete)],
+                RetiredKeys::Archive,
+            ),
+        }
+    }
+}
+
+/// `{key_dir}/{domain}/{selector}.private`, opendkim-genkey's naming, one
+/// folder per domain as the ArchWiki page advises.
+pub fn default_key_path(key_dir: &Path, domain: &str, selector: &str) -> PathBuf {
+    key_dir.join(domain).join(format!("{selector}.private"))
+}
+
+/// Parses a socket in any of the notations admins meet:
+/// `unix:/p`, `local:/p`, `/p`, `inet:PORT@HOST`, `inet6:PORT@[HOST]`
+/// (OpenDKIM, Sendmail) and `inet:HOST:PORT`, `inet:[HOST]:PORT` (Postfix).
+pub fn parse_socket(s: &str) -> Result<Socket, String> {
+    let s = s.trim();
+    let unix = s.strip_prefix("unix:").or_else(|| s.strip_prefix("local:"));
+    if let Some(p) = unix.or_else(|| s.starts_with('/').then_some(s)) {
+        let path = PathBuf::from(p);
+        if !path.is_absolute() {
+            return Err("a unix socket path must be absolute".into());
+        }
+        return Ok(Socket::Unix(path));
+    }
+    let rest = s
+        .strip_prefix("inet6:")
+        .or_else(|| s.strip_prefix("inet:"))
+        .ok_or_else(|| "unknown socket type".to_string())?;
+    let (host, port) = if let Some((port, host)) = rest.split_once('@') {
+        (host.trim_start_matches('[').trim_end_matches(']').to_string(), port)
+    } else if let Some(stripped) = rest.strip_prefix('[') {
+        let (host, port) =
+            stripped.split_once("]:").ok_or_else(|| "expected [HOST]:PORT".to_string())?;
+        (host.to_string(), port)
+    } else if let Some((host, port)) = rest.rsplit_once(':') {
+        (host.to_string(), port)
+    } else {
+        // OpenDKIM's `inet:PORT` listens on every interface.
+        ("0.0.0.0".to_string(), rest)
+    };
+    let port: u16 = port.parse().map_err(|_| format!("invalid port \"{port}\""))?;
+    if port == 0 {
+        return Err("port 0 is not a port".into());
+    }
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if !host.eq_ignore_ascii_case("localhost") && host.parse::<IpAddr>().is_err() {
+        return Err(format!("\"{host}\" is not an IP address or localhost"));
+    }
+    let host = if host.eq_ignore_ascii_case("localhost") { "localhost".to_string() } else { host };
+    Ok(Socket::Inet { host, port })
+}
+
+/// Parses `HEADER/BODY` canonicalization; a lone word applies to the
+/// header with a simple body, as OpenDKIM reads it.
+pub fn parse_canonicalization(s: &str) -> Option<(Canon, Canon)> {
+    let word = |w: &str| match w.trim().to_ascii_lowercase().as_str() {
+        "simple" => Some(Canon::Simple),
+        "relaxed" => Some(Canon::Relaxed),
+        _ => None,
+    };
+    match s.split_once('/') {
+        Some((h, b)) => Some((word(h)?, word(b)?)),
+        None => Some((word(s)?, Canon::Simple)),
+    }
+}
+
+/// Parses one trusted-host entry.
+pub fn parse_host_pattern(s: &str) -> Result<HostPattern, String> {
+    let s = s.trim();
+    if let Some((addr, len)) = s.split_once('/') {
+        let ip: IpAddr = addr.parse().map_err(|_| format!("\"{addr}\" is not an IP address"))?;
+        let len: u8 = len.parse().map_err(|_| format!("invalid prefix length \"{len}\""))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        if len > max {
+            return Err(format!("prefix length {len} is longer than {max}"));
+        }
+        let net = match ip {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                IpAddr::from((u32::from(v4) & mask).to_be_bytes())
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                IpAddr::from((u128::from(v6) & mask).to_be_bytes())
+            }
+        };
+        if net != ip {
+            return Err(format!("host bits are set; the network is {net}/{len}"));
+        }
+        return Ok(HostPattern::Net(net, len));
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(HostPattern::Addr(ip));
+    }
+    normalize_domain(s).map(HostPattern::Name).or_else(|e| {
+        if s.eq_ignore_ascii_case("localhost") {
+            Ok(HostPattern::Name("localhost".into()))
+        } else {
+            Err(e)
+        }
+    })
+}
+
+/// A domain name in lower-case A-label form, checked for RFC 1035 syntax.
+pub fn normalize_domain(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('.');
+    if s.is_empty() {
+        return Err("empty name".into());
+    }
+    let ascii = idna::domain_to_ascii(s).map_err(|_| "not a valid (internationalised) domain name".to_string())?;
+    if ascii.len() > 253 {
+        return Err("longer than 253 characters".into());
+    }
+    let labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() < 2 {
+        return Err("a signing domain needs at least two labels (example.com)".into());
+    }
+    for l in &labels {
+        if l.is_empty() || l.len() > 63 {
+            return Err(format!("label \"{l}\" must have 1 to 63 characters"));
+        }
+        if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || l.starts_with('-') || l.ends_with('-') {
+            return Err(format!("label \"{l}\" may hold only letters, digits and inner hyphens"));
+        }
+    }
+    Ok(ascii)
+}
+
+/// RFC 6376 §3.1: `selector = sub-domain *( "." sub-domain )`.
+pub fn is_selector(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63 * 2
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+fn is_account_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+fn is_authserv_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+}
+
+/// RFC 5322 field name: printable ASCII except colon.
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
+fn is_master_service_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:[]".contains(&b))
+}
+
+/// Parses `30s`, `5m`, `12h`, `7d`, `2w` (a bare number means seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return None,
+    };
+    n.checked_mul(mult).map(Duration::from_secs)
+}
+
+/// Parses `1048576`, `256K`, `10M`, `1G` (binary units).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Parses `YYYY-MM-DD` into (year, month, day).
+pub fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
+    let mut it = s.splitn(3, '-');
+    let y: i32 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    (s.len() == 10 && (1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+}
+
+fn parse_nameserver(s: &str) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>().ok().or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+}
+
+/// Every selector/domain pair, for duplicate checks by other stages.
+pub fn selector_names(config: &Config) -> BTreeSet<String> {
+    config
+        .domains
+        .iter()
+        .flat_map(|d| d.keys.iter().map(move |k| format!("{}._domainkey.{}", k.selector, d.name)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_notations_normalise() {
+        let tcp = |h: &str, p| Socket::Inet { host: h.into(), port: p };
+        let cases: &[(&str, Socket)] = &[
+            ("inet:8891@localhost", tcp("localhost", 8891)),
+            ("inet:localhost:8891", tcp("localhost", 8891)),
+            ("inet:127.0.0.1:8891", tcp("127.0.0.1", 8891)),
+            ("inet:8891@127.0.0.1", tcp("127.0.0.1", 8891)),
+            ("inet6:8891@[::1]", tcp("::1", 8891)),
+            ("inet:[::1]:8891", tcp("::1", 8891)),
+            ("local:/run/opendkim/opendkim.sock", Socket::Unix("/run/opendkim/opendkim.sock".into())),
+            ("unix:/run/x/y.sock", Socket::Unix("/run/x/y.sock".into())),
+            ("/run/x/y.sock", Socket::Unix("/run/x/y.sock".into())),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&parse_socket(text).unwrap(), want, "{text}");
+        }
+        assert!(parse_socket("inet:99999@localhost").is_err());
+        assert!(parse_socket("inet:8891@mail.example.com").is_err());
+        assert!(parse_socket("unix:relative").is_err());
+        assert_eq!(tcp("localhost", 8891).opendkim(), "inet:8891@localhost");
+        assert_eq!(tcp("localhost", 8891).postfix(None), "inet:localhost:8891");
+        assert_eq!(tcp("::1", 8891).opendkim(), "inet6:8891@[::1]");
+        let chrooted = Socket::Unix("/var/spool/postfix/dkimctl/dkimctl.sock".into());
+        assert_eq!(chrooted.postfix(Some(Path::new("/var/spool/postfix"))), "unix:/dkimctl/dkimctl.sock");
+    }
+
+    #[test]
+    fn host_patterns() {
+        assert_eq!(parse_host_pattern("192.0.2.0/24").unwrap(), HostPattern::Net([192, 0, 2, 0].into(), 24));
+        assert!(parse_host_pattern("192.0.2.1/24").is_err());
+        assert!(parse_host_pattern("::1").unwrap().is_loopback());
+        assert_eq!(parse_host_pattern("Example1.COM").unwrap(), HostPattern::Name("example1.com".into()));
+        assert_eq!(parse_host_pattern("localhost").unwrap(), HostPattern::Name("localhost".into()));
+        let net = parse_host_pattern("2001:db8::/32").unwrap();
+        assert!(net.contains("2001:db8::5".parse().unwrap()));
+        assert!(!net.contains("2001:db9::5".parse().unwrap()));
+        let v4 = parse_host_pattern("10.1.0.0/16").unwrap();
+        assert!(v4.contains("::ffff:10.1.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn domains_and_selectors() {
+        assert_eq!(normalize_domain("Bücher.Example").unwrap(), "xn--bcher-kva.example");
+        assert!(normalize_domain("example").is_err());
+        assert!(normalize_domain("-a.example").is_err());
+        assert!(is_selector("2026a.rsa"));
+        assert!(!is_selector("a_b"));
+        assert!(!is_selector(""));
+    }
+
+    #[test]
+    fn durations_sizes_canonicalization() {
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604800)));
+        assert_eq!(parse_duration("5 m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_size("10M"), Some(10 << 20));
+        assert_eq!(parse_canonicalization("relaxed/simple"), Some((Canon::Relaxed, Canon::Simple)));
+        assert_eq!(parse_canonicalization("relaxed"), Some((Canon::Relaxed, Canon::Simple)));
+        assert_eq!(parse_canonicalization("loose/simple"), None);
+    }
+}

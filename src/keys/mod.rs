@@ -1,0 +1,1 @@
+//! Key generation and DNS TXT record text (owned by the keys work).

@@ -1,0 +1,1 @@
+//! The milter protocol, engine side (owned by the codec work).
