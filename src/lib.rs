@@ -26,6 +26,7 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod milter;

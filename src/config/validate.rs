@@ -667,12 +667,16 @@ impl Validator<'_> {
                                 continue;
                             }
                         }
+                        if matches!(p, HostPattern::Name(_)) {
+                            // Names are the admin's own hosts by nature.
+                        } else {
                         self.d.push(
                             super::Severity::Info,
                             h.at(),
                             format!("{} is not loopback: mail from it will be signed", h.value),
                             Some("fine for your own relays; make sure it is".into()),
                         );
+                        }
                     }
                     if out.contains(&p) {
                         self.d.warning(h.at(), format!("{} is listed twice in {what}", h.value), "remove one");

@@ -32,7 +32,8 @@ pub(crate) const OID: u8 = 0x06;
 pub(crate) const SEQUENCE: u8 = 0x30;
 
 /// Contents of the rsaEncryption OID, 1.2.840.113549.1.1.1.
-pub(crate) const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+pub(crate) const OID_RSA_ENCRYPTION: &[u8] =
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 /// Contents of the Ed25519 OID, 1.3.101.112 (RFC 8410).
 pub(crate) const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
@@ -150,7 +151,7 @@ impl RsaPublic<'_> {
     /// The SubjectPublicKeyInfo DER, exactly as OpenSSL writes it
     /// (`openssl pkey -pubout -outform DER`): rsaEncryption with NULL
     /// parameters, and the PKCS#1 RSAPublicKey in the BIT STRING.
-    pub(crate) fn to_spki(&self) -> Vec<u8> {
+    pub(crate) fn to_spki(self) -> Vec<u8> {
         let mut rsa_public = Vec::new();
         push_uint(&mut rsa_public, self.n);
         push_uint(&mut rsa_public, self.e);
@@ -187,8 +188,11 @@ pub(crate) fn rsa_public_spki(der: &[u8]) -> Option<RsaPublic<'_>> {
     }
     // Parameters must be NULL or absent (RFC 3279 §2.3.1 says NULL; some
     // encoders omit them).
-    if !alg.is_empty() && (alg.read(NULL)?.len() != 0 || !alg.is_empty()) {
-        return None;
+    if !alg.is_empty() {
+        let params = alg.read(NULL)?;
+        if !params.is_empty() || !alg.is_empty() {
+            return None;
+        }
     }
     let bits = spki.read(BIT_STRING)?;
     if !spki.is_empty() {
@@ -328,7 +332,10 @@ mod tests {
         assert_eq!(Reader::new(&enc[..100]).read_any(), None);
         assert_eq!(Reader::new(&[0x30, 0x80, 0, 0]).read_any(), None);
         assert_eq!(Reader::new(&[0x30, 0x85, 1, 1, 1, 1, 1]).read_any(), None);
-        assert_eq!(Reader::new(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).read_any(), None);
+        assert_eq!(
+            Reader::new(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).read_any(),
+            None
+        );
         assert_eq!(Reader::new(&[0x1f, 0x01, 0x00]).read_any(), None);
         assert_eq!(Reader::new(&[]).read_any(), None);
         assert_eq!(Reader::new(&[0x30]).read_any(), None);

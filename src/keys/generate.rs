@@ -84,7 +84,8 @@ pub fn generate_rsa(bits: u32) -> Result<KeyPair, GenerateError> {
         4096 => KeySize::Rsa4096,
         other => return Err(GenerateError::UnsupportedRsaBits(other)),
     };
-    let pair = RsaKeyPair::generate(size).map_err(|_| GenerateError::Crypto("RSA key generation"))?;
+    let pair =
+        RsaKeyPair::generate(size).map_err(|_| GenerateError::Crypto("RSA key generation"))?;
     // aws-lc writes PKCS#8 v1 PrivateKeyInfo with rsaEncryption, the same
     // bytes `openssl genpkey -algorithm RSA` writes. The DER buffer is
     // zeroed by aws-lc when dropped.
@@ -123,7 +124,8 @@ pub fn generate_rsa(bits: u32) -> Result<KeyPair, GenerateError> {
 /// some OpenSSL 1.1 builds reject it, and OpenDKIM reads keys through
 /// OpenSSL.
 pub fn generate_ed25519() -> Result<KeyPair, GenerateError> {
-    let pair = Ed25519KeyPair::generate().map_err(|_| GenerateError::Crypto("Ed25519 key generation"))?;
+    let pair =
+        Ed25519KeyPair::generate().map_err(|_| GenerateError::Crypto("Ed25519 key generation"))?;
     let doc = pair
         .to_pkcs8v1()
         .map_err(|_| GenerateError::Crypto("encoding the Ed25519 private key"))?;
@@ -142,8 +144,9 @@ pub fn generate_ed25519() -> Result<KeyPair, GenerateError> {
         canonical.extend_from_slice(seed);
         canonical
     };
-    let public = PublicKey::ed25519_from_bytes(pair.public_key().as_ref())
-        .ok_or(GenerateError::Crypto("Ed25519 public key has the wrong length"))?;
+    let public = PublicKey::ed25519_from_bytes(pair.public_key().as_ref()).ok_or(
+        GenerateError::Crypto("Ed25519 public key has the wrong length"),
+    )?;
     Ok(KeyPair {
         algorithm: Algorithm::Ed25519Sha256,
         bits: 256,

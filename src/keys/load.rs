@@ -53,7 +53,9 @@ impl LoadedKey {
     /// of 2048 to 8192 bits, so an old 1024-bit key loads (its size and
     /// public key can be reported) but cannot sign.
     pub fn signing_key(&self) -> Result<&DkimKey, LoadError> {
-        self.signing.as_ref().map_err(|reason| self.cannot_sign(reason))
+        self.signing
+            .as_ref()
+            .map_err(|reason| self.cannot_sign(reason))
     }
 
     /// Like [`LoadedKey::signing_key`], consuming the loaded key.
@@ -186,7 +188,10 @@ impl fmt::Display for LoadError {
                 "{path}: PEM block \"{label}\" has no END line (truncated file?)"
             ),
             LoadErrorKind::BadBase64 => {
-                write!(f, "{path}: the PEM body is not valid base64 (corrupted file?)")
+                write!(
+                    f,
+                    "{path}: the PEM body is not valid base64 (corrupted file?)"
+                )
             }
             LoadErrorKind::Malformed(what) => write!(f, "{path}: {what}"),
             LoadErrorKind::UnsupportedAlgorithm(what) => write!(
@@ -196,10 +201,9 @@ impl fmt::Display for LoadError {
             LoadErrorKind::Rejected(reason) => {
                 write!(f, "{path}: the private key is invalid ({reason})")
             }
-            LoadErrorKind::CannotSign { bits, reason } => write!(
-                f,
-                "{path}: cannot sign with this {bits}-bit key ({reason})"
-            ),
+            LoadErrorKind::CannotSign { bits, reason } => {
+                write!(f, "{path}: cannot sign with this {bits}-bit key ({reason})")
+            }
         }
     }
 }
@@ -305,10 +309,11 @@ pub fn parse_private_key(pem_text: &[u8], path: &Path) -> Result<LoadedKey, Load
 
     let signing = build_signing_key(algorithm, format, der.expose());
     let public = match (&signing, public) {
-        (Ok(DkimKey::Ed25519(key)), _) => PublicKey::ed25519_from_bytes(&key.public_key())
-            .ok_or(err(LoadErrorKind::Rejected(
+        (Ok(DkimKey::Ed25519(key)), _) => {
+            PublicKey::ed25519_from_bytes(&key.public_key()).ok_or(err(LoadErrorKind::Rejected(
                 "Ed25519 public key has the wrong length".into(),
-            )))?,
+            )))?
+        }
         (Ok(DkimKey::Rsa(key)), public) => {
             // The library's view of the key must match the one we parsed.
             let same = der::rsa_public_pkcs1(&key.public_key())
@@ -367,9 +372,7 @@ fn build_signing_key(
         }
     };
     key.map_err(|e| match e {
-        mail_auth::Error::Crypto(mail_auth::common::crypto::CryptoError::Library(reason)) => {
-            reason
-        }
+        mail_auth::Error::Crypto(mail_auth::common::crypto::CryptoError::Library(reason)) => reason,
         _ => "rejected by the crypto library".to_string(),
     })
 }

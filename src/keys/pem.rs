@@ -26,9 +26,7 @@ pub(crate) fn encode(label: &str, der: &[u8]) -> Secret {
     let mut out = Secret::with_capacity(begin.len() + b64_len + lines + end.len());
     let mut b64 = Secret::zeroed(b64_len);
     // Cannot fail: the buffer has exactly the encoded length.
-    let written = STANDARD
-        .encode_slice(der, b64.as_mut_slice())
-        .unwrap_or(0);
+    let written = STANDARD.encode_slice(der, b64.as_mut_slice()).unwrap_or(0);
     b64.truncate(written);
     out.extend_from_slice(begin.as_bytes());
     for line in b64.expose().chunks(LINE) {
@@ -68,9 +66,7 @@ pub(crate) struct Block {
 /// Finds the first private key block in `input` and decodes it. Text before
 /// and between blocks is ignored (OpenSSL does the same).
 pub(crate) fn decode_private_key(input: &[u8]) -> Result<Block, PemError> {
-    let mut lines = input
-        .split(|&b| b == b'\n')
-        .map(|l| l.trim_ascii());
+    let mut lines = input.split(|&b| b == b'\n').map(|l| l.trim_ascii());
     let mut first_label: Option<String> = None;
     while let Some(line) = lines.next() {
         let Some(label) = line

@@ -134,11 +134,18 @@ impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLarge { len, max } => {
-                write!(f, "milter packet of {len} bytes exceeds the {max}-byte limit")
+                write!(
+                    f,
+                    "milter packet of {len} bytes exceeds the {max}-byte limit"
+                )
             }
             Self::Empty => f.write_str("milter packet has length 0 (no command byte)"),
             Self::Truncated { code, what } => {
-                write!(f, "truncated milter packet {}: expected {what}", Code(*code))
+                write!(
+                    f,
+                    "truncated milter packet {}: expected {what}",
+                    Code(*code)
+                )
             }
             Self::UnknownCommand(code) => write!(f, "unknown milter command {}", Code(*code)),
             Self::UnknownReply(code) => write!(f, "unknown milter reply {}", Code(*code)),
@@ -178,10 +185,7 @@ impl std::error::Error for ProtocolError {}
 /// [`ProtocolError::Empty`] for a length of 0 and [`ProtocolError::TooLarge`]
 /// for a length above `max`; in both cases `buf` is left untouched (neither
 /// consumed nor grown), and the caller should close the connection.
-pub fn decode_frame(
-    buf: &mut BytesMut,
-    max: usize,
-) -> Result<Option<(u8, Bytes)>, ProtocolError> {
+pub fn decode_frame(buf: &mut BytesMut, max: usize) -> Result<Option<(u8, Bytes)>, ProtocolError> {
     let Some((prefix, _)) = buf.split_first_chunk::<LENGTH_PREFIX>() else {
         return Ok(None);
     };
@@ -194,7 +198,10 @@ pub fn decode_frame(
     if len > max {
         return Err(ProtocolError::TooLarge { len, max });
     }
-    let total = len.saturating_add(LENGTH_PREFIX);
+    // Only overflows if `max` is within 4 of `usize::MAX`; refuse, don't wrap.
+    let Some(total) = len.checked_add(LENGTH_PREFIX) else {
+        return Err(ProtocolError::TooLarge { len, max });
+    };
     if buf.len() < total {
         buf.reserve(total - buf.len());
         return Ok(None);
@@ -443,21 +450,35 @@ mod tests {
         let full: &[u8] = b"\x00\x00\x00\x08LFrom\x00x\x00";
         for cut in 0..full.len() {
             let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(decode_command(&mut buf, DEFAULT_MAX_PACKET), Ok(None), "cut {cut}");
+            assert_eq!(
+                decode_command(&mut buf, DEFAULT_MAX_PACKET),
+                Ok(None),
+                "cut {cut}"
+            );
             assert_eq!(&buf[..], &full[..cut], "cut {cut} consumed bytes");
         }
         let mut buf = BytesMut::from(full);
-        assert!(decode_command(&mut buf, DEFAULT_MAX_PACKET).unwrap().is_some());
+        assert!(
+            decode_command(&mut buf, DEFAULT_MAX_PACKET)
+                .unwrap()
+                .is_some()
+        );
         assert!(buf.is_empty());
     }
 
     #[test]
     fn zero_length_is_empty() {
         let mut buf = BytesMut::from(&b"\x00\x00\x00\x00Q"[..]);
-        assert_eq!(decode_command(&mut buf, DEFAULT_MAX_PACKET), Err(ProtocolError::Empty));
+        assert_eq!(
+            decode_command(&mut buf, DEFAULT_MAX_PACKET),
+            Err(ProtocolError::Empty)
+        );
         assert_eq!(buf.len(), 5, "nothing consumed");
         let mut buf = BytesMut::from(&b"\x00\x00\x00\x00"[..]);
-        assert_eq!(decode_reply(&mut buf, DEFAULT_MAX_PACKET), Err(ProtocolError::Empty));
+        assert_eq!(
+            decode_reply(&mut buf, DEFAULT_MAX_PACKET),
+            Err(ProtocolError::Empty)
+        );
     }
 
     #[test]
@@ -511,8 +532,11 @@ mod tests {
         buf.extend_from_slice(b"\x00\x00\x00\x01T");
         buf.extend_from_slice(b"\x00\x00\x00\x06HmxA\x00\x00");
         buf.extend_from_slice(b"\x00\x00"); // start of a third
-        assert_eq!(decode_command(&mut buf, DEFAULT_MAX_PACKET), Ok(Some(Command::Data)));
-        assert_eq!(buf.len(), 11 + 2);
+        assert_eq!(
+            decode_command(&mut buf, DEFAULT_MAX_PACKET),
+            Ok(Some(Command::Data))
+        );
+        assert_eq!(buf.len(), 10 + 2);
         assert_eq!(
             decode_command(&mut buf, DEFAULT_MAX_PACKET),
             Err(ProtocolError::Invalid {
@@ -520,7 +544,11 @@ mod tests {
                 why: "trailing bytes after the HELO name"
             })
         );
-        assert_eq!(&buf[..], b"\x00\x00", "the bad frame was consumed, the next kept");
+        assert_eq!(
+            &buf[..],
+            b"\x00\x00",
+            "the bad frame was consumed, the next kept"
+        );
         assert_eq!(decode_command(&mut buf, DEFAULT_MAX_PACKET), Ok(None));
     }
 
@@ -538,7 +566,10 @@ mod tests {
             decode_reply(&mut buf, DEFAULT_MAX_PACKET),
             Ok(Some(Reply::AddHeader { .. }))
         ));
-        assert_eq!(decode_reply(&mut buf, DEFAULT_MAX_PACKET), Ok(Some(Reply::Continue)));
+        assert_eq!(
+            decode_reply(&mut buf, DEFAULT_MAX_PACKET),
+            Ok(Some(Reply::Continue))
+        );
         assert!(buf.is_empty());
     }
 
