@@ -76,6 +76,31 @@ pub enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Key generation.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// DNS records: what to publish, and whether it is published right.
+    #[command(subcommand)]
+    Dns(DnsCommand),
+    /// From nothing to a signing host: write dkim.toml (unless it exists),
+    /// generate keys, show and apply the plan, print the DNS records.
+    Bootstrap {
+        /// A domain to sign for (repeatable).
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Vec<String>,
+        /// Configure OpenDKIM instead of the bundled engine.
+        #[arg(long)]
+        opendkim: bool,
+        /// The MTA on this host.
+        #[arg(long, value_enum, default_value_t = MtaChoice::Postfix)]
+        mta: MtaChoice,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+        /// Do not run reloads.
+        #[arg(long)]
+        no_reload: bool,
+    },
     /// Carry out the plan: atomic writes, owners, modes, then reloads.
     Apply {
         /// Do not ask for confirmation.
@@ -94,6 +119,53 @@ pub enum Command {
 /// causes are printed by `main`.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// `dkimctl keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create every key dkim.toml names that does not exist yet (0600,
+    /// owned by the service user, PKCS#8 PEM as opendkim-genkey writes).
+    Generate {
+        /// Replace existing keys (their DNS records must be republished).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `dkimctl dns ...`.
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Print the TXT record to publish for every domain and selector.
+    Records {
+        /// zone: one record in zone-file syntax, split into strings of at
+        /// most 255 bytes; plain: the joined value, for web DNS panels.
+        #[arg(long, value_enum, default_value_t = RecordFormat::Zone)]
+        format: RecordFormat,
+        /// Print both forms as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The MTA a new dkim.toml is written for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MtaChoice {
+    /// Postfix (main.cf and master.cf are edited).
+    Postfix,
+    /// Sendmail (a sendmail.mc line).
+    Sendmail,
+    /// No MTA integration.
+    None,
+}
+
+/// How `dns records` prints a record.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RecordFormat {
+    /// Zone-file form: `name IN TXT ( "..." "..." )`.
+    Zone,
+    /// Name and joined value.
+    Plain,
+}
+
 /// Runs a parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
     let root = Root::new(&cli.global.root);
@@ -111,11 +183,144 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(0)
         }
-        Command::Plan { .. } | Command::Apply { .. } => {
-            let _ = (color, load_valid(&root, &source, &cli.global)?);
-            Err("plan/apply are being wired".into())
+        Command::Keys(KeysCommand::Generate { force }) => {
+            let (config, _) = load_valid(&root, &source, &cli.global)?;
+            crate::keys::cmd::generate_all(&config, &root, force, &mut std::io::stdout().lock())
+        }
+        Command::Dns(DnsCommand::Records { format, json }) => {
+            let (config, _) = load_valid(&root, &source, &cli.global)?;
+            let plain = matches!(format, RecordFormat::Plain);
+            crate::keys::cmd::print_records(&config, &root, plain, json, &mut std::io::stdout().lock())
+        }
+        Command::Plan { json, verbose } => {
+            let (config, templates) = load_valid(&root, &source, &cli.global)?;
+            let plan = make_plan(&config, &templates, &root)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
+                writeln!(out)?;
+            } else {
+                plan.print_with(&mut out, &crate::plan::PrintOptions { color, verbose })?;
+            }
+            Ok(i32::from(plan.has_changes()))
+        }
+        Command::Apply { yes, no_reload, json } => {
+            let (config, templates) = load_valid(&root, &source, &cli.global)?;
+            apply_config(&config, &templates, &root, yes, no_reload, json, color)
+        }
+        Command::Bootstrap { domain, opendkim, mta, yes, no_reload } => {
+            bootstrap(&root, &source, &cli.global, &domain, opendkim, mta, yes, no_reload, color)
         }
     }
+}
+
+/// Renders and plans.
+fn make_plan(config: &Config, templates: &Templates, root: &Root) -> Result<crate::plan::Plan, Error> {
+    let artifacts = render::render(config, templates)?;
+    Ok(crate::plan::plan(&artifacts, root)?)
+}
+
+/// Plans, shows, asks (on a terminal, unless `yes`), applies, reloads.
+/// Exit 0 when applied or nothing to do, 1 when declined.
+fn apply_config(
+    config: &Config,
+    templates: &Templates,
+    root: &Root,
+    yes: bool,
+    no_reload: bool,
+    json: bool,
+    color: bool,
+) -> Result<i32, Error> {
+    let plan = make_plan(config, templates, root)?;
+    let mut out = std::io::stdout().lock();
+    if !plan.has_changes() {
+        if json {
+            serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "Nothing to change.")?;
+        }
+        return Ok(0);
+    }
+    if !json {
+        plan.print_with(&mut out, &crate::plan::PrintOptions { color, verbose: false })?;
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !yes && interactive && !confirm("Apply these changes?")? {
+        writeln!(out, "Nothing was changed.")?;
+        return Ok(1);
+    }
+    let opts = crate::apply::ApplyOptions {
+        reload: !no_reload && root.is_live(),
+        engine_units: render::engine_units(config),
+        postfix_config_dir: match &config.mta {
+            crate::config::model::Mta::Postfix(p) if p.config_dir != std::path::Path::new("/etc/postfix") => {
+                Some(p.config_dir.clone())
+            }
+            _ => None,
+        },
+    };
+    let report = crate::apply::apply(&plan, root, &opts)?;
+    if json {
+        serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+        writeln!(out)?;
+    } else {
+        report.print(&mut out)?;
+    }
+    Ok(if report.ok() { 0 } else { 2 })
+}
+
+/// `dkimctl bootstrap`.
+#[allow(clippy::too_many_arguments)]
+fn bootstrap(
+    root: &Root,
+    source: &Source,
+    global: &Global,
+    domains: &[String],
+    opendkim: bool,
+    mta: MtaChoice,
+    yes: bool,
+    no_reload: bool,
+    color: bool,
+) -> Result<i32, Error> {
+    let mut out = std::io::stdout().lock();
+    if source.real.exists() {
+        writeln!(out, "Using the existing {}.", source.real.display())?;
+    } else {
+        if domains.is_empty() {
+            return Err("bootstrap needs at least one --domain to write a new dkim.toml".into());
+        }
+        let mut names = Vec::new();
+        for d in domains {
+            names.push(crate::config::validate::normalize_domain(d).map_err(|e| format!("invalid domain {d}: {e}"))?);
+        }
+        let choices = crate::bootstrap::Choices {
+            opendkim,
+            mta: match mta {
+                MtaChoice::Postfix => "postfix",
+                MtaChoice::Sendmail => "sendmail",
+                MtaChoice::None => "none",
+            },
+        };
+        let text = crate::bootstrap::initial_config(&names, &crate::bootstrap::today(), choices);
+        if let Some(dir) = source.real.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+        }
+        crate::apply::atomic::write_atomic(&source.real, text.as_bytes(), None, None, 0o644)?;
+        writeln!(out, "Wrote {} for {}.", source.real.display(), names.join(", "))?;
+    }
+    let (config, templates) = load_valid(root, source, global)?;
+    crate::keys::cmd::generate_all(&config, root, false, &mut out)?;
+    drop(out);
+    let code = apply_config(&config, &templates, root, yes, no_reload, false, color)?;
+    if code != 0 {
+        return Ok(code);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nPublish these DNS records (one TXT record per selector):\n")?;
+    crate::keys::cmd::print_records(&config, root, false, false, &mut out)?;
+    writeln!(out, "\nNext: once published, run `dkimctl dns check` to confirm receivers will find them.")?;
+    Ok(0)
 }
 
 fn use_color(choice: ColorChoice) -> bool {

@@ -26,10 +26,15 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod dkim;
+pub mod dns;
+pub mod engine;
 pub mod keys;
 pub mod milter;
 pub mod plan;
 pub mod render;
 pub mod root;
+pub mod rotate;

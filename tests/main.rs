@@ -1,1 +1,12 @@
+//! The one integration-test crate (one link step on a two-core machine).
+//! Each module covers one area; the binary under test is run for real and
+//! real tools (OpenDKIM, Postfix, systemd-analyze, DNS servers, verifiers)
+//! judge its output.
 
+mod support;
+
+mod apply;
+mod check;
+mod cli;
+mod golden;
+mod realtools;

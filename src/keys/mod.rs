@@ -2,7 +2,7 @@
 //!
 //! # Public API
 //!
-//! Generating ([`generate`] module):
+//! Generating ([`generate`](mod@generate) module):
 //! - [`generate(algorithm, rsa_bits) -> Result<KeyPair, GenerateError>`](generate()),
 //!   [`generate_for(&Key)`](generate_for), [`generate_rsa(bits)`](generate_rsa),
 //!   [`generate_ed25519()`](generate_ed25519). RSA sizes: 2048, 3072, 4096
@@ -11,7 +11,7 @@
 //!   the private key is PKCS#8 PEM, as `opendkim-genkey` writes it (Ed25519
 //!   in the PKCS#8 v1 form every OpenSSL reads).
 //!
-//! Loading ([`load`] module):
+//! Loading ([`load`](mod@load) module):
 //! - [`load_private_key(&Path) -> Result<LoadedKey, LoadError>`](load_private_key),
 //!   [`parse_private_key(&[u8], &Path)`](parse_private_key): PKCS#8 PEM
 //!   (RSA, Ed25519) and PKCS#1 `RSA PRIVATE KEY` PEM.
@@ -40,7 +40,7 @@
 //! - [`public_key_matches(&ParsedRecord, &PublicKey)`](public_key_matches),
 //!   [`rsa_bits_of_spki(&[u8]) -> Option<u32>`](rsa_bits_of_spki).
 //!
-//! Key files ([`file`] module):
+//! Key files ([`file`](mod@file) module):
 //! - [`write_private_key(path, &Secret, uid, gid, mode, force)`](write_private_key):
 //!   never readable by others, not for an instant, under any umask; atomic
 //!   replacement with `force`.
@@ -51,6 +51,7 @@
 //! zeroed on drop. No error or `Debug` output of this module contains
 //! private key bytes.
 
+pub mod cmd;
 pub mod file;
 pub mod generate;
 pub mod load;

@@ -18,7 +18,7 @@ use std::sync::atomic::{Ordering, compiler_fence};
 /// fence and [`std::hint::black_box`], which keeps the optimiser from
 /// deleting the "dead" stores. Copies made by the allocator when a `Vec`
 /// grows are out of reach, which is why the code in this module sizes its
-/// buffers up front (see [`Secret::extend_from_slice`]).
+/// buffers up front (see `Secret::extend_from_slice`).
 pub struct Secret {
     bytes: Vec<u8>,
 }

@@ -436,3 +436,11 @@ fn no_key_bytes_in_output() {
         }
     }
 }
+
+#[test]
+fn loaded_keys_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LoadedKey>();
+    assert_send_sync::<KeyPair>();
+    assert_send_sync::<DkimKey>();
+}

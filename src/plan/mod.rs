@@ -1,1 +1,974 @@
-//! plan
+//! Artifacts + what is on disk under the root -> a [`Plan`] of changes.
+//!
+//! For every artifact `plan` looks at its real path (never following a
+//! symbolic link), computes the content it must have (whole files as
+//! rendered; for main.cf, master.cf and sendmail.mc the admin's file with
+//! our settings merged in) and compares content, owner, group and mode.
+//! It never writes: `plan` is the dry run, and [`crate::apply`] carries
+//! the result out.
+//!
+//! Private keys are never read: a key that exists is compared by owner and
+//! mode only, and no diff of a secret is ever made.
+//!
+//! Ownership is compared only when running as root, since nobody else can
+//! chown; the plan then says so once.
+
+mod change;
+mod diff;
+mod inspect;
+mod lines;
+mod postfix;
+mod sendmail;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+pub use change::{Action, Change, ModeChange, OwnerChange, mode_string, reload_name};
+pub use inspect::Current;
+pub use postfix::MARKER_PREFIX;
+
+use crate::accounts::{Accounts, AccountsError, SysusersChanges, SysusersEntry, parse_sysusers};
+use crate::render::artifact::{Artifact, ArtifactKind, Reload};
+use crate::root::Root;
+use inspect::Want;
+
+/// Why a plan could not be made.
+#[derive(Debug)]
+pub enum PlanError {
+    /// A path could not be inspected or read.
+    Io {
+        /// The operation (`inspect`, `read`).
+        op: &'static str,
+        /// The real path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A symbolic link sits where a managed file or directory belongs.
+    Symlink {
+        /// The real path.
+        path: PathBuf,
+    },
+    /// Something other than the wanted type sits at a managed path.
+    WrongType {
+        /// The real path.
+        path: PathBuf,
+        /// What the artifact needs.
+        want: &'static str,
+        /// What is there.
+        found: &'static str,
+    },
+    /// master.cf lacks a service the configuration names.
+    MissingService {
+        /// master.cf's real path.
+        path: PathBuf,
+        /// The service.
+        service: String,
+    },
+    /// A file that dkimctl edits (but does not create) is missing.
+    MissingFile {
+        /// The real path.
+        path: PathBuf,
+        /// Which file it is (`master.cf`, `sendmail.mc`).
+        what: &'static str,
+    },
+    /// Two artifacts have the same path.
+    DuplicatePath {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// A user or group that neither exists nor is created by the
+    /// sysusers.d artifact.
+    UnknownAccount {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The artifact that names it (host path).
+        path: PathBuf,
+    },
+    /// Reading users and groups failed.
+    Accounts(AccountsError),
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::Io { op, path, .. } => write!(f, "failed to {op} {}", path.display()),
+            PlanError::Symlink { path } => write!(
+                f,
+                "{} is a symbolic link; dkimctl does not follow links at paths it manages",
+                path.display()
+            ),
+            PlanError::WrongType { path, want, found } => {
+                write!(f, "{} is a {found}, not a {want}", path.display())
+            }
+            PlanError::MissingService { path, service } => write!(
+                f,
+                "{} has no service `{service}`; enable it (uncomment it) in master.cf first",
+                path.display()
+            ),
+            PlanError::MissingFile { path, what } => write!(
+                f,
+                "{} does not exist; dkimctl edits the {what} of an installed MTA and does not create it",
+                path.display()
+            ),
+            PlanError::DuplicatePath { path } => {
+                write!(f, "{} is rendered twice", path.display())
+            }
+            PlanError::UnknownAccount { kind, name, path } => write!(
+                f,
+                "{kind} {name} (owner of {}) does not exist and no sysusers.d file creates it",
+                path.display()
+            ),
+            PlanError::Accounts(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PlanError::Io { source, .. } => Some(source),
+            PlanError::Accounts(e) => std::error::Error::source(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<AccountsError> for PlanError {
+    fn from(e: AccountsError) -> Self {
+        PlanError::Accounts(e)
+    }
+}
+
+/// Counts of changes by action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Artifacts to create.
+    pub create: usize,
+    /// Artifacts whose content changes.
+    pub update: usize,
+    /// Artifacts whose owner, group or mode only change.
+    pub metadata: usize,
+    /// Artifacts already as wanted.
+    pub unchanged: usize,
+}
+
+/// How [`Plan::print_with`] prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrintOptions {
+    /// ANSI colours in diffs.
+    pub color: bool,
+    /// List unchanged artifacts too.
+    pub verbose: bool,
+}
+
+/// Every change `apply` would make, in path order (directories before
+/// their contents).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// One entry per artifact, unchanged ones included.
+    pub changes: Vec<Change>,
+    /// False when not running as root: owners were not compared.
+    pub ownership_checked: bool,
+    /// Users, groups and memberships apply creates first (from the
+    /// sysusers.d artifact), one line each.
+    pub accounts: Vec<String>,
+}
+
+/// Makes the plan for `artifacts` against the tree under `root`. Never
+/// writes.
+pub fn plan(artifacts: &[Artifact], root: &Root) -> Result<Plan, PlanError> {
+    plan_as(artifacts, root, nix::unistd::geteuid().is_root())
+}
+
+/// True for a sysusers.d file among the artifacts.
+pub(crate) fn is_sysusers(a: &Artifact) -> bool {
+    let in_dir = a.path.parent().is_some_and(|p| {
+        p == Path::new("/etc/sysusers.d") || p == Path::new("/usr/lib/sysusers.d")
+    });
+    in_dir
+        && a.path.extension().is_some_and(|e| e == "conf")
+        && matches!(a.kind, ArtifactKind::File(_))
+}
+
+/// The entries of every sysusers.d artifact.
+pub(crate) fn sysusers_entries<'a>(
+    artifacts: impl Iterator<Item = &'a Artifact>,
+) -> Vec<SysusersEntry> {
+    artifacts
+        .filter(|a| is_sysusers(a))
+        .filter_map(|a| match &a.kind {
+            ArtifactKind::File(b) => Some(parse_sysusers(&String::from_utf8_lossy(b))),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// An owner or group name resolved against the accounts.
+enum Id {
+    Known(u32),
+    Pending,
+}
+
+/// What every artifact's plan needs to know.
+struct Context<'a> {
+    root: &'a Root,
+    accounts: &'a Accounts,
+    pending: &'a SysusersChanges,
+    as_root: bool,
+    artifacts: &'a [&'a Artifact],
+}
+
+impl Context<'_> {
+    fn user(&self, name: &str, path: &Path) -> Result<Id, PlanError> {
+        if let Some(u) = self.accounts.user(name) {
+            return Ok(Id::Known(u.uid));
+        }
+        if name == "root" {
+            return Ok(Id::Known(0));
+        }
+        if self.pending.users.iter().any(|u| u.name == name) {
+            return Ok(Id::Pending);
+        }
+        Err(PlanError::UnknownAccount {
+            kind: "user",
+            name: name.to_string(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn group(&self, name: &str, path: &Path) -> Result<Id, PlanError> {
+        if let Some(g) = self.accounts.group(name) {
+            return Ok(Id::Known(g.gid));
+        }
+        if name == "root" {
+            return Ok(Id::Known(0));
+        }
+        if self.pending.groups.iter().any(|g| g.name == name) {
+            return Ok(Id::Pending);
+        }
+        Err(PlanError::UnknownAccount {
+            kind: "group",
+            name: name.to_string(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn owner_name(&self, uid: u32, gid: u32) -> String {
+        let user = match self.accounts.uid_name(uid) {
+            Some(n) => n.to_string(),
+            None if uid == 0 => "root".to_string(),
+            None => uid.to_string(),
+        };
+        let group = match self.accounts.gid_name(gid) {
+            Some(n) => n.to_string(),
+            None if gid == 0 => "root".to_string(),
+            None => gid.to_string(),
+        };
+        format!("{user}:{group}")
+    }
+
+    /// The owner change for `a` given what is there (`None`: nothing).
+    fn owner_change(
+        &self,
+        a: &Artifact,
+        current: Option<&Current>,
+    ) -> Result<Option<OwnerChange>, PlanError> {
+        if !self.as_root {
+            return Ok(None);
+        }
+        let user = self.user(&a.owner, &a.path)?;
+        let group = self.group(&a.group, &a.path)?;
+        let pending = matches!(user, Id::Pending) || matches!(group, Id::Pending);
+        let to = format!("{}:{}", a.owner, a.group);
+        let Some(cur) = current else {
+            return Ok(Some(OwnerChange {
+                from: None,
+                to,
+                pending,
+            }));
+        };
+        let differs = |id: &Id, have: u32| match id {
+            Id::Known(want) => *want != have,
+            Id::Pending => true,
+        };
+        if differs(&user, cur.uid) || differs(&group, cur.gid) {
+            Ok(Some(OwnerChange {
+                from: Some(self.owner_name(cur.uid, cur.gid)),
+                to,
+                pending,
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// True when main.cf's `smtpd_milters` is managed with this milter
+    /// (so master.cf's `$smtpd_milters` references reach it).
+    fn main_smtpd_has(&self, milter: &str) -> bool {
+        self.artifacts.iter().any(|a| match &a.kind {
+            ArtifactKind::PostfixMain(e) => {
+                e.milter == milter && e.milter_lists.iter().any(|l| l == "smtpd_milters")
+            }
+            _ => false,
+        })
+    }
+}
+
+/// [`plan`] with the effective user's rootness given (tests plan both
+/// ways).
+pub(crate) fn plan_as(
+    artifacts: &[Artifact],
+    root: &Root,
+    as_root: bool,
+) -> Result<Plan, PlanError> {
+    let accounts = Accounts::load(root)?;
+    let mut sorted: Vec<&Artifact> = artifacts.iter().collect();
+    // Path order compares component by component, so a directory sorts
+    // right before its contents (`/a` < `/a/b` < `/a-b`).
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for pair in sorted.windows(2) {
+        if root.join(&pair[0].path) == root.join(&pair[1].path) {
+            return Err(PlanError::DuplicatePath {
+                path: pair[1].path.clone(),
+            });
+        }
+    }
+    let pending = accounts.resolve_sysusers(&sysusers_entries(sorted.iter().copied()))?;
+    let ctx = Context {
+        root,
+        accounts: &accounts,
+        pending: &pending,
+        as_root,
+        artifacts: &sorted,
+    };
+    let changes = sorted
+        .iter()
+        .map(|a| plan_one(a, &ctx))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Plan {
+        changes,
+        ownership_checked: as_root,
+        accounts: pending.describe(false),
+    })
+}
+
+/// The plan for one artifact.
+fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
+    let real = ctx.root.join(&a.path);
+    let want = match a.kind {
+        ArtifactKind::Directory => Want::Directory,
+        _ => Want::File,
+    };
+    let current = inspect::inspect(&real, want)?;
+    let read_old = || -> Result<Option<Vec<u8>>, PlanError> {
+        match current {
+            Some(_) => inspect::read_file(&real).map(Some),
+            None => Ok(None),
+        }
+    };
+    let must_exist = |what| PlanError::MissingFile {
+        path: real.clone(),
+        what,
+    };
+    // (old content, new content); `None` where content is not compared.
+    let (old, new): (Option<Vec<u8>>, Option<Vec<u8>>) = match &a.kind {
+        // A key's bytes are never read here: existing keys are never
+        // replaced, so there is nothing to compare them with.
+        ArtifactKind::Directory | ArtifactKind::PrivateKey { .. } => (None, None),
+        ArtifactKind::File(bytes) => (read_old()?, Some(bytes.clone())),
+        ArtifactKind::PostfixMain(edit) => {
+            let old = read_old()?;
+            let new = postfix::merge_main(old.as_deref().unwrap_or_default(), edit);
+            (old, Some(new))
+        }
+        ArtifactKind::PostfixMaster(edit) => {
+            let old = read_old()?.ok_or_else(|| must_exist("master.cf"))?;
+            let new = postfix::merge_master(&old, edit, ctx.main_smtpd_has(&edit.milter)).map_err(
+                |postfix::MissingService(service)| PlanError::MissingService {
+                    path: real.clone(),
+                    service,
+                },
+            )?;
+            (Some(old), Some(new))
+        }
+        ArtifactKind::SendmailMc(edit) => {
+            let old = read_old()?.ok_or_else(|| must_exist("sendmail.mc"))?;
+            let new = sendmail::merge_mc(&old, edit);
+            (Some(old), Some(new))
+        }
+    };
+
+    let owner = ctx.owner_change(a, current.as_ref())?;
+    let wanted_mode = a.mode & 0o7777;
+    let mode = match &current {
+        None => Some(ModeChange {
+            from: None,
+            to: wanted_mode,
+        }),
+        Some(cur) if cur.mode != wanted_mode => Some(ModeChange {
+            from: Some(cur.mode),
+            to: wanted_mode,
+        }),
+        Some(_) => None,
+    };
+    let secret = a.is_secret();
+    let (action, content, diff) = match (&current, &new) {
+        (None, new) => {
+            let diff = match new {
+                Some(n) if !secret => Some(diff::unified(&a.path, None, n)),
+                _ => None,
+            };
+            (Action::Create, new.clone(), diff)
+        }
+        (Some(_), Some(n)) if old.as_ref() != Some(n) => {
+            let diff = (!secret).then(|| diff::unified(&a.path, old.as_deref(), n));
+            (Action::Update, Some(n.clone()), diff)
+        }
+        _ if owner.is_some() || mode.is_some() => (Action::Metadata, None, None),
+        _ => (Action::Unchanged, None, None),
+    };
+    let reload = match (action, &new) {
+        (Action::Create | Action::Update, Some(n)) => {
+            effective_reload(a.reload, old.as_deref().unwrap_or_default(), n)
+        }
+        (Action::Create | Action::Update, None) | (Action::Unchanged, _) => a.reload,
+        // New owner or mode only: the engine re-reads (a key it could not
+        // read may be readable now); nothing else needs to know.
+        (Action::Metadata, _) => match a.reload {
+            Reload::Engine | Reload::RestartEngine => Reload::Engine,
+            _ => Reload::None,
+        },
+    };
+    Ok(Change {
+        artifact: a.clone(),
+        path: real,
+        action,
+        content,
+        diff,
+        owner,
+        mode,
+        reload,
+    })
+}
+
+/// Settings whose change a milter only picks up on restart (OpenDKIM:
+/// `Socket`, `UserID`, `UMask`; the bundled engine's summary file:
+/// `socket`, `user`, `group`, `umask`).
+const RESTART_KEYS: [&str; 5] = ["socket", "userid", "umask", "user", "group"];
+
+/// `Engine` raised to `RestartEngine` when a restart-only setting differs
+/// between the old and the new content.
+fn effective_reload(reload: Reload, old: &[u8], new: &[u8]) -> Reload {
+    if reload == Reload::Engine && restart_lines(old) != restart_lines(new) {
+        Reload::RestartEngine
+    } else {
+        reload
+    }
+}
+
+/// The restart-only setting lines of a file, whitespace-normalised.
+fn restart_lines(text: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| {
+            let first = l
+                .trim_start()
+                .split(|c: char| c.is_whitespace() || c == '=')
+                .next()
+                .unwrap_or_default();
+            RESTART_KEYS.iter().any(|k| first.eq_ignore_ascii_case(k))
+        })
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// Width of the action word column.
+const WORD: usize = 10;
+
+impl Plan {
+    /// True when apply would change anything (accounts included).
+    pub fn has_changes(&self) -> bool {
+        !self.accounts.is_empty() || self.changes.iter().any(Change::is_change)
+    }
+
+    /// Counts by action.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Metadata => s.metadata += 1,
+                Action::Unchanged => s.unchanged += 1,
+            }
+        }
+        s
+    }
+
+    /// The reloads the changed artifacts need (without `Reload::None`).
+    pub fn reloads(&self) -> BTreeSet<Reload> {
+        self.changes
+            .iter()
+            .filter(|c| c.is_change() && c.reload != Reload::None)
+            .map(|c| c.reload)
+            .collect()
+    }
+
+    /// Prints the plan for people: one line per change, diffs after
+    /// created and updated files, then the summary line.
+    pub fn print(&self, out: &mut dyn Write, color: bool) -> io::Result<()> {
+        self.print_with(
+            out,
+            &PrintOptions {
+                color,
+                verbose: false,
+            },
+        )
+    }
+
+    /// [`Plan::print`] with all options.
+    pub fn print_with(&self, out: &mut dyn Write, opts: &PrintOptions) -> io::Result<()> {
+        if !self.ownership_checked && !self.changes.is_empty() {
+            writeln!(out, "ownership not checked: not running as root")?;
+        }
+        for line in &self.accounts {
+            writeln!(out, "{:<WORD$}{line}", "account")?;
+        }
+        for c in &self.changes {
+            let path = c.host_path().display();
+            let details = details(c);
+            match c.action {
+                Action::Unchanged => {
+                    if opts.verbose {
+                        writeln!(out, "{:<WORD$}{path}", "unchanged")?;
+                    }
+                    continue;
+                }
+                Action::Create => writeln!(out, "{:<WORD$}{path}  {details}", "create")?,
+                Action::Update if details.is_empty() => writeln!(out, "{:<WORD$}{path}", "update")?,
+                Action::Update => writeln!(out, "{:<WORD$}{path}  {details}", "update")?,
+                Action::Metadata => {
+                    let word = if c.owner.is_some() { "owner" } else { "mode" };
+                    writeln!(out, "{:<WORD$}{path}  {details}", word)?
+                }
+            }
+            if c.secret() {
+                if c.action == Action::Update {
+                    writeln!(out, "content differs (secret)")?;
+                }
+            } else if let Some(d) = &c.diff {
+                diff::write_diff(out, d, opts.color)?;
+            }
+        }
+        let s = self.summary();
+        writeln!(
+            out,
+            "Plan: {} to create, {} to update, {} to change owner/mode, {} unchanged.",
+            s.create, s.update, s.metadata, s.unchanged
+        )
+    }
+
+    /// The JSON form: `{"changes": [...], "summary": {...}, "reloads":
+    /// [...], "changed": bool, "accounts": [...], "ownership_checked":
+    /// bool}`.
+    pub fn to_json(&self) -> Value {
+        let s = self.summary();
+        let reloads: Vec<&str> = self.reloads().into_iter().map(reload_name).collect();
+        json!({
+            "changes": self.changes.iter().map(Change::to_json).collect::<Vec<_>>(),
+            "summary": {
+                "create": s.create,
+                "update": s.update,
+                "metadata": s.metadata,
+                "unchanged": s.unchanged,
+            },
+            "reloads": reloads,
+            "changed": self.has_changes(),
+            "accounts": self.accounts,
+            "ownership_checked": self.ownership_checked,
+        })
+    }
+
+    /// The changes grouped by action (for callers that report counts by
+    /// path).
+    pub fn by_action(&self) -> BTreeMap<Action, Vec<&Change>> {
+        let mut m: BTreeMap<Action, Vec<&Change>> = BTreeMap::new();
+        for c in &self.changes {
+            m.entry(c.action).or_default().push(c);
+        }
+        m
+    }
+}
+
+/// The text after the path: kind, mode and owner on create; from -> to on
+/// other changes.
+fn details(c: &Change) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if c.action == Action::Create {
+        if matches!(c.artifact.kind, ArtifactKind::Directory) {
+            parts.push("directory".into());
+        }
+        if c.secret() {
+            parts.push("secret".into());
+        }
+        if let Some(m) = c.mode {
+            parts.push(format!("mode {}", mode_string(m.to)));
+        }
+        if let Some(o) = &c.owner {
+            parts.push(format!("owner {}", o.target()));
+        }
+    } else {
+        if let Some(o) = &c.owner {
+            parts.push(format!(
+                "owner {} -> {}",
+                o.from.as_deref().unwrap_or("-"),
+                o.target()
+            ));
+        }
+        if let Some(ModeChange { from: Some(f), to }) = c.mode {
+            parts.push(format!("mode {} -> {}", mode_string(f), mode_string(to)));
+        }
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    use super::*;
+    use crate::config::model::Algorithm;
+    use crate::render::artifact::{PostfixMainEdit, PostfixMasterEdit};
+
+    fn art(path: &str, kind: ArtifactKind, mode: u32, reload: Reload) -> Artifact {
+        Artifact {
+            path: PathBuf::from(path),
+            kind,
+            owner: "root".into(),
+            group: "root".into(),
+            mode,
+            reload,
+        }
+    }
+
+    fn file(path: &str, text: &str) -> Artifact {
+        art(
+            path,
+            ArtifactKind::File(text.as_bytes().to_vec()),
+            0o644,
+            Reload::None,
+        )
+    }
+
+    fn root() -> (tempfile::TempDir, Root) {
+        let d = tempfile::tempdir().expect("tmp");
+        let r = Root::new(d.path());
+        (d, r)
+    }
+
+    #[test]
+    fn empty_root_is_all_create_and_sorted() {
+        let (_d, root) = root();
+        let arts = vec![
+            file("/etc/dkimctl/b.conf", "b\n"),
+            art("/etc/dkimctl", ArtifactKind::Directory, 0o755, Reload::None),
+            art(
+                "/etc/dkimctl/keys/k.private",
+                ArtifactKind::PrivateKey {
+                    algorithm: Algorithm::Ed25519Sha256,
+                    rsa_bits: 2048,
+                },
+                0o600,
+                Reload::Engine,
+            ),
+            file("/etc/dkimctl-x", "x\n"),
+        ];
+        let p = plan_as(&arts, &root, false).expect("plan");
+        let paths: Vec<_> = p
+            .changes
+            .iter()
+            .map(|c| c.host_path().to_path_buf())
+            .collect();
+        assert_eq!(
+            paths,
+            vec![
+                PathBuf::from("/etc/dkimctl"),
+                PathBuf::from("/etc/dkimctl/b.conf"),
+                PathBuf::from("/etc/dkimctl/keys/k.private"),
+                PathBuf::from("/etc/dkimctl-x"),
+            ]
+        );
+        assert!(p.changes.iter().all(|c| c.action == Action::Create));
+        assert!(p.has_changes());
+        let key = &p.changes[2];
+        assert!(key.diff.is_none() && key.content.is_none());
+
+        let mut out = Vec::new();
+        p.print(&mut out, false).expect("print");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(
+            text,
+            "ownership not checked: not running as root\n\
+             create    /etc/dkimctl  directory, mode 0755\n\
+             create    /etc/dkimctl/b.conf  mode 0644\n\
+             --- /dev/null\n+++ b/etc/dkimctl/b.conf\n@@ -0,0 +1 @@\n+b\n\
+             create    /etc/dkimctl/keys/k.private  secret, mode 0600\n\
+             create    /etc/dkimctl-x  mode 0644\n\
+             --- /dev/null\n+++ b/etc/dkimctl-x\n@@ -0,0 +1 @@\n+x\n\
+             Plan: 4 to create, 0 to update, 0 to change owner/mode, 0 unchanged.\n"
+        );
+        let j = p.to_json();
+        assert_eq!(j["summary"]["create"], 4);
+        assert_eq!(j["changes"][2]["kind"], "key");
+        assert_eq!(j["changes"][2]["secret"], true);
+        assert_eq!(j["changes"][2]["diff"], Value::Null);
+        assert_eq!(j["changes"][2]["mode"]["to"], "0600");
+        assert_eq!(j["changed"], true);
+    }
+
+    #[test]
+    fn existing_key_is_never_read() {
+        let (_d, root) = root();
+        let real = root.join(Path::new("/k.pem"));
+        fs::write(&real, "-----BEGIN PRIVATE KEY-----\nSECRET\n").expect("w");
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let a = art(
+            "/k.pem",
+            ArtifactKind::PrivateKey {
+                algorithm: Algorithm::RsaSha256,
+                rsa_bits: 2048,
+            },
+            0o600,
+            Reload::Engine,
+        );
+        let p = plan_as(&[a], &root, false).expect("plan");
+        assert_eq!(p.changes[0].action, Action::Metadata);
+        assert_eq!(p.reloads(), BTreeSet::from([Reload::Engine]));
+        let mut out = Vec::new();
+        p.print(&mut out, true).expect("print");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains("mode      /k.pem  mode 0644 -> 0600\n"),
+            "{text}"
+        );
+        assert!(!text.contains("SECRET"));
+        assert!(!p.to_json().to_string().contains("SECRET"));
+    }
+
+    #[test]
+    fn symlink_and_wrong_type_are_errors() {
+        let (_d, root) = root();
+        let etc = root.join(Path::new("/etc"));
+        fs::create_dir_all(&etc).expect("mkdir");
+        symlink("/etc/passwd", etc.join("link.conf")).expect("symlink");
+        let e = plan_as(&[file("/etc/link.conf", "x")], &root, false).expect_err("symlink");
+        assert!(matches!(e, PlanError::Symlink { .. }));
+        assert!(e.to_string().ends_with(
+            "/etc/link.conf is a symbolic link; dkimctl does not follow links at paths it manages"
+        ));
+
+        let e = plan_as(
+            &[art(
+                "/etc/link.conf",
+                ArtifactKind::Directory,
+                0o755,
+                Reload::None,
+            )],
+            &root,
+            false,
+        )
+        .expect_err("symlink dir");
+        assert!(matches!(e, PlanError::Symlink { .. }));
+
+        fs::create_dir(etc.join("d.conf")).expect("mkdir");
+        let e = plan_as(&[file("/etc/d.conf", "x")], &root, false).expect_err("dir");
+        assert!(
+            e.to_string()
+                .ends_with("/etc/d.conf is a directory, not a regular file")
+        );
+    }
+
+    #[test]
+    fn duplicate_paths_are_an_error() {
+        let (_d, root) = root();
+        let e = plan_as(&[file("/a", "1"), file("/a", "2")], &root, false).expect_err("dup");
+        assert_eq!(e.to_string(), "/a is rendered twice");
+    }
+
+    #[test]
+    fn owners_are_compared_as_root_and_pending_accounts_shown() {
+        let (_d, root) = root();
+        let mut a = file("/etc/x.conf", "x\n");
+        a.owner = "dkimctl".into();
+        a.group = "dkimctl".into();
+        let sysusers = file("/etc/sysusers.d/dkimctl.conf", "u dkimctl -\n");
+        let p = plan_as(&[a.clone(), sysusers.clone()], &root, true).expect("plan");
+        assert_eq!(
+            p.accounts,
+            vec![
+                "create group dkimctl (gid 999)",
+                "create user dkimctl (uid 999, gid 999)"
+            ]
+        );
+        let x = p
+            .changes
+            .iter()
+            .find(|c| c.host_path() == Path::new("/etc/x.conf"))
+            .expect("x");
+        assert_eq!(
+            x.owner,
+            Some(OwnerChange {
+                from: None,
+                to: "dkimctl:dkimctl".into(),
+                pending: true
+            })
+        );
+        let mut out = Vec::new();
+        p.print(&mut out, false).expect("print");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.starts_with("account   create group dkimctl (gid 999)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "create    /etc/x.conf  mode 0644, owner dkimctl:dkimctl (created by apply)\n"
+            ),
+            "{text}"
+        );
+
+        // Unknown user without a sysusers.d file that creates it.
+        let e = plan_as(&[a], &root, true).expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            "user dkimctl (owner of /etc/x.conf) does not exist and no sysusers.d file creates it"
+        );
+    }
+
+    #[test]
+    fn existing_file_with_another_owner() {
+        let (_d, root) = root();
+        let etc = root.join(Path::new("/etc"));
+        fs::create_dir_all(&etc).expect("mkdir");
+        fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/sh\nmilter:x:120:130::/:/bin/false\n",
+        )
+        .expect("w");
+        fs::write(etc.join("group"), "root:x:0:\nmilter:x:130:\n").expect("w");
+        fs::write(etc.join("x.conf"), "x\n").expect("w");
+        fs::set_permissions(etc.join("x.conf"), fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::os::unix::fs::chown(etc.join("x.conf"), Some(0), Some(0)).ok();
+        let mut a = file("/etc/x.conf", "x\n");
+        a.owner = "milter".into();
+        a.group = "milter".into();
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let p = plan_as(&[a], &root, true).expect("plan");
+        assert_eq!(p.changes[0].action, Action::Metadata);
+        let mut out = Vec::new();
+        p.print(&mut out, false).expect("print");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "owner     /etc/x.conf  owner root:root -> milter:milter\n\
+             Plan: 0 to create, 0 to update, 1 to change owner/mode, 0 unchanged.\n"
+        );
+    }
+
+    #[test]
+    fn engine_reload_becomes_restart_on_socket_change() {
+        assert_eq!(
+            effective_reload(
+                Reload::Engine,
+                b"Mode sv\nSocket inet:8891@localhost\n",
+                b"Mode s\nSocket inet:8891@localhost\n"
+            ),
+            Reload::Engine
+        );
+        assert_eq!(
+            effective_reload(
+                Reload::Engine,
+                b"Socket inet:8891@localhost\n",
+                b"Socket local:/run/x\n"
+            ),
+            Reload::RestartEngine
+        );
+        assert_eq!(
+            effective_reload(Reload::Engine, b"umask = 0o007\n", b"umask = 0o002\n"),
+            Reload::RestartEngine
+        );
+        assert_eq!(
+            effective_reload(Reload::Postfix, b"Socket a\n", b"Socket b\n"),
+            Reload::Postfix
+        );
+    }
+
+    #[test]
+    fn postfix_artifacts() {
+        let (_d, root) = root();
+        let pdir = root.join(Path::new("/etc/postfix"));
+        fs::create_dir_all(&pdir).expect("mkdir");
+        fs::write(pdir.join("master.cf"), "smtp inet n - y - - smtpd\n").expect("w");
+        let main = art(
+            "/etc/postfix/main.cf",
+            ArtifactKind::PostfixMain(PostfixMainEdit {
+                set: vec![("milter_protocol".into(), "6".into())],
+                milter_lists: vec!["smtpd_milters".into()],
+                milter: "unix:/dkimctl/milter.sock".into(),
+            }),
+            0o644,
+            Reload::Postfix,
+        );
+        let master = |svc: &str| {
+            art(
+                "/etc/postfix/master.cf",
+                ArtifactKind::PostfixMaster(PostfixMasterEdit {
+                    services: vec![(
+                        svc.into(),
+                        vec![("smtpd_milters".into(), "$smtpd_milters".into())],
+                    )],
+                    milter: "unix:/dkimctl/milter.sock".into(),
+                }),
+                0o644,
+                Reload::Postfix,
+            )
+        };
+        fs::set_permissions(pdir.join("master.cf"), fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let p = plan_as(&[main.clone(), master("smtp")], &root, false).expect("plan");
+        assert_eq!(p.changes[0].action, Action::Create);
+        assert_eq!(p.changes[1].action, Action::Update);
+        assert_eq!(
+            p.changes[1].content.as_deref(),
+            Some(
+                &b"# dkimctl: DKIM milter is unix:/dkimctl/milter.sock\n\
+                   smtp inet n - y - - smtpd\n  -o smtpd_milters=$smtpd_milters\n"[..]
+            )
+        );
+        assert_eq!(p.reloads(), BTreeSet::from([Reload::Postfix]));
+
+        let e = plan_as(&[main.clone(), master("submission")], &root, false).expect_err("svc");
+        assert!(e.to_string().ends_with(
+            "/etc/postfix/master.cf has no service `submission`; enable it (uncomment it) in master.cf first"
+        ));
+        fs::remove_file(pdir.join("master.cf")).expect("rm");
+        let e = plan_as(&[main, master("smtp")], &root, false).expect_err("missing");
+        assert!(matches!(
+            e,
+            PlanError::MissingFile {
+                what: "master.cf",
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,105 @@
+//! `dkimctl bootstrap`: the admin's one command from nothing. It writes a
+//! commented dkim.toml with safe defaults (or keeps the existing one),
+//! generates the keys, shows the plan, applies it and prints the DNS
+//! records to publish. Running it again changes nothing.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Today's date (UTC) as `YYYY-MM-DD`.
+pub fn today() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86400) as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The engine and MTA a new dkim.toml is written for.
+#[derive(Debug, Clone, Copy)]
+pub struct Choices {
+    /// `true` for OpenDKIM, `false` for the bundled engine.
+    pub opendkim: bool,
+    /// `postfix`, `sendmail` or `none`.
+    pub mta: &'static str,
+}
+
+/// A commented dkim.toml for `domains` with safe defaults: RSA-2048 and
+/// Ed25519 dual signing under date-based selectors.
+pub fn initial_config(domains: &[String], date: &str, choices: Choices) -> String {
+    let stamp: String = date.chars().filter(char::is_ascii_digit).collect();
+    let mut s = String::new();
+    s.push_str(
+        "# dkim.toml — the whole DKIM setup of this host, written by `dkimctl bootstrap`.\n\
+         # Edit it, then run `dkimctl plan` to see the change and `dkimctl apply` to make it.\n\
+         # Reference: the README's \"dkim.toml reference\" section.\n\n",
+    );
+    s.push_str("[service]\n");
+    if choices.opendkim {
+        s.push_str("# OpenDKIM serves the milter; dkimctl renders its configuration.\nengine = \"opendkim\"\n");
+    } else {
+        s.push_str("# The bundled engine (`dkimctl serve`) signs and verifies.\nengine = \"bundled\"\n");
+    }
+    s.push_str("# Sign mail from trusted hosts and authenticated users; verify the rest.\nmode = \"sign+verify\"\n\n");
+    s.push_str(
+        "[defaults]\n\
+         # Two signatures per message: RSA for every receiver, Ed25519 (RFC 8463)\n\
+         # for those that support it.\n\
+         algorithms = [\"rsa-sha256\", \"ed25519-sha256\"]\n\
+         canonicalization = \"relaxed/relaxed\"\n\
+         rsa_bits = 2048\n\n",
+    );
+    s.push_str(
+        "[trusted]\n\
+         # Hosts whose mail is signed. Add your own relays (addresses or CIDR ranges).\n\
+         internal_hosts = [\"127.0.0.1\", \"::1\"]\n\n",
+    );
+    for d in domains {
+        let _ = write!(
+            s,
+            "[[domain]]\nname = \"{d}\"\n\n\
+             [[domain.key]]\nselector = \"{stamp}r\"\nalgorithm = \"rsa-sha256\"\ncreated = \"{date}\"\n\n\
+             [[domain.key]]\nselector = \"{stamp}e\"\nalgorithm = \"ed25519-sha256\"\ncreated = \"{date}\"\n\n"
+        );
+    }
+    let _ = write!(s, "[mta]\nkind = \"{}\"\n", choices.mta);
+    if choices.mta == "postfix" {
+        s.push_str("# smtpd: mail received over SMTP; non_smtpd: mail from the sendmail command.\nservices = [\"smtpd\", \"non_smtpd\"]\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_420), (2025, 11, 28));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn initial_config_is_valid() {
+        let text = initial_config(&["example.com".into(), "example.org".into()], "2026-11-28", Choices { opendkim: false, mta: "postfix" });
+        let source = crate::config::Source::resolve(&crate::root::Root::new("/nonexistent"), None);
+        let loaded = crate::config::parse(&text, &source);
+        assert!(!loaded.diags.has_errors(), "{:?}", loaded.diags.sorted());
+        let c = loaded.config.unwrap();
+        assert_eq!(c.domains.len(), 2);
+        assert_eq!(c.domains[0].keys[0].selector, "20261128r");
+    }
+}

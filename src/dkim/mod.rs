@@ -1,0 +1,167 @@
+//! DKIM signing and verification glue over mail-auth; knows nothing about
+//! the milter protocol.
+//!
+//! - [`sign`]: streaming signer. Header fields are buffered as the MTA sent
+//!   them, the body is hashed chunk by chunk (never held), and the
+//!   signature is computed at end of message with a `now` passed in by the
+//!   caller (no clock inside, so signatures are reproducible in tests).
+//! - [`verify`]: verification of a buffered message against DNS through a
+//!   [`verify::Resolver`] (`Live`: hickory with a cache; `Fixed`: records
+//!   given by tests).
+//! - [`auth_results`]: the RFC 8601 `Authentication-Results` header.
+//!
+//! Canonicalization, hashing and the signature algorithms are mail-auth's
+//! (with aws-lc-rs underneath); this module only selects header fields,
+//! normalises line ends and shapes the header text so that what is hashed
+//! and what is delivered are the same bytes.
+//!
+//! Both `dkimctl serve` (through [`crate::engine`]) and the one-shot
+//! commands `dkimctl sign` / `dkimctl verify` use these functions, so they
+//! pick the same header fields and fold the same way.
+
+pub mod auth_results;
+pub mod sign;
+pub mod verify;
+
+pub use auth_results::authentication_results;
+pub use sign::{HeaderField, MessageSigner, SignError, SignOptions, SignedHeader, Signer};
+pub use verify::{DkimStatus, Resolver, VerifyResult, verify};
+
+use bytes::Bytes;
+
+/// Turns bare LF line ends into CRLF, across chunk boundaries.
+///
+/// RFC 6376 hashes the message in its SMTP wire form, where every line
+/// ends in CRLF. Postfix hands body chunks to milters with CRLF already,
+/// but folded header values arrive with bare LF, and messages given to
+/// `dkimctl sign FILE` often use Unix line ends. The MTA converts to CRLF
+/// when it transmits, so hashing the CRLF form is what makes the receiver
+/// see the bytes we signed. A lone CR is left as it is.
+#[derive(Debug, Default, Clone)]
+pub struct CrlfNormalizer {
+    last_was_cr: bool,
+}
+
+impl CrlfNormalizer {
+    /// A normaliser at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns `chunk` with bare LFs turned into CRLF. Borrows `chunk`
+    /// unchanged (no copy) when it has no bare LF, which is the normal case
+    /// for a body from Postfix; otherwise builds the result in `scratch`.
+    pub fn normalize<'a>(&mut self, chunk: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        let first_bare = chunk.iter().enumerate().position(|(i, &b)| {
+            b == b'\n'
+                && match i.checked_sub(1) {
+                    Some(prev) => chunk.get(prev) != Some(&b'\r'),
+                    None => !self.last_was_cr,
+                }
+        });
+        let Some(first_bare) = first_bare else {
+            if let Some(&last) = chunk.last() {
+                self.last_was_cr = last == b'\r';
+            }
+            return chunk;
+        };
+        scratch.clear();
+        scratch.reserve(chunk.len() + chunk.len() / 32 + 2);
+        let (head, tail) = chunk.split_at(first_bare);
+        scratch.extend_from_slice(head);
+        let mut prev_cr = match head.last() {
+            Some(&b) => b == b'\r',
+            None => self.last_was_cr,
+        };
+        for &b in tail {
+            if b == b'\n' && !prev_cr {
+                scratch.push(b'\r');
+            }
+            scratch.push(b);
+            prev_cr = b == b'\r';
+        }
+        self.last_was_cr = prev_cr;
+        scratch
+    }
+}
+
+/// Normalises one complete value (a header field value) to CRLF line ends.
+pub fn crlf(value: &[u8]) -> Vec<u8> {
+    let mut scratch = Vec::new();
+    let out = CrlfNormalizer::new().normalize(value, &mut scratch);
+    out.to_vec()
+}
+
+/// Shapes a header value for a milter modification (`SMFIR_INSHEADER`).
+///
+/// `value` is the value as it was hashed: text after the colon, folded
+/// with CRLF + TAB, with no line end at the end. The MTA expects bare LF
+/// inside milter header values (it writes CRLF when it transmits). With
+/// `SMFIP_HDR_LEADSPC` the MTA inserts the value right after the colon, so
+/// the leading space must be ours; without it the MTA adds one space
+/// itself, so ours is dropped. Either way the delivered header is the hashed
+/// text byte for byte, which `simple` header canonicalization requires.
+pub fn milter_header_value(value: &[u8], leading_space_kept: bool) -> Bytes {
+    let mut out = Vec::with_capacity(value.len() + 1);
+    let body = match value.strip_prefix(b" ") {
+        Some(rest) => rest,
+        None => value,
+    };
+    if leading_space_kept {
+        out.push(b' ');
+    }
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        if b == b'\r' && body.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_normalizer_table() {
+        // (chunks, expected concatenation)
+        let cases: &[(&[&[u8]], &[u8])] = &[
+            (&[b"a\r\nb\r\n"], b"a\r\nb\r\n"),
+            (&[b"a\nb\n"], b"a\r\nb\r\n"),
+            (&[b"\n"], b"\r\n"),
+            (&[b"a\r", b"\nb"], b"a\r\nb"),
+            (&[b"a", b"\nb"], b"a\r\nb"),
+            (&[b"a\r", b"x\n"], b"a\rx\r\n"),
+            (&[b"", b"\n", b""], b"\r\n"),
+            (&[b"x\r\n\n"], b"x\r\n\r\n"),
+        ];
+        for (chunks, expected) in cases {
+            let mut n = CrlfNormalizer::new();
+            let mut out = Vec::new();
+            for c in *chunks {
+                let mut scratch = Vec::new();
+                out.extend_from_slice(n.normalize(c, &mut scratch));
+            }
+            assert_eq!(&out[..], *expected, "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn clean_chunk_is_not_copied() {
+        let chunk = b"line\r\n".to_vec();
+        let mut scratch = Vec::new();
+        let out = CrlfNormalizer::new().normalize(&chunk, &mut scratch);
+        assert_eq!(out.as_ptr(), chunk.as_ptr());
+    }
+
+    #[test]
+    fn milter_values_use_lf_and_the_negotiated_space() {
+        let v = b" v=1; a=rsa-sha256;\r\n\th=From";
+        assert_eq!(&milter_header_value(v, true)[..], b" v=1; a=rsa-sha256;\n\th=From");
+        assert_eq!(&milter_header_value(v, false)[..], b"v=1; a=rsa-sha256;\n\th=From");
+    }
+}

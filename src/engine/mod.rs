@@ -1,0 +1,483 @@
+//! The bundled signing engine: `dkimctl serve`, a DKIM milter, and the
+//! one-shot `dkimctl sign` / `dkimctl verify`.
+//!
+//! ```text
+//! dkim.toml -load-> Config -State::build (keys, resolver)-> Arc<State>
+//! socket -server (accept, frames)-> session (per connection) -policy-> dkim sign / verify
+//!                                   <- replies, one write per step
+//! ```
+//!
+//! - [`server`]: listeners (unix socket, loopback TCP, systemd socket
+//!   activation), the accept loop with its connection cap, signals
+//!   (SIGHUP reload, SIGTERM drain), privilege drop, sd_notify.
+//! - [`session`]: one milter connection as a state machine over decoded
+//!   commands; no sockets and no clock, so byte vectors test it.
+//! - [`policy`]: sign, verify or pass; which domain signs.
+//! - [`client`]: an MTA-side client (tests and the benchmark).
+//!
+//! [`State`] is everything a message needs that comes from the
+//! configuration: the validated [`Config`], the loaded keys and the DNS
+//! resolver. A reload builds a new one completely and swaps it in
+//! ([`Shared`]); a message keeps the snapshot it started with.
+
+pub mod client;
+pub mod policy;
+pub mod server;
+pub mod session;
+
+pub use server::{ServeOptions, serve};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::config::Config;
+use crate::config::model::{Algorithm, Domain, Key};
+use crate::dkim::sign::{MessageSigner, SignError, Signer, split_message};
+use crate::dkim::verify::{Resolver, ResolverError, VerifyResult};
+use crate::keys::{LoadError, check_key_file_mode, load_private_key};
+use crate::render::credential_name;
+use crate::root::Root;
+
+/// A key of a domain, ready or not.
+#[derive(Debug, Clone)]
+pub enum KeySlot {
+    /// Loaded and tested: signs.
+    Ready(Arc<Signer>),
+    /// Configured as active but unusable (unreadable, unparseable, refused
+    /// by the crypto library); messages for its domain get the
+    /// `on_failure.key_unreadable` action.
+    Unusable {
+        /// The key's selector.
+        selector: String,
+        /// Its algorithm.
+        algorithm: Algorithm,
+        /// Why, naming the file (never key material).
+        reason: String,
+    },
+}
+
+/// Everything the engine needs from one configuration load.
+#[derive(Debug)]
+pub struct State {
+    /// The validated configuration.
+    pub config: Config,
+    /// Active keys by signing domain name.
+    keys: HashMap<String, Vec<KeySlot>>,
+    /// DNS for verification (`None` when the service does not verify).
+    pub resolver: Option<Arc<Resolver>>,
+    /// The authserv-id of our Authentication-Results headers.
+    pub authserv_id: String,
+}
+
+/// Why a [`State`] could not be built.
+#[derive(Debug)]
+pub enum StateError {
+    /// A key file is accessible by others and `engine.require_safe_keys`
+    /// is on.
+    UnsafeKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its mode.
+        why: &'static str,
+    },
+    /// A key is unusable and the caller asked for every key to load (a
+    /// reload, which keeps the previous keys instead).
+    Key(KeyError),
+    /// The resolver could not be set up.
+    Resolver(ResolverError),
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::UnsafeKey { path, why } => write!(
+                f,
+                "refusing key {}: it is {why} (engine.require_safe_keys; chmod 600 or 640 it)",
+                path.display()
+            ),
+            StateError::Key(e) => e.fmt(f),
+            StateError::Resolver(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Key(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+/// Why one key could not be turned into a [`Signer`].
+#[derive(Debug)]
+pub enum KeyError {
+    /// Mode bits unsafe under `require_safe_keys`.
+    Unsafe {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// Cannot be read or parsed, or cannot sign.
+    Load(LoadError),
+    /// The key loaded but a test signature failed.
+    Sign {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: SignError,
+    },
+    /// The file's algorithm is not the configured one.
+    WrongAlgorithm {
+        /// The file.
+        path: PathBuf,
+        /// What the configuration says.
+        configured: Algorithm,
+        /// What the file holds.
+        found: Algorithm,
+    },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Unsafe { path, why } => {
+                write!(f, "key {} is {why}", path.display())
+            }
+            KeyError::Load(e) => write!(f, "key {} cannot be used: {e}", e.path.display()),
+            KeyError::Sign { path, error } => {
+                write!(f, "key {} cannot sign: {error}", path.display())
+            }
+            KeyError::WrongAlgorithm { path, configured, found } => write!(
+                f,
+                "key {} is an {found} key, but the configuration says {configured}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyError::Load(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+/// Where a key is read from: systemd's credential
+/// (`$CREDENTIALS_DIRECTORY/<selector>._domainkey.<domain>`, see
+/// `LoadCredential=` in the rendered unit) when it exists, else the key's
+/// path under the root.
+pub fn key_file(root: &Root, key: &Key) -> PathBuf {
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let p = Path::new(&dir).join(credential_name(key));
+        if p.is_file() {
+            return p;
+        }
+    }
+    root.join(&key.path)
+}
+
+/// Loads one key for `domain` and signs a test message with it.
+pub fn load_signer(
+    root: &Root,
+    domain: &str,
+    key: &Key,
+    require_safe: bool,
+) -> Result<Signer, KeyError> {
+    let path = key_file(root, key);
+    if require_safe {
+        // A missing file is reported by the loader below.
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if let Some(why) = check_key_file_mode(meta.permissions().mode()) {
+                return Err(KeyError::Unsafe { path, why });
+            }
+        }
+    }
+    let loaded = load_private_key(&path).map_err(KeyError::Load)?;
+    if loaded.algorithm != key.algorithm {
+        return Err(KeyError::WrongAlgorithm {
+            path,
+            configured: key.algorithm,
+            found: loaded.algorithm,
+        });
+    }
+    let signer = Signer::new(
+        domain,
+        key.selector.clone(),
+        loaded.into_signing_key().map_err(KeyError::Load)?,
+    );
+    signer
+        .warm_up()
+        .map_err(|error| KeyError::Sign { path, error })?;
+    Ok(signer)
+}
+
+/// The host name, as the default authserv-id.
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl State {
+    /// Loads every active key and sets up the resolver.
+    ///
+    /// - An unsafe key file under `require_safe_keys` is always an error.
+    /// - An otherwise unusable key is an error when `all_keys_must_load`
+    ///   (a reload: the running keys stay); else it is kept as
+    ///   [`KeySlot::Unusable`] and logged, and its domain's messages get
+    ///   `on_failure.key_unreadable` (at start: the rest keeps working).
+    /// - `previous`: its resolver (and DNS cache) is reused when the
+    ///   name servers and timeout did not change.
+    pub fn build(
+        config: Config,
+        root: &Root,
+        previous: Option<&State>,
+        all_keys_must_load: bool,
+    ) -> Result<State, StateError> {
+        let resolver = if config.service.mode.verifies() {
+            let e = &config.engine;
+            match previous.and_then(|p| p.resolver.as_ref()) {
+                Some(r) if r.matches(&e.nameservers, e.dns_timeout) => Some(Arc::clone(r)),
+                _ => Some(Arc::new(
+                    Resolver::live(&e.nameservers, e.dns_timeout).map_err(StateError::Resolver)?,
+                )),
+            }
+        } else {
+            None
+        };
+        Self::build_with(config, root, resolver, all_keys_must_load)
+    }
+
+    /// Like [`State::build`] with a given resolver (tests use
+    /// [`Resolver::fixed`]).
+    pub fn build_with(
+        config: Config,
+        root: &Root,
+        resolver: Option<Arc<Resolver>>,
+        all_keys_must_load: bool,
+    ) -> Result<State, StateError> {
+        let mut keys: HashMap<String, Vec<KeySlot>> = HashMap::new();
+        if config.service.mode.signs() {
+            for domain in &config.domains {
+                let slots = Self::load_domain(&config, root, domain, all_keys_must_load)?;
+                keys.insert(domain.name.clone(), slots);
+            }
+        }
+        let authserv_id = config
+            .service
+            .authserv_id
+            .clone()
+            .unwrap_or_else(host_name);
+        Ok(State {
+            config,
+            keys,
+            resolver,
+            authserv_id,
+        })
+    }
+
+    fn load_domain(
+        config: &Config,
+        root: &Root,
+        domain: &Domain,
+        strict: bool,
+    ) -> Result<Vec<KeySlot>, StateError> {
+        let mut slots = Vec::new();
+        for key in domain.signing_keys() {
+            match load_signer(root, &domain.name, key, config.engine.require_safe_keys) {
+                Ok(s) => slots.push(KeySlot::Ready(Arc::new(s))),
+                Err(KeyError::Unsafe { path, why }) => {
+                    return Err(StateError::UnsafeKey { path, why });
+                }
+                Err(e) if strict => return Err(StateError::Key(e)),
+                Err(e) => {
+                    tracing::error!("{e}; mail from {} will get on_failure.key_unreadable", domain.name);
+                    slots.push(KeySlot::Unusable {
+                        selector: key.selector.clone(),
+                        algorithm: key.algorithm,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(slots)
+    }
+
+    /// The active keys of a configured signing domain.
+    pub fn keys_for(&self, domain: &str) -> &[KeySlot] {
+        self.keys.get(domain).map_or(&[], Vec::as_slice)
+    }
+
+    /// Number of keys ready to sign.
+    pub fn ready_keys(&self) -> usize {
+        self.keys
+            .values()
+            .flatten()
+            .filter(|k| matches!(k, KeySlot::Ready(_)))
+            .count()
+    }
+}
+
+/// The current [`State`], replaced as a whole on reload.
+///
+/// Readers take an `Arc` snapshot (a read lock held for a pointer copy);
+/// a reload swaps the pointer. Messages already under way keep the state
+/// they started with.
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<RwLock<Arc<State>>>);
+
+impl Shared {
+    /// Wraps an initial state.
+    pub fn new(state: State) -> Shared {
+        Shared(Arc::new(RwLock::new(Arc::new(state))))
+    }
+
+    /// The state in force now.
+    pub fn current(&self) -> Arc<State> {
+        let guard = self.0.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Puts a new state in force.
+    pub fn replace(&self, state: State) {
+        let mut guard = self.0.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Arc::new(state);
+    }
+}
+
+/// Why `dkimctl sign` could not sign a message.
+#[derive(Debug)]
+pub enum SignFileError {
+    /// No usable From header (none, several, no address).
+    From(policy::FromError),
+    /// The From domain is not configured for signing.
+    NoDomain(String),
+    /// The domain has no active key.
+    NoKey(String),
+    /// A key could not be used.
+    Key(KeyError),
+    /// Signing failed.
+    Sign(SignError),
+}
+
+impl fmt::Display for SignFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignFileError::From(e) => write!(f, "cannot sign: {e}"),
+            SignFileError::NoDomain(d) => {
+                write!(f, "cannot sign: {d} is not a signing domain in the configuration")
+            }
+            SignFileError::NoKey(d) => write!(f, "cannot sign: {d} has no active key"),
+            SignFileError::Key(e) => e.fmt(f),
+            SignFileError::Sign(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SignFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SignFileError::Key(e) => Some(e),
+            SignFileError::Sign(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The From domain of a header block, with the engine's rules (exactly
+/// one From header).
+pub fn message_from_domain(
+    headers: &[crate::dkim::HeaderField],
+) -> Result<String, policy::FromError> {
+    let mut from = headers.iter().filter(|h| h.is("From"));
+    let first = from.next().ok_or(policy::FromError::Missing)?;
+    let more = from.count();
+    if more > 0 {
+        return Err(policy::FromError::Several(more + 1));
+    }
+    policy::from_domain(&first.value)
+}
+
+/// Signs `message` (`dkimctl sign FILE`) with the active keys of its From
+/// domain at time `now` (Unix seconds), as the engine would: same header
+/// selection, same folding. Returns the message with the DKIM-Signature
+/// header(s) prepended; line ends of the added headers follow the
+/// message's (CRLF or LF).
+pub fn sign_file(
+    config: &Config,
+    root: &Root,
+    message: &[u8],
+    now: u64,
+) -> Result<Vec<u8>, SignFileError> {
+    let (headers, body_at) = split_message(message);
+    let from = message_from_domain(&headers).map_err(SignFileError::From)?;
+    let domain = policy::signing_domain(config, &from).ok_or(SignFileError::NoDomain(from))?;
+    let mut signers = Vec::new();
+    for key in domain.signing_keys() {
+        let s = load_signer(root, &domain.name, key, config.engine.require_safe_keys)
+            .map_err(SignFileError::Key)?;
+        signers.push(Arc::new(s));
+    }
+    if signers.is_empty() {
+        return Err(SignFileError::NoKey(domain.name.clone()));
+    }
+    let mut m = MessageSigner::new(signers, &config.signing, headers);
+    m.write_body(message.get(body_at..).unwrap_or_default());
+    let sigs = m.finish(now).map_err(SignFileError::Sign)?;
+    let lf_only = !message
+        .iter()
+        .position(|&b| b == b'\n')
+        .is_some_and(|i| i > 0 && message.get(i - 1) == Some(&b'\r'));
+    let mut out = Vec::with_capacity(message.len() + 1024);
+    for sig in &sigs {
+        let line = sig.header_line();
+        if lf_only {
+            out.extend_from_slice(line.replace("\r\n", "\n").as_bytes());
+        } else {
+            out.extend_from_slice(line.as_bytes());
+        }
+    }
+    out.extend_from_slice(message);
+    Ok(out)
+}
+
+/// Verifies every DKIM signature of `message` (`dkimctl verify FILE`)
+/// against DNS: `engine.nameservers` when set, else the system's
+/// resolver, with `engine.dns_timeout`. Bare LF line ends are read as
+/// CRLF. An unsigned message gives an empty list.
+pub async fn verify_message(
+    config: &Config,
+    message: &[u8],
+) -> Result<Vec<VerifyResult>, ResolverError> {
+    let resolver = Resolver::live(&config.engine.nameservers, config.engine.dns_timeout)?;
+    Ok(verify_with(&resolver, message).await)
+}
+
+/// [`verify_message`] with a given resolver.
+pub async fn verify_with(resolver: &Resolver, message: &[u8]) -> Vec<VerifyResult> {
+    let normalized = crate::dkim::crlf(message);
+    crate::dkim::verify(resolver, &normalized).await
+}
+
+/// [`verify_message`] for synchronous callers (it runs its own small
+/// runtime; do not call it from inside one).
+pub fn verify_message_blocking(
+    config: &Config,
+    message: &[u8],
+) -> Result<Vec<VerifyResult>, Box<dyn std::error::Error + Send + Sync>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(verify_message(config, message))?)
+}

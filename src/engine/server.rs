@@ -1,0 +1,750 @@
+//! The server: listeners, the accept loop, one task per milter connection,
+//! signals, privilege drop and the conversation with systemd.
+//!
+//! # Start-up, in order
+//!
+//! 1. Load and validate `dkim.toml` (every diagnostic is reported).
+//! 2. Take the listening sockets: from systemd (`LISTEN_FDS`, socket
+//!    activation) or by binding the configured socket ourselves. A unix
+//!    socket left behind by a crashed run is removed first (only if it is
+//!    a socket and nobody answers on it), created under the configured
+//!    umask, and given mode `0o777 & !umask` and, as root, the service
+//!    user and the MTA's group.
+//! 3. As root: drop to the service user (its groups, then gid, then uid).
+//!    Binding needs privileges (a socket under Postfix's queue directory);
+//!    nothing after it does, and a process that has called `setuid` to a
+//!    non-root user holds no capabilities. Refused if the user does not
+//!    exist, unless `--allow-root`.
+//! 4. Build the runtime, load the keys (as the service user, so a later
+//!    reload reads them the same way) and sign a dummy message with each,
+//!    so aws-lc's one-time set-up does not land on the first real message.
+//! 5. Tell systemd `READY=1`, then accept.
+//!
+//! # Per connection
+//!
+//! A task reads from the socket into a buffer, splits it into commands
+//! ([`decode_command`], which refuses oversized packets before allocating),
+//! feeds each to the [`Session`], and collects the replies in one output
+//! buffer. Only when every complete command in the buffer has been handled
+//! does it write, with a single `write_all`. The end-of-message answer (say
+//! two `SMFIR_INSHEADER`s and `SMFIR_CONTINUE`) therefore leaves in one
+//! segment. Writing each reply separately is what makes libmilter-based
+//! milters stall about 40 ms per message on TCP: the first small write goes
+//! out, the second waits for its ACK (Nagle), and the MTA delays that ACK
+//! (delayed ACK) because it is waiting for the rest. TCP_NODELAY is set as
+//! well, so a single write is never held back either.
+//!
+//! A malformed packet, an unknown command or a protocol error closes that
+//! connection with one log line; the MTA then applies its
+//! `milter_default_action` to that message, and every other connection
+//! carries on. A connection idle for `engine.idle_timeout` is closed.
+//!
+//! # Signals
+//!
+//! - SIGHUP: reload. The new `dkim.toml` is validated and every key loaded
+//!   before anything changes; then the new [`State`] is swapped in as a
+//!   whole. On any error the running configuration stays and the log says
+//!   why. Messages under way finish with the state they started with.
+//! - SIGTERM, SIGINT: stop accepting, let each connection finish the
+//!   message it is reading (up to [`DRAIN_LIMIT`]), remove the socket, exit.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use super::session::{Flow, Session};
+use super::{Shared, State};
+use crate::config::model::{Config, Socket};
+use crate::config::{self, Source};
+use crate::milter::{DEFAULT_MAX_PACKET, decode_command};
+use crate::root::Root;
+
+/// How long SIGTERM waits for connections to finish their message.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// What `dkimctl serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The root every host path resolves under (`--root`).
+    pub root: Root,
+    /// Where `dkim.toml` is (`--config`).
+    pub source: Source,
+    /// Listen here instead of `service.socket` (any notation
+    /// [`config::validate::parse_socket`] reads). A unix path given here is
+    /// taken as a real path, not under the root.
+    pub socket_override: Option<String>,
+    /// Keep running as root when the service user cannot be switched to.
+    pub allow_root: bool,
+}
+
+/// The configuration could not be loaded or is invalid.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for ConfigError {}
+
+/// Loads and validates `dkim.toml`; the error carries every diagnostic.
+pub fn load_config(source: &Source) -> Result<Config, ConfigError> {
+    let loaded = config::load(source).map_err(|e| {
+        let cause = e.source.to_string();
+        ConfigError(format!("{e}: {cause}"))
+    })?;
+    match loaded.config {
+        Some(c) if !loaded.diags.has_errors() => Ok(c),
+        _ => {
+            let lines: Vec<String> = loaded
+                .diags
+                .sorted()
+                .into_iter()
+                .filter(|d| d.severity == config::Severity::Error)
+                .map(ToString::to_string)
+                .collect();
+            Err(ConfigError(format!(
+                "{} is invalid: {}",
+                source.display,
+                lines.join("; ")
+            )))
+        }
+    }
+}
+
+/// Runs the engine until SIGTERM or SIGINT (`dkimctl serve`). Builds its
+/// own multi-threaded tokio runtime.
+///
+/// # Errors
+///
+/// An invalid configuration, a socket that cannot be bound, a refused
+/// privilege drop, an unsafe key file (with `engine.require_safe_keys`), or
+/// a resolver that cannot be set up; all before the first connection.
+pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn Error + Send + Sync>> {
+    init_logging();
+    let config = load_config(&opts.source)?;
+
+    // Sockets first: from systemd, else our own.
+    let mut listeners = systemd_listeners()?;
+    if listeners.is_empty() {
+        let (socket, under_root) = match &opts.socket_override {
+            Some(s) => (
+                config::validate::parse_socket(s)
+                    .map_err(|e| format!("invalid --socket \"{s}\": {e}"))?,
+                false,
+            ),
+            None => (config.service.socket.clone(), true),
+        };
+        let root = under_root.then_some(&opts.root);
+        listeners.push(bind(&socket, root, &config)?);
+    } else {
+        tracing::info!("using {} socket(s) passed by systemd", listeners.len());
+    }
+
+    drop_privileges(&config, opts.allow_root)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dkimctl-serve")
+        .build()?;
+    runtime.block_on(async move {
+        let state = State::build(config, &opts.root, None, false)?;
+        let ready = state.ready_keys();
+        let listeners = listeners
+            .into_iter()
+            .map(StdListener::into_tokio)
+            .collect::<io::Result<Vec<_>>>()?;
+        let shared = Shared::new(state);
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(forward_signals(tx));
+        start_watchdog();
+        for l in &listeners {
+            tracing::info!("listening on {} ({ready} signing key(s) ready)", l.local_addr());
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+        let reloader = Reloader {
+            root: opts.root.clone(),
+            source: opts.source.clone(),
+        };
+        run(listeners, shared, Some(reloader), rx).await?;
+        Ok(())
+    })
+}
+
+/// Logging to stderr; without timestamps under journald (it adds its own).
+fn init_logging() {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .with_writer(io::stderr);
+    // try_init: the CLI may have installed a subscriber already.
+    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::debug!("sd_notify failed: {e}");
+    }
+}
+
+/// Sends `WATCHDOG=1` at half the interval systemd asked for.
+fn start_watchdog() {
+    let mut usec = 0u64;
+    if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+        let period = Duration::from_micros(usec / 2).max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+}
+
+/// Turns SIGHUP into [`Control::Reload`] and SIGTERM/SIGINT into
+/// [`Control::Shutdown`].
+async fn forward_signals(tx: mpsc::Sender<Control>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        let msg = tokio::select! {
+            _ = hup.recv() => Control::Reload(None),
+            _ = term.recv() => Control::Shutdown,
+            _ = int.recv() => Control::Shutdown,
+        };
+        let stop = matches!(msg, Control::Shutdown);
+        if tx.send(msg).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// A listening socket before the runtime exists.
+#[derive(Debug)]
+pub enum StdListener {
+    /// A unix socket; the path is removed at exit when we created it.
+    Unix(std::os::unix::net::UnixListener, Option<PathBuf>),
+    /// A TCP socket.
+    Tcp(std::net::TcpListener),
+}
+
+impl StdListener {
+    /// Registers the socket with the tokio runtime (call inside it).
+    pub fn into_tokio(self) -> io::Result<Listener> {
+        match self {
+            StdListener::Unix(l, path) => {
+                l.set_nonblocking(true)?;
+                Ok(Listener::Unix(tokio::net::UnixListener::from_std(l)?, path))
+            }
+            StdListener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Ok(Listener::Tcp(tokio::net::TcpListener::from_std(l)?))
+            }
+        }
+    }
+}
+
+/// A listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    /// A unix socket (and the path to remove at exit, if ours).
+    Unix(tokio::net::UnixListener, Option<PathBuf>),
+    /// A TCP socket.
+    Tcp(tokio::net::TcpListener),
+}
+
+impl Listener {
+    /// The address in Postfix notation (`unix:/path`, `inet:127.0.0.1:8891`),
+    /// which [`super::client::MilterClient::connect`] also reads.
+    pub fn local_addr(&self) -> String {
+        match self {
+            Listener::Unix(l, path) => {
+                let p = path.clone().or_else(|| {
+                    l.local_addr()
+                        .ok()
+                        .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+                });
+                match p {
+                    Some(p) => format!("unix:{}", p.display()),
+                    None => "unix:(unnamed)".to_string(),
+                }
+            }
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) if a.is_ipv6() => format!("inet:[{}]:{}", a.ip(), a.port()),
+                Ok(a) => format!("inet:{}:{}", a.ip(), a.port()),
+                Err(_) => "inet:(unknown)".to_string(),
+            },
+        }
+    }
+}
+
+/// Binds `socket`. A unix path is taken under `root` when given. Stale
+/// unix sockets are removed; the socket gets mode `0o777 & !umask` and, as
+/// root, the service user and `service.socket_group`.
+pub fn bind(socket: &Socket, root: Option<&Root>, config: &Config) -> io::Result<StdListener> {
+    match socket {
+        Socket::Unix(host) => {
+            let path = match root {
+                Some(r) => r.join(host),
+                None => host.clone(),
+            };
+            bind_unix(&path, config).map_err(|e| annotate(e, &format!("cannot listen on unix:{}", path.display())))
+        }
+        Socket::Inet { host, port } => {
+            let addr = match socket.inet_addr() {
+                Some(a) => a,
+                None => std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))?
+                    .next()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?,
+            };
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|e| annotate(e, &format!("cannot listen on {socket}")))?;
+            Ok(StdListener::Tcp(l))
+        }
+    }
+}
+
+fn annotate(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+fn bind_unix(path: &Path, config: &Config) -> io::Result<StdListener> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another process is listening on it",
+                ));
+            }
+            tracing::info!("removing stale socket {}", path.display());
+            std::fs::remove_file(path)?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the path exists and is not a socket",
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // The socket is born with the configured umask (no window in which it
+    // is more open), then set explicitly.
+    let umask = config.service.umask & 0o777;
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask as _));
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777 & !umask))?;
+    if nix::unistd::geteuid().is_root() {
+        let uid = nix::unistd::User::from_name(&config.service.user)
+            .ok()
+            .flatten()
+            .map(|u| u.uid);
+        let gid = nix::unistd::Group::from_name(&config.service.socket_group)
+            .ok()
+            .flatten()
+            .map(|g| g.gid);
+        if let Err(e) = nix::unistd::chown(path, uid, gid) {
+            tracing::warn!("cannot chown {}: {e}", path.display());
+        }
+    }
+    Ok(StdListener::Unix(listener, Some(path.to_path_buf())))
+}
+
+/// Sockets passed by systemd (`LISTEN_FDS`), unix or TCP.
+pub fn systemd_listeners() -> io::Result<Vec<StdListener>> {
+    use nix::sys::socket::{AddressFamily, SockaddrLike, SockaddrStorage, getsockname};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut out = Vec::new();
+    for fd in sd_notify::listen_fds()? {
+        let family = getsockname::<SockaddrStorage>(fd)
+            .map_err(io::Error::from)?
+            .family();
+        // SAFETY: systemd passes these descriptors to this process only
+        // (LISTEN_PID was checked by `listen_fds`), each exactly once, and
+        // nothing else in the process owns or closes them.
+        #[allow(unsafe_code)]
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        match family {
+            Some(AddressFamily::Unix) => {
+                out.push(StdListener::Unix(std::os::unix::net::UnixListener::from(owned), None));
+            }
+            Some(AddressFamily::Inet | AddressFamily::Inet6) => {
+                out.push(StdListener::Tcp(std::net::TcpListener::from(owned)));
+            }
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("socket passed by systemd has an unsupported family {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Switches to the service user when running as root.
+fn drop_privileges(config: &Config, allow_root: bool) -> Result<(), String> {
+    use nix::unistd::{Group, Uid, User, geteuid, getgrouplist, setgid, setgroups, setuid};
+    if !geteuid().is_root() {
+        if capabilities_held() {
+            tracing::warn!("running with capabilities; the engine needs none after binding");
+        }
+        return Ok(());
+    }
+    let name = &config.service.user;
+    let user = match User::from_name(name) {
+        Ok(Some(u)) if !u.uid.is_root() => u,
+        Ok(found) => {
+            let why = if found.is_some() {
+                format!("service.user \"{name}\" is root")
+            } else {
+                format!("user \"{name}\" (service.user) does not exist")
+            };
+            if allow_root {
+                tracing::warn!("{why}; running as root (--allow-root)");
+                return Ok(());
+            }
+            return Err(format!(
+                "refusing to run as root: {why} (create it, e.g. with the rendered sysusers.d file, or pass --allow-root)"
+            ));
+        }
+        Err(e) => return Err(format!("cannot look up user \"{name}\": {e}")),
+    };
+    let gid = Group::from_name(&config.service.group)
+        .ok()
+        .flatten()
+        .map_or(user.gid, |g| g.gid);
+    let cname = std::ffi::CString::new(user.name.clone())
+        .map_err(|_| format!("invalid user name \"{name}\""))?;
+    let groups = getgrouplist(&cname, gid).map_err(|e| format!("cannot list the groups of {name}: {e}"))?;
+    setgroups(&groups).map_err(|e| format!("setgroups failed: {e}"))?;
+    setgid(gid).map_err(|e| format!("setgid failed: {e}"))?;
+    setuid(user.uid).map_err(|e| format!("setuid failed: {e}"))?;
+    if setuid(Uid::from_raw(0)).is_ok() {
+        return Err("privileges could be regained after dropping them".into());
+    }
+    if capabilities_held() && !allow_root {
+        return Err("capabilities are still held after dropping privileges".into());
+    }
+    tracing::info!("running as {name} (uid {}, gid {gid})", user.uid);
+    Ok(())
+}
+
+/// True when /proc says this process holds any effective or permitted
+/// capability.
+fn capabilities_held() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status.lines().any(|l| {
+        (l.starts_with("CapEff:") || l.starts_with("CapPrm:"))
+            && l.split_whitespace()
+                .nth(1)
+                .is_some_and(|v| v.trim_start_matches('0') != "")
+    })
+}
+
+/// What a running server can be told.
+#[derive(Debug)]
+pub enum Control {
+    /// Re-read `dkim.toml` and the keys; the result is sent back if asked.
+    Reload(Option<oneshot::Sender<Result<(), String>>>),
+    /// Stop accepting, drain, exit.
+    Shutdown,
+}
+
+/// Where a reload reads from.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    /// The root.
+    pub root: Root,
+    /// `dkim.toml`.
+    pub source: Source,
+}
+
+/// Serves `listeners` until [`Control::Shutdown`] (or until the control
+/// channel closes), then drains. Tests call this directly with their own
+/// listeners, state and control channel.
+pub async fn run(
+    listeners: Vec<Listener>,
+    shared: Shared,
+    reloader: Option<Reloader>,
+    mut control: mpsc::Receiver<Control>,
+) -> io::Result<()> {
+    let max = shared.current().config.engine.max_connections.max(1);
+    let semaphore = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut unix_paths = Vec::new();
+    let mut accepters = Vec::new();
+    for l in listeners {
+        if let Listener::Unix(_, Some(p)) = &l {
+            unix_paths.push(p.clone());
+        }
+        accepters.push(tokio::spawn(accept_loop(
+            l,
+            shared.clone(),
+            Arc::clone(&semaphore),
+            stop_rx.clone(),
+        )));
+    }
+
+    while let Some(msg) = control.recv().await {
+        match msg {
+            Control::Reload(reply) => {
+                let result = reload(&shared, reloader.as_ref(), max).await;
+                if let Some(tx) = reply {
+                    let _ = tx.send(result);
+                }
+            }
+            Control::Shutdown => break,
+        }
+    }
+
+    tracing::info!("shutting down: finishing messages in progress");
+    notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    for a in accepters {
+        let _ = a.await;
+    }
+    // Every connection holds a permit; all permits back means all done.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN_LIMIT, semaphore.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} connection(s) still open after {}s; exiting anyway",
+            max.saturating_sub(semaphore.available_permits()),
+            DRAIN_LIMIT.as_secs()
+        );
+    }
+    for p in unix_paths {
+        if let Err(e) = std::fs::remove_file(&p) {
+            tracing::debug!("cannot remove {}: {e}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// Loads, validates and swaps in a new configuration; keeps the old one on
+/// any error.
+async fn reload(shared: &Shared, reloader: Option<&Reloader>, max: usize) -> Result<(), String> {
+    let Some(r) = reloader.cloned() else {
+        return Err("this server cannot reload".into());
+    };
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    if let Ok(m) = sd_notify::NotifyState::monotonic_usec_now() {
+        states.push(m);
+    }
+    notify(&states);
+    let old = shared.current();
+    let built = tokio::task::spawn_blocking(move || -> Result<State, String> {
+        let config = load_config(&r.source).map_err(|e| e.to_string())?;
+        State::build(config, &r.root, Some(&old), true).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("reload task failed: {e}"))
+    .and_then(|r| r);
+    let result = match built {
+        Ok(state) => {
+            let previous = shared.current();
+            if state.config.service.socket != previous.config.service.socket {
+                tracing::warn!("service.socket changed; it takes effect at the next restart");
+            }
+            if state.config.engine.max_connections != max {
+                tracing::warn!("engine.max_connections changed; it takes effect at the next restart");
+            }
+            let keys = state.ready_keys();
+            shared.replace(state);
+            tracing::info!("reloaded configuration ({keys} signing key(s) ready)");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!("reload failed, keeping the running configuration: {e}");
+            Err(e)
+        }
+    };
+    notify(&[sd_notify::NotifyState::Ready]);
+    result
+}
+
+async fn accept_loop(
+    listener: Listener,
+    shared: Shared,
+    semaphore: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut warned_full = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if semaphore.available_permits() == 0 && !warned_full {
+            tracing::warn!("engine.max_connections reached; new connections wait");
+            warned_full = true;
+        }
+        let permit = tokio::select! {
+            p = Arc::clone(&semaphore).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        if semaphore.available_permits() > 0 {
+            warned_full = false;
+        }
+        let accepted = tokio::select! {
+            a = accept(&listener) => a,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok(Accepted::Unix(s)) => {
+                let (shared, stop) = (shared.clone(), stop.clone());
+                tokio::spawn(async move {
+                    connection(s, "unix".to_string(), shared, stop).await;
+                    drop(permit);
+                });
+            }
+            Ok(Accepted::Tcp(s, peer)) => {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+                let (shared, stop) = (shared.clone(), stop.clone());
+                tokio::spawn(async move {
+                    connection(s, peer, shared, stop).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                drop(permit);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+enum Accepted {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream, String),
+}
+
+async fn accept(l: &Listener) -> io::Result<Accepted> {
+    match l {
+        Listener::Unix(l, _) => Ok(Accepted::Unix(l.accept().await?.0)),
+        Listener::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            Ok(Accepted::Tcp(s, peer.to_string()))
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One milter connection: read, decode, handle, write once per step.
+async fn connection<S>(mut stream: S, peer: String, shared: Shared, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = Session::new(shared.clone());
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(4 * 1024);
+    let mut stopping = *stop.borrow();
+    loop {
+        // Handle every complete command already read.
+        loop {
+            match decode_command(&mut input, DEFAULT_MAX_PACKET) {
+                Ok(Some(cmd)) => match session.handle(cmd, unix_now(), &mut output).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Close) => {
+                        let _ = flush(&mut stream, &mut output).await;
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("{}: closing milter connection from {peer}: {e}", session.queue_id());
+                        let _ = flush(&mut stream, &mut output).await;
+                        return;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("{}: closing milter connection from {peer}: {e}", session.queue_id());
+                    return;
+                }
+            }
+        }
+        // One write for all replies of this step.
+        if let Err(e) = flush(&mut stream, &mut output).await {
+            tracing::warn!("{}: write to {peer} failed: {e}", session.queue_id());
+            return;
+        }
+        if stopping && session.is_idle() {
+            return;
+        }
+        let idle = shared.current().config.engine.idle_timeout;
+        tokio::select! {
+            read = tokio::time::timeout(idle, stream.read_buf(&mut input)) => match read {
+                Err(_) => {
+                    tracing::info!("closing milter connection from {peer}: idle for {}s", idle.as_secs());
+                    return;
+                }
+                Ok(Ok(0)) => {
+                    if !session.is_idle() {
+                        tracing::warn!("{}: the MTA closed the connection in the middle of a message", session.queue_id());
+                    }
+                    return;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!("{}: read from {peer} failed: {e}", session.queue_id());
+                    return;
+                }
+            },
+            changed = stop.changed(), if !stopping => {
+                stopping = true;
+                if changed.is_err() || session.is_idle() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut BytesMut) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let r = stream.write_all(out).await;
+    out.clear();
+    r
+}

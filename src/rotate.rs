@@ -1,0 +1,1 @@
+//! Key rotation (owned by the rotation work).

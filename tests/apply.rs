@@ -1,0 +1,143 @@
+//! plan and apply against temporary roots: idempotency, drift, secrets,
+//! nothing written on invalid input, and Postfix's own checks of the
+//! merged main.cf and master.cf.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::support::*;
+
+const BUNDLED: &str = r#"
+[service]
+engine = "bundled"
+authserv_id = "mail.example.com"
+
+[defaults]
+algorithms = ["rsa-sha256", "ed25519-sha256"]
+
+[[domain]]
+name = "example.com"
+
+[[domain.key]]
+selector = "rsa1"
+algorithm = "rsa-sha256"
+
+[[domain.key]]
+selector = "ed1"
+algorithm = "ed25519-sha256"
+
+[mta]
+kind = "postfix"
+"#;
+
+#[test]
+fn apply_then_plan_is_empty_and_second_apply_changes_nothing() {
+    let root = TempRoot::new(BUNDLED);
+    // An empty sandbox: everything is to be created.
+    let plan = root.dkimctl(&["plan"]).expect(1);
+    assert!(plan.stdout().contains("create"), "{}", plan.stdout());
+    assert!(plan.stdout().contains("(secret)"), "keys must show as secret: {}", plan.stdout());
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    // Keys exist with their final mode.
+    let key = root.join("etc/dkimctl/keys/example.com/rsa1.private");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o7777, 0o600);
+    // The service user was created in the root's own passwd.
+    assert!(root.read("etc/passwd").contains("dkimctl:"), "{}", root.read("etc/passwd"));
+    // Nothing left to do.
+    root.dkimctl(&["plan"]).expect(0);
+    let again = root.dkimctl(&["apply", "--yes"]).expect(0);
+    assert!(again.stdout().contains("Nothing to change"), "{}", again.stdout());
+}
+
+#[test]
+fn plan_reports_a_corrupted_mode_and_apply_fixes_it() {
+    let root = TempRoot::new(BUNDLED);
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    let unit = root.join("etc/systemd/system/dkimctl.service");
+    std::fs::set_permissions(&unit, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let plan = root.dkimctl(&["plan"]).expect(1);
+    assert!(plan.stdout().contains("0666") && plan.stdout().contains("0644"), "{}", plan.stdout());
+    let json = root.dkimctl(&["plan", "--json"]).expect(1);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
+    assert_eq!(v["changed"], true);
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    assert_eq!(std::fs::metadata(&unit).unwrap().permissions().mode() & 0o7777, 0o644);
+    root.dkimctl(&["plan"]).expect(0);
+}
+
+#[test]
+fn a_hand_edit_shows_as_a_diff_and_keys_never_do() {
+    let root = TempRoot::new(BUNDLED);
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    let unit = "etc/systemd/system/dkimctl.service";
+    let edited = root.read(unit).replace("NoNewPrivileges=yes", "NoNewPrivileges=no");
+    root.write(unit, &edited);
+    let plan = root.dkimctl(&["plan"]).expect(1);
+    assert!(plan.stdout().contains("-NoNewPrivileges=no") && plan.stdout().contains("+NoNewPrivileges=yes"), "{}", plan.stdout());
+    // A key with the wrong mode: reported, its bytes never shown.
+    let key = root.join("etc/dkimctl/keys/example.com/rsa1.private");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let plan = root.dkimctl(&["plan", "--json"]).expect(1);
+    let body: String = pem.lines().nth(1).unwrap().to_string();
+    assert!(!plan.stdout().contains(&body) && !plan.stderr().contains(&body), "key material leaked into plan output");
+}
+
+#[test]
+fn invalid_configuration_writes_nothing() {
+    let root = TempRoot::new(&BUNDLED.replace("ed25519-sha256\"]", "ed25519-sha256\", \"rsa-sha1\"]"));
+    let r = root.dkimctl(&["apply", "--yes"]).expect(2);
+    assert!(r.stderr().contains("rsa-sha1"), "{}", r.stderr());
+    // Only the configuration itself is in the root.
+    let files: Vec<String> = tree(root.path()).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(files, vec!["etc/dkimctl/dkim.toml".to_string()]);
+}
+
+/// The Postfix side: the merged main.cf and master.cf pass Postfix's own
+/// checks with no warnings, and everything the admin had is kept.
+#[test]
+fn postfix_accepts_the_merged_configuration() {
+    if !require_tool("postconf") || !require_root("postfix check needs root") {
+        return;
+    }
+    let root = TempRoot::new(&BUNDLED.replace(
+        "kind = \"postfix\"",
+        "kind = \"postfix\"\nservices = [\"smtpd\", \"non_smtpd\", \"submission\"]",
+    ));
+    let queue = root.join("var/spool/postfix");
+    std::fs::create_dir_all(&queue).unwrap();
+    // The admin's existing files: Debian's defaults plus a submission service.
+    let main = format!(
+        "# my own comment\nmyhostname = mail.example.com\ncompatibility_level = 3.6\nqueue_directory = {}\ndata_directory = {}\nsmtpd_milters = inet:127.0.0.1:11332\n",
+        queue.display(),
+        root.join("var/lib/postfix").display()
+    );
+    std::fs::create_dir_all(root.join("var/lib/postfix")).unwrap();
+    root.write("etc/postfix/main.cf", &main);
+    let master = std::fs::read_to_string("/usr/share/postfix/master.cf.dist")
+        .or_else(|_| std::fs::read_to_string("/etc/postfix/master.cf"))
+        .unwrap()
+        + "submission inet n       -       y       -       -       smtpd\n  -o syslog_name=postfix/submission\n";
+    root.write("etc/postfix/master.cf", &master);
+    for f in ["dynamicmaps.cf", "postfix-files"] {
+        let _ = std::fs::copy(format!("/etc/postfix/{f}"), root.join(&format!("etc/postfix/{f}")));
+    }
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    let merged = root.read("etc/postfix/main.cf");
+    assert!(merged.starts_with("# my own comment\nmyhostname = mail.example.com\n"), "{merged}");
+    assert!(merged.contains("smtpd_milters = unix:/dkimctl/dkimctl.sock"), "{merged}");
+    assert!(merged.contains("inet:127.0.0.1:11332"), "the other milter must be kept: {merged}");
+    assert!(merged.contains("milter_protocol = 6"), "{merged}");
+    let master_out = root.read("etc/postfix/master.cf");
+    assert!(master_out.contains("  -o smtpd_milters=unix:/dkimctl/dkimctl.sock"), "{master_out}");
+    let dir = root.join("etc/postfix").display().to_string();
+    let r = run(Command::new("postconf").args(["-c", &dir, "-n"]));
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let stderr = r.stderr();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).map(str::trim).collect();
+    assert!(warnings.is_empty(), "postconf warned:\n{}", warnings.join("\n"));
+    let r = run(Command::new("postconf").args(["-c", &dir, "-M"]));
+    assert!(!r.stderr().contains("warning"), "{}", r.stderr());
+    // A second apply leaves the admin's files alone.
+    root.dkimctl(&["plan"]).expect(0);
+}
