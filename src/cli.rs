@@ -353,7 +353,7 @@ fn print_diagnostics(diags: &config::Diagnostics) {
 fn check(root: &Root, source: &Source) -> Result<i32, Error> {
     let mut loaded = config::load(source)?;
     if let (Some(c), Some(raw)) = (&loaded.config, &loaded.raw) {
-        config::environment::check(c, raw, root, &mut loaded.diags);
+        config::environment::check(c, raw, root, false, &mut loaded.diags);
     }
     print_diagnostics(&loaded.diags);
     let errors = loaded.diags.count(Severity::Error);
@@ -389,7 +389,7 @@ impl std::error::Error for InvalidConfig {}
 pub fn load_valid(root: &Root, source: &Source, global: &Global) -> Result<(Config, Templates), Error> {
     let mut loaded = config::load(source)?;
     if let (Some(c), Some(raw)) = (&loaded.config, &loaded.raw) {
-        config::environment::check(c, raw, root, &mut loaded.diags);
+        config::environment::check(c, raw, root, true, &mut loaded.diags);
     }
     // Warnings and notes belong to `check`; errors stop every command.
     if loaded.diags.has_errors() {

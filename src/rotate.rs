@@ -1,1 +1,888 @@
-//! Key rotation (owned by the rotation work).
+//! `dkimctl rotate DOMAIN [--continue]`: replacing a domain's keys with no
+//! moment in which mail is signed by a key receivers cannot find.
+//!
+//! A rotation is three runs, each idempotent (run it twice and the second
+//! run changes nothing and says so), each saying what it did and what
+//! comes next:
+//!
+//! 1. `rotate DOMAIN`: generates a key per algorithm the domain signs with,
+//!    adds it to dkim.toml with `state = "pending"`, and prints the record
+//!    to publish. Nothing signs with it yet.
+//! 2. `rotate DOMAIN --continue`, once the record is published: looks every
+//!    pending key's record up (the same judgement as `dns check`). Only if
+//!    all are visible and correct does the pending key become `active` and
+//!    the key it replaces `retiring`, with `retire_after = today + grace`;
+//!    otherwise nothing changes (exit 1). `dkimctl apply` then makes the
+//!    engine sign with the new key. The old record stays published so mail
+//!    in flight still verifies.
+//! 3. `rotate DOMAIN --continue` on or after `retire_after`: the retiring
+//!    key becomes `retired`, its private key is archived (or deleted, per
+//!    `[rotation] retired_keys`), and the revoked record (empty `p=`) to
+//!    publish in its place is printed.
+//!
+//! # Selector names
+//!
+//! New selectors are the date, `YYYYMMDD`, plus `r` (RSA) or `e` (Ed25519)
+//! when the domain signs with both algorithms: `20261128`, or `20261128r`
+//! and `20261128e`. If a name is taken (by a key of the domain or a file on
+//! disk), `b`, `c`, ... is appended: `20261128b`, `20261128rb`.
+//!
+//! # Safety of the edits
+//!
+//! dkim.toml is edited with `toml_edit` ([`edit`]), so comments and layout
+//! survive; the edited text is validated with [`config::parse`] before it
+//! is written, atomically (temporary file in the same directory, rename),
+//! keeping the file's mode and owner. New private keys are written (mode
+//! 0600, owned by the service user when it exists under the root) before
+//! dkim.toml names them, and removed again if dkim.toml cannot be written.
+//! Retired keys are archived only after dkim.toml says they are retired.
+//!
+//! What this does not do: publish records (DNS is not ours to write), or
+//! reload the engine (`dkimctl apply` does that).
+
+pub mod date;
+pub mod edit;
+
+pub use date::Date;
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::accounts::Accounts;
+use crate::config::model::{Algorithm, Config, Domain, Key, KeyState, RetiredKeys};
+use crate::config::validate::{default_key_path, normalize_domain};
+use crate::config::{self, Source};
+use crate::dns::{self, DnsError, Live, PrivateKeys, Status, TxtResolver};
+use crate::keys::{self, KeyPair};
+use crate::root::Root;
+
+use edit::{EditError, NewKey};
+
+/// Mode of new private key files.
+const KEY_MODE: u32 = 0o600;
+/// Mode of the `retired/` archive directory.
+const ARCHIVE_DIR_MODE: u32 = 0o700;
+
+/// Why a rotation step could not be done. Nothing was changed unless the
+/// message says otherwise.
+#[derive(Debug)]
+pub enum RotateError {
+    /// dkim.toml could not be read.
+    Load(config::LoadError),
+    /// dkim.toml has errors.
+    InvalidConfig {
+        /// The file, as named by the user.
+        file: String,
+        /// Every diagnostic, rendered.
+        diagnostics: Vec<String>,
+    },
+    /// The domain is not in dkim.toml.
+    UnknownDomain {
+        /// The domain asked for.
+        domain: String,
+        /// The configured domains.
+        configured: Vec<String>,
+    },
+    /// The domain takes its keys from another domain.
+    SharedKeys {
+        /// The domain asked for.
+        domain: String,
+        /// The domain that owns the keys.
+        owner: String,
+    },
+    /// An active key has no key file yet.
+    NoKeyYet {
+        /// The domain.
+        domain: String,
+        /// The key's selector.
+        selector: String,
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// A key file exists but cannot be used.
+    Key(keys::LoadError),
+    /// Key generation failed.
+    Generate(keys::GenerateError),
+    /// A new key file could not be written.
+    WriteKey(keys::KeyFileError),
+    /// The service user could not be looked up.
+    Accounts(Box<dyn std::error::Error + Send + Sync>),
+    /// No selector name was free.
+    NoFreeSelector {
+        /// The last name tried.
+        tried: String,
+    },
+    /// dkim.toml could not be edited.
+    Edit {
+        /// The file.
+        file: String,
+        /// Why.
+        source: EditError,
+    },
+    /// The edited dkim.toml did not validate (a bug; nothing was written).
+    EditInvalid {
+        /// The file.
+        file: String,
+        /// The diagnostics of the edited text.
+        diagnostics: Vec<String>,
+    },
+    /// dkim.toml could not be written.
+    WriteConfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A retired key could not be archived or deleted (dkim.toml already
+    /// says retired; run `--continue` again after fixing the cause).
+    RetireKey {
+        /// What was being done ("archive", "delete").
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The resolver could not be set up.
+    Dns(DnsError),
+    /// Writing the report failed.
+    Output(io::Error),
+}
+
+impl fmt::Display for RotateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RotateError::Load(e) => write!(f, "{e}"),
+            RotateError::InvalidConfig { file, diagnostics } => {
+                write!(f, "{file} has errors; nothing was done (run `dkimctl check`)")?;
+                for d in diagnostics {
+                    write!(f, "\n  {d}")?;
+                }
+                Ok(())
+            }
+            RotateError::UnknownDomain { domain, configured } => write!(
+                f,
+                "{domain} is not configured in dkim.toml (configured: {})",
+                if configured.is_empty() { "none".to_string() } else { configured.join(", ") }
+            ),
+            RotateError::SharedKeys { domain, owner } => write!(
+                f,
+                "{domain} takes its keys from {owner} (key_from); rotate {owner} instead, which \
+                 rotates both"
+            ),
+            RotateError::NoKeyYet { domain, selector, path } => write!(
+                f,
+                "{domain} has no key yet ({selector}: {} does not exist); run `dkimctl keys \
+                 generate` and publish its record first",
+                path.display()
+            ),
+            RotateError::Key(e) => write!(f, "{e}; nothing was changed"),
+            RotateError::Generate(e) => write!(f, "{e}"),
+            RotateError::WriteKey(e) => write!(f, "{e}"),
+            RotateError::Accounts(_) => write!(f, "failed to look up the service user"),
+            RotateError::NoFreeSelector { tried } => {
+                write!(f, "no free selector name for today (tried up to {tried})")
+            }
+            RotateError::Edit { file, source } => write!(f, "failed to edit {file}: {source}"),
+            RotateError::EditInvalid { file, diagnostics } => {
+                write!(f, "the edited {file} would not be valid; nothing was written")?;
+                for d in diagnostics {
+                    write!(f, "\n  {d}")?;
+                }
+                Ok(())
+            }
+            RotateError::WriteConfig { path, .. } => {
+                write!(f, "failed to write {}", path.display())
+            }
+            RotateError::RetireKey { op, path, .. } => write!(
+                f,
+                "dkim.toml marks the key retired, but failed to {op} {}; fix the cause and run \
+                 `--continue` again",
+                path.display()
+            ),
+            RotateError::Dns(e) => write!(f, "{e}"),
+            RotateError::Output(_) => write!(f, "failed to write the report"),
+        }
+    }
+}
+
+impl std::error::Error for RotateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RotateError::Load(e) => Some(e),
+            RotateError::Edit { source, .. } => Some(source),
+            RotateError::Accounts(e) | RotateError::WriteConfig { source: e, .. } => Some(&**e),
+            RotateError::RetireKey { source, .. } => Some(source),
+            RotateError::Output(e) => Some(e),
+            RotateError::Dns(e) => e.source(),
+            RotateError::WriteKey(e) => e.source(),
+            RotateError::Key(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for RotateError {
+    fn from(e: io::Error) -> RotateError {
+        RotateError::Output(e)
+    }
+}
+
+/// `dkimctl rotate DOMAIN [--continue]`: one step of a key rotation (see
+/// the module docs). `nameserver` is asked instead of the system's
+/// resolvers when checking that new records are visible; `today` is the
+/// date (UTC) used for selector names, `created` and `retire_after`.
+///
+/// Returns the exit code: 0 done or nothing to do, 1 the new record is not
+/// (correctly) published yet so nothing was switched, 2 its lookup failed.
+pub fn rotate(
+    source: &Source,
+    root: &Root,
+    domain: &str,
+    cont: bool,
+    nameserver: Option<SocketAddr>,
+    today: Date,
+    out: &mut dyn Write,
+) -> Result<i32, RotateError> {
+    let mut resolver = |timeout: Duration| -> Result<Box<dyn TxtResolver>, DnsError> {
+        Ok(Box::new(Live::new(nameserver, timeout)?))
+    };
+    rotate_with(source, root, domain, cont, today, &mut resolver, out)
+}
+
+/// Makes a resolver when one is needed, given the configured DNS timeout.
+pub type ResolverFactory<'a> =
+    dyn FnMut(Duration) -> Result<Box<dyn TxtResolver>, DnsError> + 'a;
+
+/// [`rotate`] with any resolver (tests use [`dns::Fixed`]).
+pub fn rotate_with(
+    source: &Source,
+    root: &Root,
+    domain: &str,
+    cont: bool,
+    today: Date,
+    resolver: &mut ResolverFactory<'_>,
+    out: &mut dyn Write,
+) -> Result<i32, RotateError> {
+    let text = fs::read_to_string(&source.real).map_err(|e| {
+        RotateError::Load(config::LoadError {
+            path: source.real.clone(),
+            source: e,
+        })
+    })?;
+    let config = valid_config(&text, source)?;
+    let d = find_domain(&config, domain)?;
+    let ctx = Ctx {
+        source,
+        root,
+        config: &config,
+        domain: d,
+        text: &text,
+        today,
+    };
+    ctx.check_active_keys()?;
+    if cont {
+        ctx.advance(resolver, out)
+    } else {
+        ctx.start(out)
+    }
+}
+
+/// Parses and validates, rendering every diagnostic into the error.
+fn valid_config(text: &str, source: &Source) -> Result<Config, RotateError> {
+    let loaded = config::parse(text, source);
+    match loaded.config {
+        Some(c) if !loaded.diags.has_errors() => Ok(c),
+        _ => Err(RotateError::InvalidConfig {
+            file: source.display.clone(),
+            diagnostics: loaded.diags.sorted().iter().map(|d| d.to_string()).collect(),
+        }),
+    }
+}
+
+fn find_domain<'c>(config: &'c Config, domain: &str) -> Result<&'c Domain, RotateError> {
+    let unknown = || RotateError::UnknownDomain {
+        domain: domain.to_string(),
+        configured: config.domains.iter().map(|d| d.name.clone()).collect(),
+    };
+    let name = normalize_domain(domain).map_err(|_| unknown())?;
+    let d = config.domains.iter().find(|d| d.name == name).ok_or_else(unknown)?;
+    if let Some(owner) = &d.key_from {
+        return Err(RotateError::SharedKeys {
+            domain: d.name.clone(),
+            owner: owner.clone(),
+        });
+    }
+    Ok(d)
+}
+
+/// One run's inputs.
+struct Ctx<'a> {
+    source: &'a Source,
+    root: &'a Root,
+    config: &'a Config,
+    domain: &'a Domain,
+    text: &'a str,
+    today: Date,
+}
+
+/// A key generated in step 1, not yet written.
+struct Generated {
+    selector: String,
+    pair: KeyPair,
+    /// Host path.
+    path: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn name(&self) -> &str {
+        &self.domain.name
+    }
+
+    /// The domains whose records publish this domain's keys: itself and
+    /// every domain with `key_from` naming it.
+    fn publishers(&self) -> Vec<&Domain> {
+        self.config
+            .domains
+            .iter()
+            .filter(|o| o.name == self.domain.name || o.key_from.as_deref() == Some(&self.domain.name))
+            .collect()
+    }
+
+    fn keys(&self, state: KeyState) -> impl Iterator<Item = &Key> {
+        self.domain.keys.iter().filter(move |k| k.state == state)
+    }
+
+    /// Every active key must exist and load: rotating away from a key that
+    /// was never generated makes no sense, and a corrupt key is reported
+    /// (naming the file) before anything is touched.
+    fn check_active_keys(&self) -> Result<(), RotateError> {
+        for k in self.keys(KeyState::Active) {
+            let real = self.root.join(&k.path);
+            if !real.exists() {
+                return Err(RotateError::NoKeyYet {
+                    domain: self.name().to_string(),
+                    selector: k.selector.clone(),
+                    path: k.path.clone(),
+                });
+            }
+            keys::load_private_key(&real).map_err(RotateError::Key)?;
+        }
+        Ok(())
+    }
+
+    // ---- step 1: new pending keys -------------------------------------
+
+    fn start(&self, out: &mut dyn Write) -> Result<i32, RotateError> {
+        let pending: Vec<&Key> = self.keys(KeyState::Pending).collect();
+        if !pending.is_empty() {
+            let list: Vec<String> = pending
+                .iter()
+                .map(|k| match &k.created {
+                    Some(c) => format!("{} (created {c})", k.selector),
+                    None => k.selector.clone(),
+                })
+                .collect();
+            writeln!(
+                out,
+                "rotate {}: a rotation is already under way (pending: {}); nothing changed",
+                self.name(),
+                list.join(", ")
+            )?;
+            let mut privates = PrivateKeys::new(self.root);
+            let mut records = Vec::new();
+            for k in &pending {
+                match privates.get(k) {
+                    Ok(public) => records.extend(self.records_for(k, public)),
+                    Err(why) => writeln!(out, "warning: {why}")?,
+                }
+            }
+            self.print_records(out, publish_heading(records.len()), &records)?;
+            self.print_next_publish(out)?;
+            return Ok(0);
+        }
+
+        let generated = self.generate()?;
+        let new_keys: Vec<NewKey> = generated
+            .iter()
+            .map(|g| {
+                let mut fields = vec![
+                    ("selector", g.selector.clone()),
+                    ("algorithm", g.pair.algorithm.as_str().to_string()),
+                ];
+                if g.path != default_key_path(&self.config.service.key_dir, self.name(), &g.selector) {
+                    fields.push(("path", g.path.display().to_string()));
+                }
+                fields.push(("state", "pending".to_string()));
+                fields.push(("created", self.today.to_string()));
+                NewKey { fields }
+            })
+            .collect();
+        let (new_text, notes) = edit::add_keys(self.text, self.name(), &new_keys).map_err(|e| self.edit_error(e))?;
+        let expect: Vec<(&str, KeyState)> = generated
+            .iter()
+            .map(|g| (g.selector.as_str(), KeyState::Pending))
+            .collect();
+        self.validate_edit(&new_text, &expect)?;
+
+        // Keys first, then the file that names them: dkim.toml never names
+        // a key file that does not exist.
+        let (uid, gid) = self.service_owner()?;
+        let mut written: Vec<PathBuf> = Vec::new();
+        for g in &generated {
+            let real = self.root.join(&g.path);
+            let result = ensure_dir(&real).and_then(|()| {
+                keys::write_private_key(&real, &g.pair.private_pem, uid, gid, KEY_MODE, false)
+                    .map_err(RotateError::WriteKey)
+            });
+            if let Err(e) = result {
+                remove_all(&written);
+                return Err(e);
+            }
+            written.push(real);
+        }
+        if let Err(e) = self.write_config(&new_text) {
+            remove_all(&written);
+            return Err(e);
+        }
+
+        writeln!(out, "rotate {}: new key(s), state \"pending\" (not signing yet):", self.name())?;
+        for g in &generated {
+            writeln!(
+                out,
+                "  {:<12} {} {} bits  {}",
+                g.selector,
+                g.pair.algorithm,
+                g.pair.bits,
+                g.path.display()
+            )?;
+        }
+        if let Some(sel) = &notes.converted_selector {
+            writeln!(
+                out,
+                "{}: turned `selector = \"{sel}\"` into a [[domain.key]] table (state = \"active\")",
+                self.source.display
+            )?;
+        }
+        for g in &generated {
+            writeln!(
+                out,
+                "{}: added [[domain.key]] selector = \"{}\", state = \"pending\", created = \"{}\"",
+                self.source.display, g.selector, self.today
+            )?;
+        }
+        let records: Vec<(String, String)> = generated
+            .iter()
+            .flat_map(|g| {
+                let key = Key {
+                    selector: g.selector.clone(),
+                    algorithm: g.pair.algorithm,
+                    path: g.path.clone(),
+                    rsa_bits: g.pair.bits,
+                    state: KeyState::Pending,
+                    created: Some(self.today.to_string()),
+                    retire_after: None,
+                    owner_domain: self.name().to_string(),
+                };
+                self.records_for(&key, &g.pair.public)
+            })
+            .collect();
+        self.print_records(out, publish_heading(records.len()), &records)?;
+        self.print_next_publish(out)?;
+        Ok(0)
+    }
+
+    /// Generates one key per algorithm the domain signs with, under fresh
+    /// selector names.
+    fn generate(&self) -> Result<Vec<Generated>, RotateError> {
+        let algorithms = &self.domain.algorithms;
+        let selectors = self.free_selectors(algorithms)?;
+        let mut out = Vec::new();
+        for (alg, selector) in algorithms.iter().zip(selectors) {
+            // The new key is made like the one it replaces: same size, same
+            // directory.
+            let current = self.keys(KeyState::Active).find(|k| k.algorithm == *alg);
+            let bits = current.map_or(self.config.signing.rsa_bits, |k| k.rsa_bits);
+            let dir = current
+                .and_then(|k| k.path.parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| self.config.service.key_dir.join(self.name()));
+            let pair = keys::generate(*alg, bits).map_err(RotateError::Generate)?;
+            out.push(Generated {
+                path: dir.join(format!("{selector}.private")),
+                selector,
+                pair,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `YYYYMMDD` (+ `r`/`e` when dual-signing) (+ `b`, `c`, ... when
+    /// taken), the same letter for every algorithm.
+    fn free_selectors(&self, algorithms: &[Algorithm]) -> Result<Vec<String>, RotateError> {
+        let base = self.today.compact();
+        let dual = algorithms.len() > 1;
+        let mut last = String::new();
+        for letter in std::iter::once(None).chain(('b'..='z').map(Some)) {
+            let names: Vec<String> = algorithms
+                .iter()
+                .map(|alg| {
+                    let mut s = base.clone();
+                    if dual {
+                        s.push(match alg {
+                            Algorithm::RsaSha256 => 'r',
+                            Algorithm::Ed25519Sha256 => 'e',
+                        });
+                    }
+                    if let Some(c) = letter {
+                        s.push(c);
+                    }
+                    s
+                })
+                .collect();
+            let taken = |s: &String| {
+                self.domain.keys.iter().any(|k| &k.selector == s)
+                    || self.root.join(&self.domain_dir().join(format!("{s}.private"))).exists()
+                    || self.keys(KeyState::Active).any(|k| {
+                        k.path
+                            .parent()
+                            .is_some_and(|dir| self.root.join(&dir.join(format!("{s}.private"))).exists())
+                    })
+            };
+            if !names.iter().any(taken) {
+                return Ok(names);
+            }
+            last = names.join(", ");
+        }
+        Err(RotateError::NoFreeSelector { tried: last })
+    }
+
+    fn domain_dir(&self) -> PathBuf {
+        self.config.service.key_dir.join(self.name())
+    }
+
+    /// (name, zone-form record) of `key` under every publishing domain.
+    fn records_for(&self, key: &Key, public: &keys::PublicKey) -> Vec<(String, String)> {
+        self.publishers()
+            .iter()
+            .map(|p| {
+                let name = keys::record_name(&key.selector, &p.name);
+                let value = keys::record_value(public.algorithm(), public, p.record);
+                let zone = keys::zone_form(&name, &value);
+                (name, zone)
+            })
+            .collect()
+    }
+
+    fn print_records(&self, out: &mut dyn Write, heading: &str, records: &[(String, String)]) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        writeln!(out)?;
+        writeln!(out, "{heading}")?;
+        writeln!(out)?;
+        for (_, zone) in records {
+            writeln!(out, "{zone}")?;
+        }
+        writeln!(out)
+    }
+
+    fn print_next_publish(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "Next: publish it, wait for the TTL, then run `dkimctl rotate {} --continue`.",
+            self.name()
+        )
+    }
+
+    // ---- steps 2 and 3: switch, retire ----------------------------------
+
+    fn advance(&self, resolver: &mut ResolverFactory<'_>, out: &mut dyn Write) -> Result<i32, RotateError> {
+        let name = self.name().to_string();
+        let mut changes: Vec<(String, &'static str, String)> = Vec::new();
+        let mut expect: Vec<(String, KeyState)> = Vec::new();
+        let mut said: Vec<String> = Vec::new();
+        let mut next: Vec<String> = Vec::new();
+        let retire_on = self.today.after(self.config.rotation.grace);
+
+        // Step 2: switch to the pending keys, if every record is right.
+        let pending: Vec<&Key> = self.keys(KeyState::Pending).collect();
+        if !pending.is_empty() {
+            let resolver = resolver(self.config.engine.dns_timeout).map_err(RotateError::Dns)?;
+            let mut privates = PrivateKeys::new(self.root);
+            let mut problems = Vec::new();
+            for k in &pending {
+                for p in self.publishers() {
+                    let f = dns::check_key(resolver.as_ref(), &mut privates, p, k);
+                    if f.status != Status::Ok {
+                        problems.push(f);
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                writeln!(
+                    out,
+                    "rotate {name}: new record not yet published -> no switch; nothing changed"
+                )?;
+                for f in &problems {
+                    writeln!(out, "  {} {}: {}", f.status.as_str(), f.name, f.message)?;
+                    if let Some(fix) = &f.fix {
+                        for line in fix.lines() {
+                            writeln!(out, "    {line}")?;
+                        }
+                    }
+                }
+                let failed = problems.iter().any(|f| f.status == Status::DnsError);
+                if failed {
+                    writeln!(out, "Next: make sure the name server answers, then run `dkimctl rotate {name} --continue` again.")?;
+                    return Ok(2);
+                }
+                writeln!(
+                    out,
+                    "Next: publish the record(s), wait for the TTL, then run `dkimctl rotate {name} --continue` again."
+                )?;
+                return Ok(1);
+            }
+            for k in &pending {
+                changes.push((k.selector.clone(), "state", "active".into()));
+                expect.push((k.selector.clone(), KeyState::Active));
+                said.push(format!("{} ({}) is now active: its record is published", k.selector, k.algorithm));
+                for old in self.keys(KeyState::Active).filter(|o| o.algorithm == k.algorithm) {
+                    changes.push((old.selector.clone(), "state", "retiring".into()));
+                    changes.push((old.selector.clone(), "retire_after", retire_on.to_string()));
+                    expect.push((old.selector.clone(), KeyState::Retiring));
+                    said.push(format!(
+                        "{} ({}) is now retiring; its record stays published until {retire_on}",
+                        old.selector, old.algorithm
+                    ));
+                }
+            }
+            next.push("run `dkimctl apply` so the engine signs with the new key".to_string());
+        }
+
+        // Step 3: retire what is due.
+        let mut due: Vec<&Key> = Vec::new();
+        for k in self.keys(KeyState::Retiring) {
+            match k.retire_after.as_deref().and_then(Date::parse) {
+                Some(date) if date <= self.today => due.push(k),
+                Some(date) => next.push(format!(
+                    "{} retires on {date} (in {} day(s)): run `dkimctl rotate {name} --continue` on or after that day",
+                    k.selector,
+                    self.today.days_until(date)
+                )),
+                None => {
+                    changes.push((k.selector.clone(), "retire_after", retire_on.to_string()));
+                    said.push(format!("{} is retiring but had no retire_after; set it to {retire_on}", k.selector));
+                    next.push(format!(
+                        "{} retires on {retire_on}: run `dkimctl rotate {name} --continue` on or after that day",
+                        k.selector
+                    ));
+                }
+            }
+        }
+        for k in &due {
+            changes.push((k.selector.clone(), "state", "retired".into()));
+            expect.push((k.selector.clone(), KeyState::Retired));
+        }
+        // Retired keys whose file is still in place (an earlier run that
+        // failed after editing dkim.toml) are finished as well.
+        let leftover: Vec<&Key> = self
+            .keys(KeyState::Retired)
+            .filter(|k| self.root.join(&k.path).exists())
+            .collect();
+
+        if changes.is_empty() && leftover.is_empty() {
+            if next.is_empty() {
+                writeln!(out, "rotate {name}: nothing to do: no pending key, no retiring key")?;
+            } else {
+                writeln!(out, "rotate {name}: nothing to do yet; nothing changed")?;
+                for n in &next {
+                    writeln!(out, "Next: {n}.")?;
+                }
+            }
+            return Ok(0);
+        }
+
+        if !changes.is_empty() {
+            let new_text = edit::set_fields(self.text, &name, &changes).map_err(|e| self.edit_error(e))?;
+            let expect: Vec<(&str, KeyState)> = expect.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+            self.validate_edit(&new_text, &expect)?;
+            self.write_config(&new_text)?;
+        }
+        writeln!(out, "rotate {name}:")?;
+        for s in &said {
+            writeln!(out, "  {s}")?;
+        }
+        let mut revoked = Vec::new();
+        for k in due.iter().chain(leftover.iter()) {
+            let what = self.retire_key_file(k)?;
+            writeln!(out, "  {} ({}) is retired; {what}", k.selector, k.algorithm)?;
+            for p in self.publishers() {
+                let rname = keys::record_name(&k.selector, &p.name);
+                let zone = keys::zone_form(&rname, &keys::revoked_record_value(k.algorithm));
+                revoked.push((rname, zone));
+            }
+        }
+        if !changes.is_empty() {
+            writeln!(out, "  {} updated", self.source.display)?;
+        }
+        if !revoked.is_empty() {
+            self.print_records(out, "Publish the revoked record(s) in place of the old one(s):", &revoked)?;
+        }
+        for n in &next {
+            writeln!(out, "Next: {n}.")?;
+        }
+        if next.is_empty() {
+            writeln!(out, "Next: nothing; the rotation of {name} is complete.")?;
+        }
+        Ok(0)
+    }
+
+    /// Archives or deletes a retired key's private key file; says what
+    /// was done.
+    fn retire_key_file(&self, key: &Key) -> Result<String, RotateError> {
+        let real = self.root.join(&key.path);
+        if !real.exists() {
+            return Ok(format!("its private key {} is already gone", key.path.display()));
+        }
+        match self.config.rotation.retired_keys {
+            RetiredKeys::Delete => {
+                fs::remove_file(&real).map_err(|e| RotateError::RetireKey {
+                    op: "delete",
+                    path: real.clone(),
+                    source: e,
+                })?;
+                Ok(format!("its private key {} was deleted", key.path.display()))
+            }
+            RetiredKeys::Archive => {
+                let fail = |e| RotateError::RetireKey {
+                    op: "archive",
+                    path: real.clone(),
+                    source: e,
+                };
+                let (Some(dir), Some(file)) = (real.parent(), real.file_name()) else {
+                    return Err(fail(io::Error::from(io::ErrorKind::InvalidInput)));
+                };
+                let archive = dir.join("retired");
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(ARCHIVE_DIR_MODE)
+                    .create(&archive)
+                    .map_err(fail)?;
+                // The umask may have narrowed the mode, never widened it;
+                // an existing directory is tightened too.
+                fs::set_permissions(&archive, fs::Permissions::from_mode(ARCHIVE_DIR_MODE)).map_err(fail)?;
+                let mut dest = archive.join(file);
+                let mut n = 1;
+                while dest.exists() {
+                    dest = archive.join(format!("{}.{n}", file.to_string_lossy()));
+                    n += 1;
+                }
+                fs::rename(&real, &dest).map_err(fail)?;
+                let shown = self.root.host_path(&dest).unwrap_or(dest);
+                Ok(format!("its private key was archived to {}", shown.display()))
+            }
+        }
+    }
+
+    // ---- shared -----------------------------------------------------------
+
+    fn edit_error(&self, e: EditError) -> RotateError {
+        RotateError::Edit {
+            file: self.source.display.clone(),
+            source: e,
+        }
+    }
+
+    /// The edited text must validate and say what the edit meant.
+    fn validate_edit(&self, text: &str, expect: &[(&str, KeyState)]) -> Result<(), RotateError> {
+        let loaded = config::parse(text, self.source);
+        let invalid = |diagnostics: Vec<String>| RotateError::EditInvalid {
+            file: self.source.display.clone(),
+            diagnostics,
+        };
+        let config = match loaded.config {
+            Some(c) if !loaded.diags.has_errors() => c,
+            _ => return Err(invalid(loaded.diags.sorted().iter().map(|d| d.to_string()).collect())),
+        };
+        let d = config
+            .domains
+            .iter()
+            .find(|d| d.name == self.domain.name)
+            .ok_or_else(|| invalid(vec![format!("{} vanished", self.domain.name)]))?;
+        for (sel, state) in expect {
+            if !d.keys.iter().any(|k| k.selector == *sel && k.state == *state) {
+                return Err(invalid(vec![format!("{sel} is not {} after the edit", state.as_str())]));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes dkim.toml atomically, keeping its mode and owner.
+    fn write_config(&self, text: &str) -> Result<(), RotateError> {
+        let path = &self.source.real;
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| RotateError::WriteConfig {
+            path: path.clone(),
+            source: e,
+        };
+        let meta = fs::metadata(path).map_err(|e| fail(Box::new(e)))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        // Only ask for an owner change when it is one: an unprivileged
+        // user editing their own file cannot chown, and need not.
+        let uid = (meta.uid() != nix::unistd::geteuid().as_raw()).then_some(meta.uid());
+        let gid = (meta.gid() != nix::unistd::getegid().as_raw()).then_some(meta.gid());
+        crate::apply::atomic::write_atomic(path, text.as_bytes(), uid, gid, mode).map_err(|e| fail(Box::new(e)))
+    }
+
+    /// The service user's uid and group's gid under the root, when they
+    /// exist there; otherwise `dkimctl apply` sets the owner later.
+    fn service_owner(&self) -> Result<(Option<u32>, Option<u32>), RotateError> {
+        let accounts = Accounts::load(self.root).map_err(|e| RotateError::Accounts(Box::new(e)))?;
+        let service = &self.config.service;
+        let uid = accounts.user(&service.user).map(|u| u.uid);
+        let gid = accounts.group(&service.group).map(|g| g.gid);
+        Ok((uid, gid))
+    }
+}
+
+/// Creates the key's directory if missing (0700; `apply` sets the final
+/// owner and mode of managed directories).
+fn ensure_dir(real: &Path) -> Result<(), RotateError> {
+    let Some(dir) = real.parent() else { return Ok(()) };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            RotateError::WriteKey(keys::KeyFileError::Io {
+                op: "create the directory",
+                path: dir.to_path_buf(),
+                source: e,
+            })
+        })
+}
+
+fn publish_heading(n: usize) -> &'static str {
+    if n == 1 {
+        "Publish this record (ONE TXT record; its strings belong together):"
+    } else {
+        "Publish these records (each ONE TXT record; its strings belong together):"
+    }
+}
+
+/// Best-effort removal of key files this run created.
+fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = fs::remove_file(p);
+    }
+}
+
+#[cfg(test)]
+mod tests;

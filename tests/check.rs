@@ -35,11 +35,18 @@ fn several_mistakes_are_all_reported_with_line_and_column() {
     let err = r.stderr();
     // One line per mistake, each with its own place in the file.
     for want in [
-        "mistakes.toml:5:1: error: unknown key `selectr` in [[domain]]",
         "mistakes.toml:2:10: error: unknown engine \"opendkm\"",
-        "mistakes.toml:4:8: error: invalid domain \"exa mple.com\"",
-        "mistakes.toml:9:11: error: invalid socket",
-        "mistakes.toml:13:14: error: unknown algorithm \"rsa-sha1\"",
+        "mistakes.toml:3:10: error: invalid socket \"inet:99999@localhost\": invalid port",
+        "mistakes.toml:4:9: error: umask 777 denies the service access to its own socket",
+        "mistakes.toml:7:29: error: unknown algorithm \"rsa-sha1\"",
+        "mistakes.toml:8:20: error: invalid canonicalization",
+        "mistakes.toml:9:20: error: oversign_headers must include From",
+        "mistakes.toml:12:32: error: invalid host \"192.0.2.1/24\"",
+        "mistakes.toml:12:48: error: invalid host \"not a host\"",
+        "mistakes.toml:15:8: error: invalid domain \"exa mple.com\"",
+        "mistakes.toml:16:1: error: unknown key `selectr` in [[domain]]",
+        "mistakes.toml:20:12: error: invalid selector \"bad_selector\"",
+        "mistakes.toml:24:1: error: unknown key `socket` in [mta]",
     ] {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }

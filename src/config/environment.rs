@@ -16,11 +16,14 @@ use crate::accounts::Accounts;
 use crate::root::Root;
 
 /// Adds findings about the system under `root` to `diags`.
-pub fn check(config: &Config, raw: &RawConfig, root: &Root, diags: &mut Diagnostics) {
+///
+/// With `for_apply`, problems that `apply` itself fixes (a key's mode) are
+/// left to the plan, which shows them as changes, instead of stopping it.
+pub fn check(config: &Config, raw: &RawConfig, root: &Root, for_apply: bool, diags: &mut Diagnostics) {
     accounts(config, raw, root, diags);
     for d in config.domains.iter().filter(|d| d.key_from.is_none()) {
         for k in d.keys.iter().filter(|k| k.state.needs_private_key()) {
-            key_file(config, k, key_span(raw, &d.name, &k.selector), root, diags);
+            key_file(config, k, key_span(raw, &d.name, &k.selector), root, for_apply, diags);
         }
     }
     resolver(config, root, diags);
@@ -96,7 +99,7 @@ fn accounts(config: &Config, raw: &RawConfig, root: &Root, diags: &mut Diagnosti
     }
 }
 
-fn key_file(config: &Config, key: &Key, span: Option<Range<usize>>, root: &Root, diags: &mut Diagnostics) {
+fn key_file(config: &Config, key: &Key, span: Option<Range<usize>>, root: &Root, for_apply: bool, diags: &mut Diagnostics) {
     let real = root.join(&key.path);
     let meta = match std::fs::symlink_metadata(&real) {
         Ok(m) => m,
@@ -121,7 +124,7 @@ fn key_file(config: &Config, key: &Key, span: Option<Range<usize>>, root: &Root,
         );
         return;
     }
-    if let Some(why) = crate::keys::check_key_file_mode(meta.permissions().mode()) {
+    if let Some(why) = crate::keys::check_key_file_mode(meta.permissions().mode()).filter(|_| !for_apply) {
         diags.error_help(
             span.clone(),
             format!("key {} is {why} (mode {:04o})", key.path.display(), meta.permissions().mode() & 0o7777),

@@ -63,7 +63,7 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
     let engine = v.engine(raw);
     let rotation = v.rotation(raw);
 
-    if service.mode.signs() && domains.is_empty() {
+    if service.mode.signs() && raw.domains.is_empty() {
         v.d.error_help(
             None,
             format!("the service is set to {} but no [[domain]] is configured", service.mode.as_str()),
@@ -786,7 +786,9 @@ impl Validator<'_> {
                     "remove its selector and [[domain.key]] tables, or remove key_from",
                 );
             }
-            if rd.key_from.is_none() {
+            // An invalid selector was reported already; "no key" would repeat it.
+            let reported = keys.is_empty() && (rd.selector.is_some() || !rd.keys.is_empty());
+            if rd.key_from.is_none() && !reported {
                 self.check_key_set(&keys, &algorithms, &name, rd);
             }
             out.push(Domain {
@@ -1197,6 +1199,8 @@ pub fn parse_host_pattern(s: &str) -> Result<HostPattern, String> {
     normalize_domain(s).map(HostPattern::Name).or_else(|e| {
         if s.eq_ignore_ascii_case("localhost") {
             Ok(HostPattern::Name("localhost".into()))
+        } else if s.contains(char::is_whitespace) || !s.contains('.') {
+            Err("not an address, a CIDR range or a host name".into())
         } else {
             Err(e)
         }

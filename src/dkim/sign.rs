@@ -562,7 +562,7 @@ mod tests {
         assert_eq!(h.len(), 2);
         assert_eq!(&h[0].value[..], b" 1\r\n\tcont\r\n");
         assert_eq!(&h[1].value[..], b"2\r\n");
-        assert_eq!(body, 18);
+        assert_eq!(body, 16);
         let (h, body) = split_message(b"A: 1\r\n\r\n");
         assert_eq!((h.len(), body), (1, 8));
         let (h, body) = split_message(b"A: 1");

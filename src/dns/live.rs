@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
@@ -57,9 +57,7 @@ impl Live {
                 tcp.port = addr.port();
                 let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
                 let config = ResolverConfig::from_name_servers(vec![server]);
-                let mut builder = TokioResolver::builder_with_config(config, provider);
-                *builder.options_mut() = ResolverOpts::default();
-                builder
+                TokioResolver::builder_with_config(config, provider)
             }
             None => TokioResolver::builder(provider)
                 .map_err(|e| DnsError::SystemConfig(e.to_string()))?,

@@ -1,4 +1,4 @@
-//! `dkimctl dns check` and `dns records`: what the world sees of each key.
+//! `dkimctl dns check`: what the world sees of each key.
 //!
 //! `check` looks up every configured selector's TXT record and compares it
 //! with the private key on disk: one finding per selector, with a stable id
@@ -15,7 +15,6 @@
 //!   one `IP:PORT`.
 //! - [`judge`]: answer + key -> finding; pure.
 //! - [`report`]: [`DnsReport`] with `print`, `to_json` and `exit_code`.
-//! - [`records`](mod@records): the records to publish, from the key files.
 //!
 //! Nothing here writes anything. `rotate` reuses the same judgement to
 //! decide whether a new key's record is visible before switching to it.
@@ -23,7 +22,6 @@
 pub mod judge;
 pub mod live;
 pub mod lookup;
-pub mod records;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -40,7 +38,6 @@ use crate::root::Root;
 pub use judge::{PrivateState, judge_domain, judge_selector};
 pub use live::Live;
 pub use lookup::{Fixed, LookupError, LookupErrorKind, TxtAnswer, TxtRecord, TxtResolver};
-pub use records::{RecordEntry, RecordFormat, RecordsReport, records};
 pub use report::{
     DnsReport, DomainFinding, PolicyRecord, PolicyStatus, SelectorFinding, Severity, Status,
 };
@@ -255,18 +252,5 @@ key_from = "example.com"
         let json = report.to_json();
         assert_eq!(json["domains"][0]["dmarc"]["status"], "dns-error");
         assert_eq!(json["exit"], 2);
-    }
-
-    #[test]
-    fn records_for_every_key() {
-        let (dir, config, values) = setup();
-        let r = records(&config, &Root::new(dir.path())).unwrap();
-        assert_eq!(r.records.len(), 4);
-        assert_eq!(r.records[0].value, values[0].1);
-        assert_eq!(r.records[2].name, "rsa1._domainkey.example.net");
-        let mut out = Vec::new();
-        r.print(&mut out, RecordFormat::Zone).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains(&keys::zone_form("ed1._domainkey.example.com", &values[1].1)));
     }
 }

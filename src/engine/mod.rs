@@ -220,11 +220,12 @@ pub fn load_signer(
     Ok(signer)
 }
 
-/// The host name, as the default authserv-id.
+/// The host name (the kernel's, as `gethostname(2)` returns it), as the
+/// default authserv-id.
 fn host_name() -> String {
-    nix::unistd::gethostname()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .and_then(|h| h.into_string().ok())
+        .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
 }

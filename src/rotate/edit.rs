@@ -201,7 +201,7 @@ fn push_key(domain: &mut dyn TableLike, inline: bool, fields: &[(&'static str, S
     if uses_inline {
         let mut t = InlineTable::new();
         for (k, v) in fields {
-            t.insert(k, Value::from(v.as_str()));
+            t.insert(*k, Value::from(v.as_str()));
         }
         push_inline(domain, t)
     } else {

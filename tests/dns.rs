@@ -1,0 +1,663 @@
+//! `dns check` and `rotate` against a real DNS server: Knot on loopback,
+//! serving records that `dkimctl dns records` and `dkimctl rotate` print.
+//! Independent tools judge the same records: opendkim-testkey (OpenDKIM's
+//! own key test) and dkimpy (signing and verifying a message).
+//!
+//! The [`Knot`] harness runs one private `knotd` per test on a free
+//! loopback port, with its config, zone, database and control socket in a
+//! temporary directory; it is killed by PID when the test ends.
+//!
+//! How the independent tools reach the loopback server:
+//! - opendkim-testkey has no name server flag, but Debian's libopendkim
+//!   resolves through libunbound, and `-x FILE` reads the opendkim.conf
+//!   option `Nameservers`, which takes `127.0.0.1@PORT`. No network
+//!   namespace or resolv.conf bind mount is needed.
+//! - dkimpy takes a `dnsfunc`; ours asks Knot with dnspython (or kdig when
+//!   dnspython is missing) and returns the one TXT record's strings joined.
+//!
+//! `dns check` and `rotate` run through the binary once the CLI has them;
+//! until then (see [`wired`]) through the library entry points the CLI
+//! calls, with the same arguments.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{self, Run, TempRoot};
+
+// ---- harness -------------------------------------------------------------
+
+/// The zone every test serves; tests add records below the apex.
+const ZONE: &str = "example.com";
+
+/// A private Knot DNS server on 127.0.0.1, authoritative for example.com.
+pub struct Knot {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+    serial: u32,
+}
+
+impl Knot {
+    /// Starts knotd with `zone_text` (zone-file lines: absolute names or
+    /// names relative to example.com) below a fixed SOA and NS. `None` when
+    /// knotd or kdig is missing (after printing "skipped: ..."; under
+    /// CI=true that fails the test instead).
+    pub fn start(zone_text: &str) -> Option<Knot> {
+        if !support::require_tool("knotd") || !support::require_tool("kdig") {
+            return None;
+        }
+        let knotd = support::which("knotd").expect("knotd");
+        // A port can be taken between probing and knotd binding it; try a
+        // few.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let port = free_port();
+            for sub in ["run", "db"] {
+                std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            }
+            let d = dir.path().display();
+            let conf = format!(
+                "server:\n    rundir: \"{d}/run\"\n    listen: 127.0.0.1@{port}\n\
+                 database:\n    storage: \"{d}/db\"\n\
+                 template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
+                 zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n\
+                 zone:\n  - domain: {ZONE}\n    file: \"{d}/{ZONE}.zone\"\n\
+                 log:\n  - target: stderr\n    any: info\n"
+            );
+            std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
+            let mut knot = Knot {
+                child: Command::new(&knotd)
+                    .arg("-c")
+                    .arg(dir.path().join("knot.conf"))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(dir.path().join("knot.log")).unwrap())
+                    .spawn()
+                    .expect("spawn knotd"),
+                dir,
+                port,
+                serial: 1,
+            };
+            knot.write_zone(zone_text);
+            if knot.wait_for_serial(1) {
+                return Some(knot);
+            }
+            last_log = knot.log();
+        }
+        panic!("knotd did not start; its log:\n{last_log}");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The address as `--nameserver` takes it.
+    pub fn ns(&self) -> String {
+        self.addr().to_string()
+    }
+
+    /// Replaces the records with `zone_text` under a higher SOA serial and
+    /// has knotd reload the zone; returns once the new serial is served.
+    pub fn reload(&mut self, zone_text: &str) {
+        self.serial += 1;
+        self.write_zone(zone_text);
+        let run = support::run(
+            Command::new(support::which("knotc").expect("knotc"))
+                .arg("-c")
+                .arg(self.dir.path().join("knot.conf"))
+                .args(["zone-reload", ZONE]),
+        );
+        assert_eq!(run.code(), 0, "knotc zone-reload failed: {}{}\n{}", run.stdout(), run.stderr(), self.log());
+        assert!(self.wait_for_serial(self.serial), "knotd did not load serial {}:\n{}", self.serial, self.log());
+    }
+
+    fn write_zone(&self, zone_text: &str) {
+        let text = format!(
+            "$ORIGIN {ZONE}.\n$TTL 60\n\
+             @ IN SOA ns.{ZONE}. hostmaster.{ZONE}. ( {} 60 60 600 60 )\n\
+             @ IN NS ns\nns IN A 127.0.0.1\n{zone_text}\n",
+            self.serial
+        );
+        std::fs::write(self.dir.path().join(format!("{ZONE}.zone")), text).unwrap();
+    }
+
+    /// Polls the SOA until `serial` is served (false after 10 s or when
+    /// knotd exited).
+    fn wait_for_serial(&mut self, serial: u32) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            let soa = kdig(self.port, "SOA", ZONE);
+            if soa.split_whitespace().nth(2) == Some(serial.to_string().as_str()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("knot.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        // Our own child, by PID (Child::kill), never by name.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kdig @127.0.0.1 -p PORT +short TYPE NAME`'s output ("" on failure).
+fn kdig(port: u16, rtype: &str, name: &str) -> String {
+    let out = Command::new("kdig")
+        .arg("@127.0.0.1")
+        .args(["-p", &port.to_string(), "+short", "+timeout=1", "+retry=0", rtype, name])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// A loopback port free for both UDP and TCP right now.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+// ---- running dkimctl -------------------------------------------------------
+
+/// True when `dkimctl ARGS --help` succeeds, i.e. the CLI has the command.
+fn wired(args: &'static [&'static str]) -> bool {
+    static DNS_CHECK: OnceLock<bool> = OnceLock::new();
+    static ROTATE: OnceLock<bool> = OnceLock::new();
+    let cell = if args == ["rotate"] { &ROTATE } else { &DNS_CHECK };
+    *cell.get_or_init(|| {
+        let mut all = args.to_vec();
+        all.push("--help");
+        support::dkimctl(&all).code() == 0
+    })
+}
+
+/// A `Run` for a library call, so both paths are checked the same way.
+fn run_result(cmd: String, code: i32, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
+    Run {
+        cmd,
+        out: Output {
+            status: ExitStatus::from_raw(code << 8),
+            stdout,
+            stderr,
+        },
+    }
+}
+
+/// `dkimctl --root ROOT dns check --nameserver NS [--json]`.
+fn dns_check(root: &TempRoot, ns: &str, json: bool) -> Run {
+    if wired(&["dns", "check"]) {
+        let mut args = vec!["dns", "check", "--nameserver", ns];
+        if json {
+            args.push("--json");
+        }
+        return root.dkimctl(&args);
+    }
+    let r = dkimctl::root::Root::new(root.path());
+    let source = dkimctl::config::Source::resolve(&r, None);
+    let loaded = dkimctl::config::load(&source).expect("load dkim.toml");
+    let config = loaded.config.unwrap_or_else(|| panic!("invalid dkim.toml: {:?}", loaded.diags));
+    let cmd = format!("dkimctl::dns::check(--root {}, --nameserver {ns})", root.root_arg());
+    match dkimctl::dns::check(&config, &r, Some(ns.parse().unwrap()), Duration::from_secs(2)) {
+        Ok(report) => {
+            let mut out = Vec::new();
+            if json {
+                out = serde_json::to_vec_pretty(&report.to_json()).unwrap();
+            } else {
+                report.print(&mut out, false).unwrap();
+            }
+            run_result(cmd, report.exit_code(), out, Vec::new())
+        }
+        Err(e) => run_result(cmd, 2, Vec::new(), format!("dkimctl: error: {e}\n").into_bytes()),
+    }
+}
+
+/// `dkimctl --root ROOT rotate DOMAIN [--continue] --nameserver NS --today DAY`.
+fn rotate(root: &TempRoot, cont: bool, ns: &str, today: &str) -> Run {
+    if wired(&["rotate"]) {
+        let mut args = vec!["rotate", ZONE, "--nameserver", ns, "--today", today];
+        if cont {
+            args.push("--continue");
+        }
+        return root.dkimctl(&args);
+    }
+    let r = dkimctl::root::Root::new(root.path());
+    let source = dkimctl::config::Source::resolve(&r, None);
+    let cmd = format!("dkimctl::rotate::rotate(--root {}, {ZONE}, continue={cont}, {today})", root.root_arg());
+    let day = dkimctl::rotate::Date::parse(today).expect("date");
+    let mut out = Vec::new();
+    match dkimctl::rotate::rotate(&source, &r, ZONE, cont, Some(ns.parse().unwrap()), day, &mut out) {
+        Ok(code) => run_result(cmd, code, out, Vec::new()),
+        Err(e) => {
+            let mut msg = format!("dkimctl: error: {e}\n");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                msg.push_str(&format!("  caused by: {c}\n"));
+                cause = c.source();
+            }
+            run_result(cmd, 2, out, msg.into_bytes())
+        }
+    }
+}
+
+/// A record as `dkimctl dns records --json` prints it.
+struct Published {
+    name: String,
+    value: String,
+    zone: String,
+    strings: Vec<String>,
+}
+
+/// Generates the configured keys and returns their records.
+fn generate_and_list(root: &TempRoot) -> Vec<Published> {
+    root.dkimctl(&["keys", "generate"]).expect(0);
+    records(root)
+}
+
+/// `dkimctl dns records --json`.
+fn records(root: &TempRoot) -> Vec<Published> {
+    let run = root.dkimctl(&["dns", "records", "--json"]).expect(0);
+    let json: Value = serde_json::from_str(&run.stdout()).expect("dns records --json");
+    json["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| Published {
+            name: r["name"].as_str().unwrap().to_string(),
+            value: r["value"].as_str().unwrap().to_string(),
+            zone: dkimctl::keys::zone_form(r["name"].as_str().unwrap(), r["value"].as_str().unwrap()),
+            strings: r["strings"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect(),
+        })
+        .collect()
+}
+
+fn find<'a>(records: &'a [Published], name: &str) -> &'a Published {
+    records.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no record {name}"))
+}
+
+/// The same strings published as separate TXT records: the ArchWiki
+/// page's broken setup.
+fn as_separate_records(name: &str, strings: &[String]) -> String {
+    strings.iter().map(|s| format!("{name}. IN TXT \"{s}\"\n")).collect()
+}
+
+fn json_of(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
+}
+
+fn status_of<'a>(json: &'a Value, name: &str) -> &'a Value {
+    json["selectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no finding for {name} in {json}"))
+}
+
+const ONE_DOMAIN: &str = r#"[service]
+engine = "bundled"
+
+[[domain]]
+name = "example.com"
+selector = "sel"
+"#;
+
+// ---- dns check ---------------------------------------------------------------
+
+#[test]
+fn dns_check_passes_the_record_dns_records_prints() {
+    let root = TempRoot::new(ONE_DOMAIN);
+    let recs = generate_and_list(&root);
+    let zone = format!(
+        "{}\n@ IN TXT \"v=spf1 mx -all\"\n_dmarc IN TXT \"v=DMARC1; p=reject; rua=mailto:dmarc@example.com\"\n",
+        recs[0].zone
+    );
+    let Some(knot) = Knot::start(&zone) else { return };
+
+    let run = dns_check(&root, &knot.ns(), false).expect(0);
+    let out = run.stdout();
+    assert!(out.contains("ok       sel._domainkey.example.com (rsa 2048)\n"), "{out}");
+    assert!(out.contains("info     example.com DMARC: present, p=reject"), "{out}");
+
+    let json = json_of(&dns_check(&root, &knot.ns(), true).expect(0));
+    assert_eq!(json["exit"], 0);
+    assert_eq!(status_of(&json, "sel._domainkey.example.com")["status"], "ok");
+    assert_eq!(json["domains"][0]["spf"]["status"], "present");
+    assert_eq!(json["domains"][0]["dmarc"]["policy"], "reject");
+}
+
+#[test]
+fn dns_check_names_each_broken_record() {
+    // One domain per case, all inside the example.com zone.
+    let cases = ["good", "split", "other", "revoked", "missing", "testing"];
+    let config: String = std::iter::once("[service]\nengine = \"bundled\"\n".to_string())
+        .chain(cases.iter().map(|c| format!("\n[[domain]]\nname = \"{c}.example.com\"\nselector = \"sel\"\n")))
+        .collect();
+    let root = TempRoot::new(&config);
+    let recs = generate_and_list(&root);
+    // Keys of a second host with the same names: "another key".
+    let stranger = TempRoot::new(&config);
+    let strange = generate_and_list(&stranger);
+
+    let name = |c: &str| format!("sel._domainkey.{c}.example.com");
+    let mut zone = String::new();
+    zone.push_str(&find(&recs, &name("good")).zone);
+    zone.push('\n');
+    zone.push_str(&as_separate_records(&name("split"), &find(&recs, &name("split")).strings));
+    zone.push_str(&find(&strange, &name("other")).zone);
+    zone.push('\n');
+    zone.push_str(&format!("{}. IN TXT \"v=DKIM1; k=rsa; p=\"\n", name("revoked")));
+    let testing = find(&recs, &name("testing")).value.replace("k=rsa; ", "k=rsa; t=y; ");
+    zone.push_str(&dkimctl::keys::zone_form(&name("testing"), &testing));
+    zone.push('\n');
+    let Some(knot) = Knot::start(&zone) else { return };
+
+    let run = dns_check(&root, &knot.ns(), true).expect(1);
+    let json = json_of(&run);
+    let want = [
+        ("good", "ok", "ok"),
+        ("split", "several-records", "error"),
+        ("other", "mismatch", "error"),
+        ("revoked", "revoked", "error"),
+        ("missing", "missing", "error"),
+        ("testing", "testing", "warning"),
+    ];
+    for (case, status, severity) in want {
+        let f = status_of(&json, &name(case));
+        assert_eq!((f["status"].as_str(), f["severity"].as_str()), (Some(status), Some(severity)), "{case}: {f}");
+    }
+    let split = status_of(&json, &name("split"));
+    let parts = find(&recs, &name("split")).strings.len();
+    assert_eq!(
+        split["message"],
+        format!(
+            "{parts} TXT records at {}; receivers join them in any order and fail with 'bad format' \
+             (the ArchWiki page's case)",
+            name("split")
+        )
+    );
+    assert!(split["fix"].as_str().unwrap().contains(&find(&recs, &name("split")).zone), "{split}");
+
+    // The human form: one line per selector, details indented.
+    let text = dns_check(&root, &knot.ns(), false).expect(1).stdout();
+    assert!(text.contains(&format!("error    several-records {}\n", name("split"))), "{text}");
+    assert!(text.contains(&format!("warning  testing {}\n", name("testing"))), "{text}");
+}
+
+#[test]
+fn dns_check_with_the_server_down_exits_2() {
+    let root = TempRoot::new(ONE_DOMAIN);
+    root.dkimctl(&["keys", "generate"]).expect(0);
+    // Nothing listens here.
+    let ns = format!("127.0.0.1:{}", free_port());
+    let run = dns_check(&root, &ns, true).expect(2);
+    let json = json_of(&run);
+    assert_eq!(status_of(&json, "sel._domainkey.example.com")["status"], "dns-error");
+    assert_eq!(json["exit"], 2);
+    let text = dns_check(&root, &ns, false).expect(2).stdout();
+    assert!(!text.contains("ok       "), "{text}");
+    assert!(text.contains("the check is incomplete"), "{text}");
+}
+
+// ---- independent tools ---------------------------------------------------------
+
+/// Runs opendkim-testkey against the Knot server (see the module docs).
+fn opendkim_testkey(root: &TempRoot, knot: &Knot, selector: &str) -> Run {
+    let conf = root.join("opendkim-testkey.conf");
+    std::fs::write(&conf, format!("Nameservers 127.0.0.1@{}\n", knot.port)).unwrap();
+    let key = root.join(&format!("etc/dkimctl/keys/example.com/{selector}.private"));
+    support::run(
+        Command::new(support::which("opendkim-testkey").expect("opendkim-testkey"))
+            .arg("-x")
+            .arg(&conf)
+            .args(["-d", ZONE, "-s", selector, "-k"])
+            .arg(&key)
+            .arg("-vvv"),
+    )
+}
+
+#[test]
+fn opendkim_testkey_accepts_the_zone_form_record() {
+    if !support::require_tool("opendkim-testkey") {
+        return;
+    }
+    let root = TempRoot::new(ONE_DOMAIN);
+    let recs = generate_and_list(&root);
+    assert!(recs[0].strings.len() > 1, "a 2048-bit record needs several strings");
+    let Some(mut knot) = Knot::start(&recs[0].zone) else { return };
+    let run = opendkim_testkey(&root, &knot, "sel");
+    assert!(run.code() == 0 && run.stderr().contains("key OK"), "{}\n{}", run.cmd, run.stderr());
+
+    // Control: the same strings as separate records fail there too, as
+    // `dns check` says they will.
+    knot.reload(&as_separate_records(&recs[0].name, &recs[0].strings));
+    let run = opendkim_testkey(&root, &knot, "sel");
+    assert_ne!(run.code(), 0, "opendkim-testkey accepted separate records:\n{}", run.stderr());
+    dns_check(&root, &knot.ns(), false).expect(1);
+}
+
+/// A python3 that has dkimpy (Debian's python3-dkim lives in the system
+/// interpreter, which a pyenv shim on PATH may hide).
+fn python_with_dkimpy() -> Option<PathBuf> {
+    ["/usr/bin/python3", "python3"].iter().map(PathBuf::from).find(|p| {
+        Command::new(p)
+            .args(["-c", "import dkim"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Signs a message with the key file and verifies it, both with dkimpy;
+/// the public key comes from Knot. Prints `pass` or `fail`.
+const DKIMPY_SIGN_VERIFY: &str = r#"
+import base64, subprocess, sys
+import dkim
+port, domain, selector, keyfile, alg = sys.argv[1:6]
+pem = open(keyfile, 'rb').read()
+if alg == 'ed25519-sha256':
+    # dkimpy takes the raw 32-byte seed, base64: the end of the PKCS#8 v1 DER.
+    der = base64.b64decode(b''.join(l for l in pem.splitlines() if not l.startswith(b'-----')))
+    key = base64.b64encode(der[-32:])
+else:
+    key = pem
+msg = (b'From: someone@' + domain.encode() + b'\r\nTo: b@example.org\r\nSubject: rotation test\r\n'
+       b'Date: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n\r\nHello.\r\n')
+sig = dkim.sign(msg, selector.encode(), domain.encode(), key, signature_algorithm=alg.encode(),
+                include_headers=[b'from', b'to', b'subject', b'date', b'message-id'])
+
+def dnsfunc(name, timeout=5):
+    name = name.decode() if isinstance(name, bytes) else name
+    try:
+        import dns.resolver
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers = ['127.0.0.1']
+        r.port = int(port)
+        answer = r.resolve(name, 'TXT')
+        if len(answer) != 1:
+            return None
+        return b''.join(answer[0].strings)
+    except ImportError:
+        out = subprocess.run(['kdig', '@127.0.0.1', '-p', port, '+short', 'TXT', name],
+                             capture_output=True, check=True).stdout.decode().strip().splitlines()
+        if len(out) != 1:
+            return None
+        # kdig prints one record as "string" "string" ...
+        parts = out[0].strip()[1:-1].split('" "')
+        return ''.join(parts).encode()
+
+print('pass' if dkim.verify(sig + msg, dnsfunc=dnsfunc) else 'fail')
+"#;
+
+#[test]
+fn dkimpy_verifies_mail_signed_with_generated_keys() {
+    let Some(python) = python_with_dkimpy() else {
+        assert!(!support::ci(), "dkimpy (python3-dkim) is required under CI");
+        eprintln!("skipped: dkimpy not found");
+        return;
+    };
+    let root = TempRoot::new(
+        r#"[service]
+engine = "bundled"
+
+[defaults]
+algorithms = ["rsa-sha256", "ed25519-sha256"]
+
+[[domain]]
+name = "example.com"
+
+[[domain.key]]
+selector = "rsa2026"
+algorithm = "rsa-sha256"
+
+[[domain.key]]
+selector = "ed2026"
+algorithm = "ed25519-sha256"
+"#,
+    );
+    let recs = generate_and_list(&root);
+    let zone: String = recs.iter().map(|r| format!("{}\n", r.zone)).collect();
+    let Some(knot) = Knot::start(&zone) else { return };
+    dns_check(&root, &knot.ns(), false).expect(0);
+    for (selector, alg) in [("rsa2026", "rsa-sha256"), ("ed2026", "ed25519-sha256")] {
+        let key = root.join(&format!("etc/dkimctl/keys/example.com/{selector}.private"));
+        let run = support::run(
+            Command::new(&python)
+                .args(["-c", DKIMPY_SIGN_VERIFY, &knot.port.to_string(), ZONE, selector])
+                .arg(&key)
+                .arg(alg),
+        );
+        assert_eq!(run.stdout().trim(), "pass", "{alg}: {}\n{}", run.cmd, run.stderr());
+    }
+}
+
+// ---- rotate ----------------------------------------------------------------------
+
+const ROTATING: &str = r#"# Signing for example.com; rotated with `dkimctl rotate`.
+[service]
+engine = "bundled"
+
+[[domain]]
+name = "example.com"
+# The key we started with.
+selector = "first"   # keep me
+
+[rotation]
+grace = "7d"   # one week for mail in flight
+"#;
+
+/// The zone-form block for `name` in rotate's output.
+fn printed_record(out: &str, name: &str) -> String {
+    let start = out
+        .find(&format!("{name}. IN TXT ("))
+        .unwrap_or_else(|| panic!("no record for {name} in:\n{out}"));
+    let rest = &out[start..];
+    let end = rest.find(" )").expect("end of record") + 2;
+    rest[..end].to_string()
+}
+
+#[test]
+fn rotate_full_cycle_against_knot() {
+    let root = TempRoot::new(ROTATING);
+    let first = generate_and_list(&root).remove(0);
+    let Some(mut knot) = Knot::start(&first.zone) else { return };
+    let ns = knot.ns();
+    let conf = "etc/dkimctl/dkim.toml";
+
+    // Step 1: a pending key and the record to publish.
+    let run = rotate(&root, false, &ns, "2026-11-28").expect(0);
+    let out = run.stdout();
+    let new_record = printed_record(&out, "20261128._domainkey.example.com");
+    assert!(out.contains("rotate example.com --continue"), "{out}");
+    let text = root.read(conf);
+    assert!(text.contains("selector = \"20261128\""), "{text}");
+    assert!(text.contains("state = \"pending\""), "{text}");
+    assert!(root.join("etc/dkimctl/keys/example.com/20261128.private").exists());
+
+    // Step 2 before publishing: no switch, dkim.toml unchanged.
+    let run = rotate(&root, true, &ns, "2026-11-28").expect(1);
+    assert!(run.stdout().contains("new record not yet published -> no switch"), "{}", run.stdout());
+    assert!(run.stdout().contains("missing 20261128._domainkey.example.com"), "{}", run.stdout());
+    assert_eq!(root.read(conf), text);
+
+    // Publish what rotate printed; step 2 switches.
+    knot.reload(&format!("{}\n{new_record}\n", first.zone));
+    let run = rotate(&root, true, &ns, "2026-11-28").expect(0);
+    assert!(run.stdout().contains("dkimctl apply"), "{}", run.stdout());
+    let text = root.read(conf);
+    for kept in [
+        "# Signing for example.com; rotated with `dkimctl rotate`.\n",
+        "# The key we started with.\n[[domain.key]]\nselector = \"first\"   # keep me\nstate = \"retiring\"\nretire_after = \"2026-12-05\"\n",
+        "grace = \"7d\"   # one week for mail in flight\n",
+        "selector = \"20261128\"\nalgorithm = \"rsa-sha256\"\nstate = \"active\"\ncreated = \"2026-11-28\"\n",
+    ] {
+        assert!(text.contains(kept), "missing {kept:?} in:\n{text}");
+    }
+    root.dkimctl(&["check"]).expect(0);
+    // Both records are right: the new active key and the retiring one.
+    dns_check(&root, &ns, false).expect(0);
+
+    // Not due yet: nothing changes.
+    let run = rotate(&root, true, &ns, "2026-12-04").expect(0);
+    assert!(run.stdout().contains("first retires on 2026-12-05"), "{}", run.stdout());
+    assert_eq!(root.read(conf), text);
+
+    // Step 3 after the grace period: retired, archived, revoked record.
+    let run = rotate(&root, true, &ns, "2026-12-05").expect(0);
+    let out = run.stdout();
+    let revoked = printed_record(&out, "first._domainkey.example.com");
+    assert_eq!(revoked, dkimctl::keys::zone_form("first._domainkey.example.com", "v=DKIM1; k=rsa; p="));
+    assert!(root.read(conf).contains("state = \"retired\""));
+    assert!(!root.join("etc/dkimctl/keys/example.com/first.private").exists());
+    assert!(root.join("etc/dkimctl/keys/example.com/retired/first.private").exists());
+
+    // The revoked record published: the check is clean.
+    knot.reload(&format!("{revoked}\n{new_record}\n"));
+    let json = json_of(&dns_check(&root, &ns, true).expect(0));
+    assert_eq!(status_of(&json, "first._domainkey.example.com")["state"], "retired");
+
+    // Again: nothing to do.
+    let before = root.read(conf);
+    let run = rotate(&root, true, &ns, "2026-12-06").expect(0);
+    assert!(run.stdout().contains("nothing to do"), "{}", run.stdout());
+    assert_eq!(root.read(conf), before);
+}
+
+#[test]
+fn rotate_refuses_a_corrupt_key_and_changes_nothing() {
+    let root = TempRoot::new(ROTATING);
+    root.dkimctl(&["keys", "generate"]).expect(0);
+    let key = root.join("etc/dkimctl/keys/example.com/first.private");
+    let corrupt = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+    std::fs::write(&key, corrupt).unwrap();
+    let before = support::tree(root.path());
+    // No DNS is asked in step 1; the address is never used.
+    let run = rotate(&root, false, "127.0.0.1:9", "2026-11-28").expect(2);
+    assert!(run.stderr().contains(&key.display().to_string()), "{}", run.stderr());
+    assert_eq!(support::tree(root.path()), before, "rotate changed files");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), corrupt);
+}
