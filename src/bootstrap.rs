@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Today's date (UTC) as `YYYY-MM-DD`.
 pub fn today() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (y, m, d) = civil_from_days((secs / 86400) as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
@@ -50,7 +52,9 @@ pub fn initial_config(domains: &[String], date: &str, choices: Choices) -> Strin
     if choices.opendkim {
         s.push_str("# OpenDKIM serves the milter; dkimctl renders its configuration.\nengine = \"opendkim\"\n");
     } else {
-        s.push_str("# The bundled engine (`dkimctl serve`) signs and verifies.\nengine = \"bundled\"\n");
+        s.push_str(
+            "# The bundled engine (`dkimctl serve`) signs and verifies.\nengine = \"bundled\"\n",
+        );
     }
     s.push_str("# Sign mail from trusted hosts and authenticated users; verify the rest.\nmode = \"sign+verify\"\n\n");
     s.push_str(
@@ -94,7 +98,14 @@ mod tests {
 
     #[test]
     fn initial_config_is_valid() {
-        let text = initial_config(&["example.com".into(), "example.org".into()], "2026-11-28", Choices { opendkim: false, mta: "postfix" });
+        let text = initial_config(
+            &["example.com".into(), "example.org".into()],
+            "2026-11-28",
+            Choices {
+                opendkim: false,
+                mta: "postfix",
+            },
+        );
         let source = crate::config::Source::resolve(&crate::root::Root::new("/nonexistent"), None);
         let loaded = crate::config::parse(&text, &source);
         assert!(!loaded.diags.has_errors(), "{:?}", loaded.diags.sorted());

@@ -179,7 +179,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             write_tree(&out, &artifacts)?;
             // The owners and modes apply would set, one artifact a line.
             for a in &artifacts {
-                println!("{:04o} {}:{} {}", a.mode, a.owner, a.group, a.path.display());
+                println!(
+                    "{:04o} {}:{} {}",
+                    a.mode,
+                    a.owner,
+                    a.group,
+                    a.path.display()
+                );
             }
             Ok(0)
         }
@@ -190,7 +196,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Dns(DnsCommand::Records { format, json }) => {
             let (config, _) = load_valid(&root, &source, &cli.global)?;
             let plain = matches!(format, RecordFormat::Plain);
-            crate::keys::cmd::print_records(&config, &root, plain, json, &mut std::io::stdout().lock())
+            crate::keys::cmd::print_records(
+                &config,
+                &root,
+                plain,
+                json,
+                &mut std::io::stdout().lock(),
+            )
         }
         Command::Plan { json, verbose } => {
             let (config, templates) = load_valid(&root, &source, &cli.global)?;
@@ -204,18 +216,40 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(i32::from(plan.has_changes()))
         }
-        Command::Apply { yes, no_reload, json } => {
+        Command::Apply {
+            yes,
+            no_reload,
+            json,
+        } => {
             let (config, templates) = load_valid(&root, &source, &cli.global)?;
             apply_config(&config, &templates, &root, yes, no_reload, json, color)
         }
-        Command::Bootstrap { domain, opendkim, mta, yes, no_reload } => {
-            bootstrap(&root, &source, &cli.global, &domain, opendkim, mta, yes, no_reload, color)
-        }
+        Command::Bootstrap {
+            domain,
+            opendkim,
+            mta,
+            yes,
+            no_reload,
+        } => bootstrap(
+            &root,
+            &source,
+            &cli.global,
+            &domain,
+            opendkim,
+            mta,
+            yes,
+            no_reload,
+            color,
+        ),
     }
 }
 
 /// Renders and plans.
-fn make_plan(config: &Config, templates: &Templates, root: &Root) -> Result<crate::plan::Plan, Error> {
+fn make_plan(
+    config: &Config,
+    templates: &Templates,
+    root: &Root,
+) -> Result<crate::plan::Plan, Error> {
     let artifacts = render::render(config, templates)?;
     Ok(crate::plan::plan(&artifacts, root)?)
 }
@@ -243,7 +277,13 @@ fn apply_config(
         return Ok(0);
     }
     if !json {
-        plan.print_with(&mut out, &crate::plan::PrintOptions { color, verbose: false })?;
+        plan.print_with(
+            &mut out,
+            &crate::plan::PrintOptions {
+                color,
+                verbose: false,
+            },
+        )?;
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if !yes && interactive && !confirm("Apply these changes?")? {
@@ -254,7 +294,9 @@ fn apply_config(
         reload: !no_reload && root.is_live(),
         engine_units: render::engine_units(config),
         postfix_config_dir: match &config.mta {
-            crate::config::model::Mta::Postfix(p) if p.config_dir != std::path::Path::new("/etc/postfix") => {
+            crate::config::model::Mta::Postfix(p)
+                if p.config_dir != std::path::Path::new("/etc/postfix") =>
+            {
                 Some(p.config_dir.clone())
             }
             _ => None,
@@ -292,7 +334,10 @@ fn bootstrap(
         }
         let mut names = Vec::new();
         for d in domains {
-            names.push(crate::config::validate::normalize_domain(d).map_err(|e| format!("invalid domain {d}: {e}"))?);
+            names.push(
+                crate::config::validate::normalize_domain(d)
+                    .map_err(|e| format!("invalid domain {d}: {e}"))?,
+            );
         }
         let choices = crate::bootstrap::Choices {
             opendkim,
@@ -304,10 +349,16 @@ fn bootstrap(
         };
         let text = crate::bootstrap::initial_config(&names, &crate::bootstrap::today(), choices);
         if let Some(dir) = source.real.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
         }
         crate::apply::atomic::write_atomic(&source.real, text.as_bytes(), None, None, 0o644)?;
-        writeln!(out, "Wrote {} for {}.", source.real.display(), names.join(", "))?;
+        writeln!(
+            out,
+            "Wrote {} for {}.",
+            source.real.display(),
+            names.join(", ")
+        )?;
     }
     let (config, templates) = load_valid(root, source, global)?;
     crate::keys::cmd::generate_all(&config, root, false, &mut out)?;
@@ -317,9 +368,15 @@ fn bootstrap(
         return Ok(code);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "\nPublish these DNS records (one TXT record per selector):\n")?;
+    writeln!(
+        out,
+        "\nPublish these DNS records (one TXT record per selector):\n"
+    )?;
     crate::keys::cmd::print_records(&config, root, false, false, &mut out)?;
-    writeln!(out, "\nNext: once published, run `dkimctl dns check` to confirm receivers will find them.")?;
+    writeln!(
+        out,
+        "\nNext: once published, run `dkimctl dns check` to confirm receivers will find them."
+    )?;
     Ok(0)
 }
 
@@ -359,7 +416,10 @@ fn check(root: &Root, source: &Source) -> Result<i32, Error> {
     let errors = loaded.diags.count(Severity::Error);
     let warnings = loaded.diags.count(Severity::Warning);
     if errors > 0 {
-        eprintln!("{}: {errors} error(s), {warnings} warning(s)", source.display);
+        eprintln!(
+            "{}: {errors} error(s), {warnings} warning(s)",
+            source.display
+        );
         Ok(1)
     } else {
         println!("{}: valid ({warnings} warning(s))", source.display);
@@ -378,7 +438,11 @@ pub struct InvalidConfig {
 
 impl std::fmt::Display for InvalidConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} has {} error(s); nothing was done (run `dkimctl check`)", self.file, self.errors)
+        write!(
+            f,
+            "{} has {} error(s); nothing was done (run `dkimctl check`)",
+            self.file, self.errors
+        )
     }
 }
 
@@ -386,7 +450,11 @@ impl std::error::Error for InvalidConfig {}
 
 /// Loads and validates, printing diagnostics; errors stop the command
 /// before anything is rendered or written.
-pub fn load_valid(root: &Root, source: &Source, global: &Global) -> Result<(Config, Templates), Error> {
+pub fn load_valid(
+    root: &Root,
+    source: &Source,
+    global: &Global,
+) -> Result<(Config, Templates), Error> {
     let mut loaded = config::load(source)?;
     if let (Some(c), Some(raw)) = (&loaded.config, &loaded.raw) {
         config::environment::check(c, raw, root, true, &mut loaded.diags);

@@ -51,7 +51,9 @@ impl Root {
 
     /// The host path of a real path under this root, if it is under it.
     pub fn host_path(&self, real: &Path) -> Option<PathBuf> {
-        real.strip_prefix(&self.dir).ok().map(|rel| Path::new("/").join(rel))
+        real.strip_prefix(&self.dir)
+            .ok()
+            .map(|rel| Path::new("/").join(rel))
     }
 }
 
@@ -63,8 +65,17 @@ mod tests {
     fn joins_host_paths_under_the_root() {
         let r = Root::new("/tmp/r");
         assert_eq!(r.join(Path::new("/etc/x")), PathBuf::from("/tmp/r/etc/x"));
-        assert_eq!(r.join(Path::new("/../../etc/x")), PathBuf::from("/tmp/r/etc/x"));
-        assert_eq!(Root::new("/").join(Path::new("/etc/x")), PathBuf::from("/etc/x"));
-        assert_eq!(r.host_path(Path::new("/tmp/r/etc/x")), Some(PathBuf::from("/etc/x")));
+        assert_eq!(
+            r.join(Path::new("/../../etc/x")),
+            PathBuf::from("/tmp/r/etc/x")
+        );
+        assert_eq!(
+            Root::new("/").join(Path::new("/etc/x")),
+            PathBuf::from("/etc/x")
+        );
+        assert_eq!(
+            r.host_path(Path::new("/tmp/r/etc/x")),
+            Some(PathBuf::from("/etc/x"))
+        );
     }
 }

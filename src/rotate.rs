@@ -159,7 +159,10 @@ impl fmt::Display for RotateError {
         match self {
             RotateError::Load(e) => write!(f, "{e}"),
             RotateError::InvalidConfig { file, diagnostics } => {
-                write!(f, "{file} has errors; nothing was done (run `dkimctl check`)")?;
+                write!(
+                    f,
+                    "{file} has errors; nothing was done (run `dkimctl check`)"
+                )?;
                 for d in diagnostics {
                     write!(f, "\n  {d}")?;
                 }
@@ -168,14 +171,22 @@ impl fmt::Display for RotateError {
             RotateError::UnknownDomain { domain, configured } => write!(
                 f,
                 "{domain} is not configured in dkim.toml (configured: {})",
-                if configured.is_empty() { "none".to_string() } else { configured.join(", ") }
+                if configured.is_empty() {
+                    "none".to_string()
+                } else {
+                    configured.join(", ")
+                }
             ),
             RotateError::SharedKeys { domain, owner } => write!(
                 f,
                 "{domain} takes its keys from {owner} (key_from); rotate {owner} instead, which \
                  rotates both"
             ),
-            RotateError::NoKeyYet { domain, selector, path } => write!(
+            RotateError::NoKeyYet {
+                domain,
+                selector,
+                path,
+            } => write!(
                 f,
                 "{domain} has no key yet ({selector}: {} does not exist); run `dkimctl keys \
                  generate` and publish its record first",
@@ -190,7 +201,10 @@ impl fmt::Display for RotateError {
             }
             RotateError::Edit { file, source } => write!(f, "failed to edit {file}: {source}"),
             RotateError::EditInvalid { file, diagnostics } => {
-                write!(f, "the edited {file} would not be valid; nothing was written")?;
+                write!(
+                    f,
+                    "the edited {file} would not be valid; nothing was written"
+                )?;
                 for d in diagnostics {
                     write!(f, "\n  {d}")?;
                 }
@@ -256,8 +270,7 @@ pub fn rotate(
 }
 
 /// Makes a resolver when one is needed, given the configured DNS timeout.
-pub type ResolverFactory<'a> =
-    dyn FnMut(Duration) -> Result<Box<dyn TxtResolver>, DnsError> + 'a;
+pub type ResolverFactory<'a> = dyn FnMut(Duration) -> Result<Box<dyn TxtResolver>, DnsError> + 'a;
 
 /// [`rotate`] with any resolver (tests use [`dns::Fixed`]).
 pub fn rotate_with(
@@ -300,7 +313,12 @@ fn valid_config(text: &str, source: &Source) -> Result<Config, RotateError> {
         Some(c) if !loaded.diags.has_errors() => Ok(c),
         _ => Err(RotateError::InvalidConfig {
             file: source.display.clone(),
-            diagnostics: loaded.diags.sorted().iter().map(|d| d.to_string()).collect(),
+            diagnostics: loaded
+                .diags
+                .sorted()
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
         }),
     }
 }
@@ -311,7 +329,11 @@ fn find_domain<'c>(config: &'c Config, domain: &str) -> Result<&'c Domain, Rotat
         configured: config.domains.iter().map(|d| d.name.clone()).collect(),
     };
     let name = normalize_domain(domain).map_err(|_| unknown())?;
-    let d = config.domains.iter().find(|d| d.name == name).ok_or_else(unknown)?;
+    let d = config
+        .domains
+        .iter()
+        .find(|d| d.name == name)
+        .ok_or_else(unknown)?;
     if let Some(owner) = &d.key_from {
         return Err(RotateError::SharedKeys {
             domain: d.name.clone(),
@@ -350,7 +372,9 @@ impl Ctx<'_> {
         self.config
             .domains
             .iter()
-            .filter(|o| o.name == self.domain.name || o.key_from.as_deref() == Some(&self.domain.name))
+            .filter(|o| {
+                o.name == self.domain.name || o.key_from.as_deref() == Some(&self.domain.name)
+            })
             .collect()
     }
 
@@ -415,7 +439,9 @@ impl Ctx<'_> {
                     ("selector", g.selector.clone()),
                     ("algorithm", g.pair.algorithm.as_str().to_string()),
                 ];
-                if g.path != default_key_path(&self.config.service.key_dir, self.name(), &g.selector) {
+                if g.path
+                    != default_key_path(&self.config.service.key_dir, self.name(), &g.selector)
+                {
                     fields.push(("path", g.path.display().to_string()));
                 }
                 fields.push(("state", "pending".to_string()));
@@ -423,7 +449,8 @@ impl Ctx<'_> {
                 NewKey { fields }
             })
             .collect();
-        let (new_text, notes) = edit::add_keys(self.text, self.name(), &new_keys).map_err(|e| self.edit_error(e))?;
+        let (new_text, notes) =
+            edit::add_keys(self.text, self.name(), &new_keys).map_err(|e| self.edit_error(e))?;
         let expect: Vec<(&str, KeyState)> = generated
             .iter()
             .map(|g| (g.selector.as_str(), KeyState::Pending))
@@ -451,7 +478,11 @@ impl Ctx<'_> {
             return Err(e);
         }
 
-        writeln!(out, "rotate {}: new key(s), state \"pending\" (not signing yet):", self.name())?;
+        writeln!(
+            out,
+            "rotate {}: new key(s), state \"pending\" (not signing yet):",
+            self.name()
+        )?;
         for g in &generated {
             writeln!(
                 out,
@@ -546,11 +577,14 @@ impl Ctx<'_> {
                 .collect();
             let taken = |s: &String| {
                 self.domain.keys.iter().any(|k| &k.selector == s)
-                    || self.root.join(&self.domain_dir().join(format!("{s}.private"))).exists()
+                    || self
+                        .root
+                        .join(&self.domain_dir().join(format!("{s}.private")))
+                        .exists()
                     || self.keys(KeyState::Active).any(|k| {
-                        k.path
-                            .parent()
-                            .is_some_and(|dir| self.root.join(&dir.join(format!("{s}.private"))).exists())
+                        k.path.parent().is_some_and(|dir| {
+                            self.root.join(&dir.join(format!("{s}.private"))).exists()
+                        })
                     })
             };
             if !names.iter().any(taken) {
@@ -578,7 +612,12 @@ impl Ctx<'_> {
             .collect()
     }
 
-    fn print_records(&self, out: &mut dyn Write, heading: &str, records: &[(String, String)]) -> io::Result<()> {
+    fn print_records(
+        &self,
+        out: &mut dyn Write,
+        heading: &str,
+        records: &[(String, String)],
+    ) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -601,7 +640,11 @@ impl Ctx<'_> {
 
     // ---- steps 2 and 3: switch, retire ----------------------------------
 
-    fn advance(&self, resolver: &mut ResolverFactory<'_>, out: &mut dyn Write) -> Result<i32, RotateError> {
+    fn advance(
+        &self,
+        resolver: &mut ResolverFactory<'_>,
+        out: &mut dyn Write,
+    ) -> Result<i32, RotateError> {
         let name = self.name().to_string();
         let mut changes: Vec<(String, &'static str, String)> = Vec::new();
         let mut expect: Vec<(String, KeyState)> = Vec::new();
@@ -638,7 +681,10 @@ impl Ctx<'_> {
                 }
                 let failed = problems.iter().any(|f| f.status == Status::DnsError);
                 if failed {
-                    writeln!(out, "Next: make sure the name server answers, then run `dkimctl rotate {name} --continue` again.")?;
+                    writeln!(
+                        out,
+                        "Next: make sure the name server answers, then run `dkimctl rotate {name} --continue` again."
+                    )?;
                     return Ok(2);
                 }
                 writeln!(
@@ -650,8 +696,14 @@ impl Ctx<'_> {
             for k in &pending {
                 changes.push((k.selector.clone(), "state", "active".into()));
                 expect.push((k.selector.clone(), KeyState::Active));
-                said.push(format!("{} ({}) is now active: its record is published", k.selector, k.algorithm));
-                for old in self.keys(KeyState::Active).filter(|o| o.algorithm == k.algorithm) {
+                said.push(format!(
+                    "{} ({}) is now active: its record is published",
+                    k.selector, k.algorithm
+                ));
+                for old in self
+                    .keys(KeyState::Active)
+                    .filter(|o| o.algorithm == k.algorithm)
+                {
                     changes.push((old.selector.clone(), "state", "retiring".into()));
                     changes.push((old.selector.clone(), "retire_after", retire_on.to_string()));
                     expect.push((old.selector.clone(), KeyState::Retiring));
@@ -697,7 +749,10 @@ impl Ctx<'_> {
 
         if changes.is_empty() && leftover.is_empty() {
             if next.is_empty() {
-                writeln!(out, "rotate {name}: nothing to do: no pending key, no retiring key")?;
+                writeln!(
+                    out,
+                    "rotate {name}: nothing to do: no pending key, no retiring key"
+                )?;
             } else {
                 writeln!(out, "rotate {name}: nothing to do yet; nothing changed")?;
                 for n in &next {
@@ -708,8 +763,10 @@ impl Ctx<'_> {
         }
 
         if !changes.is_empty() {
-            let new_text = edit::set_fields(self.text, &name, &changes).map_err(|e| self.edit_error(e))?;
-            let expect: Vec<(&str, KeyState)> = expect.iter().map(|(s, st)| (s.as_str(), *st)).collect();
+            let new_text =
+                edit::set_fields(self.text, &name, &changes).map_err(|e| self.edit_error(e))?;
+            let expect: Vec<(&str, KeyState)> =
+                expect.iter().map(|(s, st)| (s.as_str(), *st)).collect();
             self.validate_edit(&new_text, &expect)?;
             self.write_config(&new_text)?;
         }
@@ -731,7 +788,11 @@ impl Ctx<'_> {
             writeln!(out, "  {} updated", self.source.display)?;
         }
         if !revoked.is_empty() {
-            self.print_records(out, "Publish the revoked record(s) in place of the old one(s):", &revoked)?;
+            self.print_records(
+                out,
+                "Publish the revoked record(s) in place of the old one(s):",
+                &revoked,
+            )?;
         }
         for n in &next {
             writeln!(out, "Next: {n}.")?;
@@ -747,7 +808,10 @@ impl Ctx<'_> {
     fn retire_key_file(&self, key: &Key) -> Result<String, RotateError> {
         let real = self.root.join(&key.path);
         if !real.exists() {
-            return Ok(format!("its private key {} is already gone", key.path.display()));
+            return Ok(format!(
+                "its private key {} is already gone",
+                key.path.display()
+            ));
         }
         match self.config.rotation.retired_keys {
             RetiredKeys::Delete => {
@@ -756,7 +820,10 @@ impl Ctx<'_> {
                     path: real.clone(),
                     source: e,
                 })?;
-                Ok(format!("its private key {} was deleted", key.path.display()))
+                Ok(format!(
+                    "its private key {} was deleted",
+                    key.path.display()
+                ))
             }
             RetiredKeys::Archive => {
                 let fail = |e| RotateError::RetireKey {
@@ -775,7 +842,8 @@ impl Ctx<'_> {
                     .map_err(fail)?;
                 // The umask may have narrowed the mode, never widened it;
                 // an existing directory is tightened too.
-                fs::set_permissions(&archive, fs::Permissions::from_mode(ARCHIVE_DIR_MODE)).map_err(fail)?;
+                fs::set_permissions(&archive, fs::Permissions::from_mode(ARCHIVE_DIR_MODE))
+                    .map_err(fail)?;
                 let mut dest = archive.join(file);
                 let mut n = 1;
                 while dest.exists() {
@@ -784,7 +852,10 @@ impl Ctx<'_> {
                 }
                 fs::rename(&real, &dest).map_err(fail)?;
                 let shown = self.root.host_path(&dest).unwrap_or(dest);
-                Ok(format!("its private key was archived to {}", shown.display()))
+                Ok(format!(
+                    "its private key was archived to {}",
+                    shown.display()
+                ))
             }
         }
     }
@@ -807,7 +878,16 @@ impl Ctx<'_> {
         };
         let config = match loaded.config {
             Some(c) if !loaded.diags.has_errors() => c,
-            _ => return Err(invalid(loaded.diags.sorted().iter().map(|d| d.to_string()).collect())),
+            _ => {
+                return Err(invalid(
+                    loaded
+                        .diags
+                        .sorted()
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect(),
+                ));
+            }
         };
         let d = config
             .domains
@@ -815,8 +895,15 @@ impl Ctx<'_> {
             .find(|d| d.name == self.domain.name)
             .ok_or_else(|| invalid(vec![format!("{} vanished", self.domain.name)]))?;
         for (sel, state) in expect {
-            if !d.keys.iter().any(|k| k.selector == *sel && k.state == *state) {
-                return Err(invalid(vec![format!("{sel} is not {} after the edit", state.as_str())]));
+            if !d
+                .keys
+                .iter()
+                .any(|k| k.selector == *sel && k.state == *state)
+            {
+                return Err(invalid(vec![format!(
+                    "{sel} is not {} after the edit",
+                    state.as_str()
+                )]));
             }
         }
         Ok(())
@@ -835,7 +922,8 @@ impl Ctx<'_> {
         // user editing their own file cannot chown, and need not.
         let uid = (meta.uid() != nix::unistd::geteuid().as_raw()).then_some(meta.uid());
         let gid = (meta.gid() != nix::unistd::getegid().as_raw()).then_some(meta.gid());
-        crate::apply::atomic::write_atomic(path, text.as_bytes(), uid, gid, mode).map_err(|e| fail(Box::new(e)))
+        crate::apply::atomic::write_atomic(path, text.as_bytes(), uid, gid, mode)
+            .map_err(|e| fail(Box::new(e)))
     }
 
     /// The service user's uid and group's gid under the root, when they
@@ -852,7 +940,9 @@ impl Ctx<'_> {
 /// Creates the key's directory if missing (0700; `apply` sets the final
 /// owner and mode of managed directories).
 fn ensure_dir(real: &Path) -> Result<(), RotateError> {
-    let Some(dir) = real.parent() else { return Ok(()) };
+    let Some(dir) = real.parent() else {
+        return Ok(());
+    };
     if dir.is_dir() {
         return Ok(());
     }

@@ -36,17 +36,32 @@ fn apply_then_plan_is_empty_and_second_apply_changes_nothing() {
     // An empty sandbox: everything is to be created.
     let plan = root.dkimctl(&["plan"]).expect(1);
     assert!(plan.stdout().contains("create"), "{}", plan.stdout());
-    assert!(plan.stdout().contains("secret"), "keys must show as secret: {}", plan.stdout());
+    assert!(
+        plan.stdout().contains("secret"),
+        "keys must show as secret: {}",
+        plan.stdout()
+    );
     root.dkimctl(&["apply", "--yes"]).expect(0);
     // Keys exist with their final mode.
     let key = root.join("etc/dkimctl/keys/example.com/rsa1.private");
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o7777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
     // The service user was created in the root's own passwd.
-    assert!(root.read("etc/passwd").contains("dkimctl:"), "{}", root.read("etc/passwd"));
+    assert!(
+        root.read("etc/passwd").contains("dkimctl:"),
+        "{}",
+        root.read("etc/passwd")
+    );
     // Nothing left to do.
     root.dkimctl(&["plan"]).expect(0);
     let again = root.dkimctl(&["apply", "--yes"]).expect(0);
-    assert!(again.stdout().contains("Nothing to change"), "{}", again.stdout());
+    assert!(
+        again.stdout().contains("Nothing to change"),
+        "{}",
+        again.stdout()
+    );
 }
 
 #[test]
@@ -56,12 +71,19 @@ fn plan_reports_a_corrupted_mode_and_apply_fixes_it() {
     let unit = root.join("etc/systemd/system/dkimctl.service");
     std::fs::set_permissions(&unit, std::fs::Permissions::from_mode(0o666)).unwrap();
     let plan = root.dkimctl(&["plan"]).expect(1);
-    assert!(plan.stdout().contains("0666") && plan.stdout().contains("0644"), "{}", plan.stdout());
+    assert!(
+        plan.stdout().contains("0666") && plan.stdout().contains("0644"),
+        "{}",
+        plan.stdout()
+    );
     let json = root.dkimctl(&["plan", "--json"]).expect(1);
     let v: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
     assert_eq!(v["changed"], true);
     root.dkimctl(&["apply", "--yes"]).expect(0);
-    assert_eq!(std::fs::metadata(&unit).unwrap().permissions().mode() & 0o7777, 0o644);
+    assert_eq!(
+        std::fs::metadata(&unit).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
     root.dkimctl(&["plan"]).expect(0);
 }
 
@@ -70,22 +92,33 @@ fn a_hand_edit_shows_as_a_diff_and_keys_never_do() {
     let root = TempRoot::new(BUNDLED);
     root.dkimctl(&["apply", "--yes"]).expect(0);
     let unit = "etc/systemd/system/dkimctl.service";
-    let edited = root.read(unit).replace("NoNewPrivileges=yes", "NoNewPrivileges=no");
+    let edited = root
+        .read(unit)
+        .replace("NoNewPrivileges=yes", "NoNewPrivileges=no");
     root.write(unit, &edited);
     let plan = root.dkimctl(&["plan"]).expect(1);
-    assert!(plan.stdout().contains("-NoNewPrivileges=no") && plan.stdout().contains("+NoNewPrivileges=yes"), "{}", plan.stdout());
+    assert!(
+        plan.stdout().contains("-NoNewPrivileges=no")
+            && plan.stdout().contains("+NoNewPrivileges=yes"),
+        "{}",
+        plan.stdout()
+    );
     // A key with the wrong mode: reported, its bytes never shown.
     let key = root.join("etc/dkimctl/keys/example.com/rsa1.private");
     let pem = std::fs::read_to_string(&key).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let plan = root.dkimctl(&["plan", "--json"]).expect(1);
     let body: String = pem.lines().nth(1).unwrap().to_string();
-    assert!(!plan.stdout().contains(&body) && !plan.stderr().contains(&body), "key material leaked into plan output");
+    assert!(
+        !plan.stdout().contains(&body) && !plan.stderr().contains(&body),
+        "key material leaked into plan output"
+    );
 }
 
 #[test]
 fn invalid_configuration_writes_nothing() {
-    let root = TempRoot::new(&BUNDLED.replace("ed25519-sha256\"]", "ed25519-sha256\", \"rsa-sha1\"]"));
+    let root =
+        TempRoot::new(&BUNDLED.replace("ed25519-sha256\"]", "ed25519-sha256\", \"rsa-sha1\"]"));
     let r = root.dkimctl(&["apply", "--yes"]).expect(2);
     assert!(r.stderr().contains("rsa-sha1"), "{}", r.stderr());
     // Only the configuration itself is in the root.
@@ -120,22 +153,45 @@ fn postfix_accepts_the_merged_configuration() {
         + "submission inet n       -       y       -       -       smtpd\n  -o syslog_name=postfix/submission\n";
     root.write("etc/postfix/master.cf", &master);
     for f in ["dynamicmaps.cf", "postfix-files"] {
-        let _ = std::fs::copy(format!("/etc/postfix/{f}"), root.join(&format!("etc/postfix/{f}")));
+        let _ = std::fs::copy(
+            format!("/etc/postfix/{f}"),
+            root.join(&format!("etc/postfix/{f}")),
+        );
     }
     root.dkimctl(&["apply", "--yes"]).expect(0);
     let merged = root.read("etc/postfix/main.cf");
-    assert!(merged.starts_with("# my own comment\nmyhostname = mail.example.com\n"), "{merged}");
-    assert!(merged.contains("smtpd_milters = unix:/dkimctl/dkimctl.sock"), "{merged}");
-    assert!(merged.contains("inet:127.0.0.1:11332"), "the other milter must be kept: {merged}");
+    assert!(
+        merged.starts_with("# my own comment\nmyhostname = mail.example.com\n"),
+        "{merged}"
+    );
+    assert!(
+        merged.contains("smtpd_milters = unix:/dkimctl/dkimctl.sock"),
+        "{merged}"
+    );
+    assert!(
+        merged.contains("inet:127.0.0.1:11332"),
+        "the other milter must be kept: {merged}"
+    );
     assert!(merged.contains("milter_protocol = 6"), "{merged}");
     let master_out = root.read("etc/postfix/master.cf");
-    assert!(master_out.contains("  -o smtpd_milters=unix:/dkimctl/dkimctl.sock"), "{master_out}");
+    assert!(
+        master_out.contains("  -o smtpd_milters=unix:/dkimctl/dkimctl.sock"),
+        "{master_out}"
+    );
     let dir = root.join("etc/postfix").display().to_string();
     let r = run(Command::new("postconf").args(["-c", &dir, "-n"]));
     assert_eq!(r.code(), 0, "{}", r.stderr());
     let stderr = r.stderr();
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).map(str::trim).collect();
-    assert!(warnings.is_empty(), "postconf warned:\n{}", warnings.join("\n"));
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("warning"))
+        .map(str::trim)
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "postconf warned:\n{}",
+        warnings.join("\n")
+    );
     let r = run(Command::new("postconf").args(["-c", &dir, "-M"]));
     assert!(!r.stderr().contains("warning"), "{}", r.stderr());
     // A second apply leaves the admin's files alone.

@@ -17,7 +17,13 @@ fn check_cases_match_expected_output() {
     assert!(!cases.is_empty());
     for case in cases {
         let rel = case.strip_prefix(repo()).unwrap().display().to_string();
-        let r = run(std::process::Command::new(bin()).current_dir(repo()).args(["--config", &rel, "--root", "/nonexistent-root", "check"]));
+        let r = run(std::process::Command::new(bin()).current_dir(repo()).args([
+            "--config",
+            &rel,
+            "--root",
+            "/nonexistent-root",
+            "check",
+        ]));
         let expected_path = case.with_extension("stderr");
         let got = format!("exit {}\n{}", r.code(), r.stderr());
         if std::env::var_os("BLESS").is_some() {
@@ -31,7 +37,15 @@ fn check_cases_match_expected_output() {
 
 #[test]
 fn several_mistakes_are_all_reported_with_line_and_column() {
-    let r = dkimctl(&["--config", &repo().join("tests/check/mistakes.toml").display().to_string(), "check"]).expect(1);
+    let r = dkimctl(&[
+        "--config",
+        &repo()
+            .join("tests/check/mistakes.toml")
+            .display()
+            .to_string(),
+        "check",
+    ])
+    .expect(1);
     let err = r.stderr();
     // One line per mistake, each with its own place in the file.
     for want in [
@@ -56,6 +70,13 @@ fn several_mistakes_are_all_reported_with_line_and_column() {
 fn valid_examples_pass() {
     for ex in ["single-domain", "multi-domain", "hardened", "bundled-dual"] {
         let path = repo().join(format!("examples/{ex}.toml"));
-        dkimctl(&["--root", "/nonexistent-root", "--config", &path.display().to_string(), "check"]).expect(0);
+        dkimctl(&[
+            "--root",
+            "/nonexistent-root",
+            "--config",
+            &path.display().to_string(),
+            "check",
+        ])
+        .expect(0);
     }
 }

@@ -8,7 +8,11 @@ fn version_and_help() {
     assert!(v.stdout().starts_with("dkimctl "), "{}", v.stdout());
     let h = dkimctl(&["--help"]).expect(0);
     for cmd in ["check", "render", "plan", "apply"] {
-        assert!(h.stdout().contains(cmd), "help lacks {cmd}:\n{}", h.stdout());
+        assert!(
+            h.stdout().contains(cmd),
+            "help lacks {cmd}:\n{}",
+            h.stdout()
+        );
     }
 }
 
@@ -22,7 +26,8 @@ fn usage_errors_exit_2() {
 fn unreadable_config_exits_2_naming_the_file() {
     let r = dkimctl(&["--config", "/nonexistent/dkim.toml", "check"]).expect(2);
     assert!(
-        r.stderr().contains("failed to read configuration from /nonexistent/dkim.toml"),
+        r.stderr()
+            .contains("failed to read configuration from /nonexistent/dkim.toml"),
         "{}",
         r.stderr()
     );

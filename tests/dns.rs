@@ -115,8 +115,20 @@ impl Knot {
                 .arg(self.dir.path().join("knot.conf"))
                 .args(["zone-reload", ZONE]),
         );
-        assert_eq!(run.code(), 0, "knotc zone-reload failed: {}{}\n{}", run.stdout(), run.stderr(), self.log());
-        assert!(self.wait_for_serial(self.serial), "knotd did not load serial {}:\n{}", self.serial, self.log());
+        assert_eq!(
+            run.code(),
+            0,
+            "knotc zone-reload failed: {}{}\n{}",
+            run.stdout(),
+            run.stderr(),
+            self.log()
+        );
+        assert!(
+            self.wait_for_serial(self.serial),
+            "knotd did not load serial {}:\n{}",
+            self.serial,
+            self.log()
+        );
     }
 
     fn write_zone(&self, zone_text: &str) {
@@ -163,7 +175,15 @@ impl Drop for Knot {
 fn kdig(port: u16, rtype: &str, name: &str) -> String {
     let out = Command::new("kdig")
         .arg("@127.0.0.1")
-        .args(["-p", &port.to_string(), "+short", "+timeout=1", "+retry=0", rtype, name])
+        .args([
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+timeout=1",
+            "+retry=0",
+            rtype,
+            name,
+        ])
         .output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -188,7 +208,11 @@ fn free_port() -> u16 {
 fn wired(args: &'static [&'static str]) -> bool {
     static DNS_CHECK: OnceLock<bool> = OnceLock::new();
     static ROTATE: OnceLock<bool> = OnceLock::new();
-    let cell = if args == ["rotate"] { &ROTATE } else { &DNS_CHECK };
+    let cell = if args == ["rotate"] {
+        &ROTATE
+    } else {
+        &DNS_CHECK
+    };
     *cell.get_or_init(|| {
         let mut all = args.to_vec();
         all.push("--help");
@@ -220,9 +244,19 @@ fn dns_check(root: &TempRoot, ns: &str, json: bool) -> Run {
     let r = dkimctl::root::Root::new(root.path());
     let source = dkimctl::config::Source::resolve(&r, None);
     let loaded = dkimctl::config::load(&source).expect("load dkim.toml");
-    let config = loaded.config.unwrap_or_else(|| panic!("invalid dkim.toml: {:?}", loaded.diags));
-    let cmd = format!("dkimctl::dns::check(--root {}, --nameserver {ns})", root.root_arg());
-    match dkimctl::dns::check(&config, &r, Some(ns.parse().unwrap()), Duration::from_secs(2)) {
+    let config = loaded
+        .config
+        .unwrap_or_else(|| panic!("invalid dkim.toml: {:?}", loaded.diags));
+    let cmd = format!(
+        "dkimctl::dns::check(--root {}, --nameserver {ns})",
+        root.root_arg()
+    );
+    match dkimctl::dns::check(
+        &config,
+        &r,
+        Some(ns.parse().unwrap()),
+        Duration::from_secs(2),
+    ) {
         Ok(report) => {
             let mut out = Vec::new();
             if json {
@@ -232,7 +266,12 @@ fn dns_check(root: &TempRoot, ns: &str, json: bool) -> Run {
             }
             run_result(cmd, report.exit_code(), out, Vec::new())
         }
-        Err(e) => run_result(cmd, 2, Vec::new(), format!("dkimctl: error: {e}\n").into_bytes()),
+        Err(e) => run_result(
+            cmd,
+            2,
+            Vec::new(),
+            format!("dkimctl: error: {e}\n").into_bytes(),
+        ),
     }
 }
 
@@ -247,10 +286,21 @@ fn rotate(root: &TempRoot, cont: bool, ns: &str, today: &str) -> Run {
     }
     let r = dkimctl::root::Root::new(root.path());
     let source = dkimctl::config::Source::resolve(&r, None);
-    let cmd = format!("dkimctl::rotate::rotate(--root {}, {ZONE}, continue={cont}, {today})", root.root_arg());
+    let cmd = format!(
+        "dkimctl::rotate::rotate(--root {}, {ZONE}, continue={cont}, {today})",
+        root.root_arg()
+    );
     let day = dkimctl::rotate::Date::parse(today).expect("date");
     let mut out = Vec::new();
-    match dkimctl::rotate::rotate(&source, &r, ZONE, cont, Some(ns.parse().unwrap()), day, &mut out) {
+    match dkimctl::rotate::rotate(
+        &source,
+        &r,
+        ZONE,
+        cont,
+        Some(ns.parse().unwrap()),
+        day,
+        &mut out,
+    ) {
         Ok(code) => run_result(cmd, code, out, Vec::new()),
         Err(e) => {
             let mut msg = format!("dkimctl: error: {e}\n");
@@ -289,20 +339,34 @@ fn records(root: &TempRoot) -> Vec<Published> {
         .map(|r| Published {
             name: r["name"].as_str().unwrap().to_string(),
             value: r["value"].as_str().unwrap().to_string(),
-            zone: dkimctl::keys::zone_form(r["name"].as_str().unwrap(), r["value"].as_str().unwrap()),
-            strings: r["strings"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect(),
+            zone: dkimctl::keys::zone_form(
+                r["name"].as_str().unwrap(),
+                r["value"].as_str().unwrap(),
+            ),
+            strings: r["strings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect(),
         })
         .collect()
 }
 
 fn find<'a>(records: &'a [Published], name: &str) -> &'a Published {
-    records.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no record {name}"))
+    records
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no record {name}"))
 }
 
 /// The same strings published as separate TXT records: the ArchWiki
 /// page's broken setup.
 fn as_separate_records(name: &str, strings: &[String]) -> String {
-    strings.iter().map(|s| format!("{name}. IN TXT \"{s}\"\n")).collect()
+    strings
+        .iter()
+        .map(|s| format!("{name}. IN TXT \"{s}\"\n"))
+        .collect()
 }
 
 fn json_of(run: &Run) -> Value {
@@ -336,16 +400,27 @@ fn dns_check_passes_the_record_dns_records_prints() {
         "{}\n@ IN TXT \"v=spf1 mx -all\"\n_dmarc IN TXT \"v=DMARC1; p=reject; rua=mailto:dmarc@example.com\"\n",
         recs[0].zone
     );
-    let Some(knot) = Knot::start(&zone) else { return };
+    let Some(knot) = Knot::start(&zone) else {
+        return;
+    };
 
     let run = dns_check(&root, &knot.ns(), false).expect(0);
     let out = run.stdout();
-    assert!(out.contains("ok       sel._domainkey.example.com (rsa 2048)\n"), "{out}");
-    assert!(out.contains("info     example.com DMARC: present, p=reject"), "{out}");
+    assert!(
+        out.contains("ok       sel._domainkey.example.com (rsa 2048)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("info     example.com DMARC: present, p=reject"),
+        "{out}"
+    );
 
     let json = json_of(&dns_check(&root, &knot.ns(), true).expect(0));
     assert_eq!(json["exit"], 0);
-    assert_eq!(status_of(&json, "sel._domainkey.example.com")["status"], "ok");
+    assert_eq!(
+        status_of(&json, "sel._domainkey.example.com")["status"],
+        "ok"
+    );
     assert_eq!(json["domains"][0]["spf"]["status"], "present");
     assert_eq!(json["domains"][0]["dmarc"]["policy"], "reject");
 }
@@ -355,7 +430,11 @@ fn dns_check_names_each_broken_record() {
     // One domain per case, all inside the example.com zone.
     let cases = ["good", "split", "other", "revoked", "missing", "testing"];
     let config: String = std::iter::once("[service]\nengine = \"bundled\"\n".to_string())
-        .chain(cases.iter().map(|c| format!("\n[[domain]]\nname = \"{c}.example.com\"\nselector = \"sel\"\n")))
+        .chain(
+            cases
+                .iter()
+                .map(|c| format!("\n[[domain]]\nname = \"{c}.example.com\"\nselector = \"sel\"\n")),
+        )
         .collect();
     let root = TempRoot::new(&config);
     let recs = generate_and_list(&root);
@@ -367,14 +446,24 @@ fn dns_check_names_each_broken_record() {
     let mut zone = String::new();
     zone.push_str(&find(&recs, &name("good")).zone);
     zone.push('\n');
-    zone.push_str(&as_separate_records(&name("split"), &find(&recs, &name("split")).strings));
+    zone.push_str(&as_separate_records(
+        &name("split"),
+        &find(&recs, &name("split")).strings,
+    ));
     zone.push_str(&find(&strange, &name("other")).zone);
     zone.push('\n');
-    zone.push_str(&format!("{}. IN TXT \"v=DKIM1; k=rsa; p=\"\n", name("revoked")));
-    let testing = find(&recs, &name("testing")).value.replace("k=rsa; ", "k=rsa; t=y; ");
+    zone.push_str(&format!(
+        "{}. IN TXT \"v=DKIM1; k=rsa; p=\"\n",
+        name("revoked")
+    ));
+    let testing = find(&recs, &name("testing"))
+        .value
+        .replace("k=rsa; ", "k=rsa; t=y; ");
     zone.push_str(&dkimctl::keys::zone_form(&name("testing"), &testing));
     zone.push('\n');
-    let Some(knot) = Knot::start(&zone) else { return };
+    let Some(knot) = Knot::start(&zone) else {
+        return;
+    };
 
     let run = dns_check(&root, &knot.ns(), true).expect(1);
     let json = json_of(&run);
@@ -388,7 +477,11 @@ fn dns_check_names_each_broken_record() {
     ];
     for (case, status, severity) in want {
         let f = status_of(&json, &name(case));
-        assert_eq!((f["status"].as_str(), f["severity"].as_str()), (Some(status), Some(severity)), "{case}: {f}");
+        assert_eq!(
+            (f["status"].as_str(), f["severity"].as_str()),
+            (Some(status), Some(severity)),
+            "{case}: {f}"
+        );
     }
     let split = status_of(&json, &name("split"));
     let parts = find(&recs, &name("split")).strings.len();
@@ -400,12 +493,24 @@ fn dns_check_names_each_broken_record() {
             name("split")
         )
     );
-    assert!(split["fix"].as_str().unwrap().contains(&find(&recs, &name("split")).zone), "{split}");
+    assert!(
+        split["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&find(&recs, &name("split")).zone),
+        "{split}"
+    );
 
     // The human form: one line per selector, details indented.
     let text = dns_check(&root, &knot.ns(), false).expect(1).stdout();
-    assert!(text.contains(&format!("error    several-records {}\n", name("split"))), "{text}");
-    assert!(text.contains(&format!("warning  testing {}\n", name("testing"))), "{text}");
+    assert!(
+        text.contains(&format!("error    several-records {}\n", name("split"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("warning  testing {}\n", name("testing"))),
+        "{text}"
+    );
 }
 
 #[test]
@@ -416,7 +521,10 @@ fn dns_check_with_the_server_down_exits_2() {
     let ns = format!("127.0.0.1:{}", free_port());
     let run = dns_check(&root, &ns, true).expect(2);
     let json = json_of(&run);
-    assert_eq!(status_of(&json, "sel._domainkey.example.com")["status"], "dns-error");
+    assert_eq!(
+        status_of(&json, "sel._domainkey.example.com")["status"],
+        "dns-error"
+    );
     assert_eq!(json["exit"], 2);
     let text = dns_check(&root, &ns, false).expect(2).stdout();
     assert!(!text.contains("ok       "), "{text}");
@@ -447,29 +555,47 @@ fn opendkim_testkey_accepts_the_zone_form_record() {
     }
     let root = TempRoot::new(ONE_DOMAIN);
     let recs = generate_and_list(&root);
-    assert!(recs[0].strings.len() > 1, "a 2048-bit record needs several strings");
-    let Some(mut knot) = Knot::start(&recs[0].zone) else { return };
+    assert!(
+        recs[0].strings.len() > 1,
+        "a 2048-bit record needs several strings"
+    );
+    let Some(mut knot) = Knot::start(&recs[0].zone) else {
+        return;
+    };
     let run = opendkim_testkey(&root, &knot, "sel");
-    assert!(run.code() == 0 && run.stderr().contains("key OK"), "{}\n{}", run.cmd, run.stderr());
+    assert!(
+        run.code() == 0 && run.stderr().contains("key OK"),
+        "{}\n{}",
+        run.cmd,
+        run.stderr()
+    );
 
     // Control: the same strings as separate records fail there too, as
     // `dns check` says they will.
     knot.reload(&as_separate_records(&recs[0].name, &recs[0].strings));
     let run = opendkim_testkey(&root, &knot, "sel");
-    assert_ne!(run.code(), 0, "opendkim-testkey accepted separate records:\n{}", run.stderr());
+    assert_ne!(
+        run.code(),
+        0,
+        "opendkim-testkey accepted separate records:\n{}",
+        run.stderr()
+    );
     dns_check(&root, &knot.ns(), false).expect(1);
 }
 
 /// A python3 that has dkimpy (Debian's python3-dkim lives in the system
 /// interpreter, which a pyenv shim on PATH may hide).
 fn python_with_dkimpy() -> Option<PathBuf> {
-    ["/usr/bin/python3", "python3"].iter().map(PathBuf::from).find(|p| {
-        Command::new(p)
-            .args(["-c", "import dkim"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    ["/usr/bin/python3", "python3"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import dkim"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
 }
 
 /// Signs a message with the key file and verifies it, both with dkimpy;
@@ -541,17 +667,31 @@ algorithm = "ed25519-sha256"
     );
     let recs = generate_and_list(&root);
     let zone: String = recs.iter().map(|r| format!("{}\n", r.zone)).collect();
-    let Some(knot) = Knot::start(&zone) else { return };
+    let Some(knot) = Knot::start(&zone) else {
+        return;
+    };
     dns_check(&root, &knot.ns(), false).expect(0);
     for (selector, alg) in [("rsa2026", "rsa-sha256"), ("ed2026", "ed25519-sha256")] {
         let key = root.join(&format!("etc/dkimctl/keys/example.com/{selector}.private"));
         let run = support::run(
             Command::new(&python)
-                .args(["-c", DKIMPY_SIGN_VERIFY, &knot.port.to_string(), ZONE, selector])
+                .args([
+                    "-c",
+                    DKIMPY_SIGN_VERIFY,
+                    &knot.port.to_string(),
+                    ZONE,
+                    selector,
+                ])
                 .arg(&key)
                 .arg(alg),
         );
-        assert_eq!(run.stdout().trim(), "pass", "{alg}: {}\n{}", run.cmd, run.stderr());
+        assert_eq!(
+            run.stdout().trim(),
+            "pass",
+            "{alg}: {}\n{}",
+            run.cmd,
+            run.stderr()
+        );
     }
 }
 
@@ -584,7 +724,9 @@ fn printed_record(out: &str, name: &str) -> String {
 fn rotate_full_cycle_against_knot() {
     let root = TempRoot::new(ROTATING);
     let first = generate_and_list(&root).remove(0);
-    let Some(mut knot) = Knot::start(&first.zone) else { return };
+    let Some(mut knot) = Knot::start(&first.zone) else {
+        return;
+    };
     let ns = knot.ns();
     let conf = "etc/dkimctl/dkim.toml";
 
@@ -596,12 +738,25 @@ fn rotate_full_cycle_against_knot() {
     let text = root.read(conf);
     assert!(text.contains("selector = \"20261128\""), "{text}");
     assert!(text.contains("state = \"pending\""), "{text}");
-    assert!(root.join("etc/dkimctl/keys/example.com/20261128.private").exists());
+    assert!(
+        root.join("etc/dkimctl/keys/example.com/20261128.private")
+            .exists()
+    );
 
     // Step 2 before publishing: no switch, dkim.toml unchanged.
     let run = rotate(&root, true, &ns, "2026-11-28").expect(1);
-    assert!(run.stdout().contains("new record not yet published -> no switch"), "{}", run.stdout());
-    assert!(run.stdout().contains("missing 20261128._domainkey.example.com"), "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("new record not yet published -> no switch"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout()
+            .contains("missing 20261128._domainkey.example.com"),
+        "{}",
+        run.stdout()
+    );
     assert_eq!(root.read(conf), text);
 
     // Publish what rotate printed; step 2 switches.
@@ -623,22 +778,39 @@ fn rotate_full_cycle_against_knot() {
 
     // Not due yet: nothing changes.
     let run = rotate(&root, true, &ns, "2026-12-04").expect(0);
-    assert!(run.stdout().contains("first retires on 2026-12-05"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("first retires on 2026-12-05"),
+        "{}",
+        run.stdout()
+    );
     assert_eq!(root.read(conf), text);
 
     // Step 3 after the grace period: retired, archived, revoked record.
     let run = rotate(&root, true, &ns, "2026-12-05").expect(0);
     let out = run.stdout();
     let revoked = printed_record(&out, "first._domainkey.example.com");
-    assert_eq!(revoked, dkimctl::keys::zone_form("first._domainkey.example.com", "v=DKIM1; k=rsa; p="));
+    assert_eq!(
+        revoked,
+        dkimctl::keys::zone_form("first._domainkey.example.com", "v=DKIM1; k=rsa; p=")
+    );
     assert!(root.read(conf).contains("state = \"retired\""));
-    assert!(!root.join("etc/dkimctl/keys/example.com/first.private").exists());
-    assert!(root.join("etc/dkimctl/keys/example.com/retired/first.private").exists());
+    assert!(
+        !root
+            .join("etc/dkimctl/keys/example.com/first.private")
+            .exists()
+    );
+    assert!(
+        root.join("etc/dkimctl/keys/example.com/retired/first.private")
+            .exists()
+    );
 
     // The revoked record published: the check is clean.
     knot.reload(&format!("{revoked}\n{new_record}\n"));
     let json = json_of(&dns_check(&root, &ns, true).expect(0));
-    assert_eq!(status_of(&json, "first._domainkey.example.com")["state"], "retired");
+    assert_eq!(
+        status_of(&json, "first._domainkey.example.com")["state"],
+        "retired"
+    );
 
     // Again: nothing to do.
     let before = root.read(conf);
@@ -657,7 +829,11 @@ fn rotate_refuses_a_corrupt_key_and_changes_nothing() {
     let before = support::tree(root.path());
     // No DNS is asked in step 1; the address is never used.
     let run = rotate(&root, false, "127.0.0.1:9", "2026-11-28").expect(2);
-    assert!(run.stderr().contains(&key.display().to_string()), "{}", run.stderr());
+    assert!(
+        run.stderr().contains(&key.display().to_string()),
+        "{}",
+        run.stderr()
+    );
     assert_eq!(support::tree(root.path()), before, "rotate changed files");
     assert_eq!(std::fs::read_to_string(&key).unwrap(), corrupt);
 }

@@ -29,11 +29,23 @@ fn examples_render_to_their_golden_trees() {
 
 #[test]
 fn rendering_is_deterministic() {
-    let config = repo().join("examples/bundled-dual.toml").display().to_string();
+    let config = repo()
+        .join("examples/bundled-dual.toml")
+        .display()
+        .to_string();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     for d in [&a, &b] {
-        dkimctl(&["--root", "/nonexistent-root", "--config", &config, "render", "--out", &d.path().display().to_string()]).expect(0);
+        dkimctl(&[
+            "--root",
+            "/nonexistent-root",
+            "--config",
+            &config,
+            "render",
+            "--out",
+            &d.path().display().to_string(),
+        ])
+        .expect(0);
     }
     assert_eq!(tree(a.path()), tree(b.path()));
 }
@@ -41,8 +53,20 @@ fn rendering_is_deterministic() {
 #[test]
 fn rendered_files_name_dkimctl_and_the_source() {
     let out = tempfile::tempdir().unwrap();
-    let config = repo().join("examples/multi-domain.toml").display().to_string();
-    dkimctl(&["--root", "/nonexistent-root", "--config", &config, "render", "--out", &out.path().display().to_string()]).expect(0);
+    let config = repo()
+        .join("examples/multi-domain.toml")
+        .display()
+        .to_string();
+    dkimctl(&[
+        "--root",
+        "/nonexistent-root",
+        "--config",
+        &config,
+        "render",
+        "--out",
+        &out.path().display().to_string(),
+    ])
+    .expect(0);
     for (name, bytes) in tree(out.path()) {
         let text = String::from_utf8(bytes).unwrap();
         assert!(

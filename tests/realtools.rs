@@ -10,7 +10,8 @@ use crate::support::*;
 fn render(config: &str) -> tempfile::TempDir {
     let root = TempRoot::new(config);
     let out = tempfile::tempdir().unwrap();
-    root.dkimctl(&["render", "--out", &out.path().display().to_string()]).expect(0);
+    root.dkimctl(&["render", "--out", &out.path().display().to_string()])
+        .expect(0);
     out
 }
 
@@ -27,10 +28,20 @@ fn opendkim_check(tree: &Path) -> Run {
     for d in ["usr", "var/lib/opendkim", "run/opendkim", "etc"] {
         std::fs::create_dir_all(tree.join(d)).unwrap();
     }
-    for (link, target) in [("lib", "usr/lib"), ("lib64", "usr/lib64"), ("bin", "usr/bin"), ("sbin", "usr/sbin")] {
+    for (link, target) in [
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("bin", "usr/bin"),
+        ("sbin", "usr/sbin"),
+    ] {
         let _ = std::os::unix::fs::symlink(target, tree.join(link));
     }
-    for f in ["etc/ld.so.cache", "etc/passwd", "etc/group", "etc/nsswitch.conf"] {
+    for f in [
+        "etc/ld.so.cache",
+        "etc/passwd",
+        "etc/group",
+        "etc/nsswitch.conf",
+    ] {
         let _ = std::fs::copy(Path::new("/").join(f), tree.join(f));
     }
     let script = format!(
@@ -48,7 +59,13 @@ fn opendkim_accepts_every_rendered_configuration() {
     for ex in ["single-domain", "multi-domain", "hardened"] {
         let tree = render(&example(ex));
         let r = opendkim_check(tree.path());
-        assert_eq!(r.code(), 0, "{ex}: opendkim -n refused the rendered file:\n{}{}", r.stdout(), r.stderr());
+        assert_eq!(
+            r.code(),
+            0,
+            "{ex}: opendkim -n refused the rendered file:\n{}{}",
+            r.stdout(),
+            r.stderr()
+        );
     }
     // Dual signing (MultipleSignatures) and verify-only variants too.
     let dual = example("bundled-dual").replace("engine = \"bundled\"", "engine = \"opendkim\"");
@@ -76,25 +93,41 @@ fn opendkim_rejects_a_broken_configuration_with_exit_78() {
 
 /// `systemd-analyze security --offline=true` exposure of a unit file.
 fn exposure(unit: &Path) -> f64 {
-    let r = run(Command::new("systemd-analyze").args(["security", "--offline=true", "--no-pager"]).arg(unit));
+    let r = run(Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit));
     let out = r.stdout() + &r.stderr();
     let line = out
         .lines()
         .find(|l| l.contains("Overall exposure level"))
         .unwrap_or_else(|| panic!("no exposure in:\n{out}"));
-    let value = line.split(':').nth(1).and_then(|v| v.split_whitespace().next()).unwrap();
+    let value = line
+        .split(':')
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap();
     value.parse().unwrap()
 }
 
 fn verify_units(units: &[&Path]) {
-    let r = run(Command::new("systemd-analyze").args(["verify", "--man=no"]).args(units));
+    let r = run(Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(units));
     let stderr = r.stderr();
     let complaints: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(r.code() == 0 && complaints.is_empty(), "systemd-analyze verify {units:?}:\n{}", r.stderr());
+    assert!(
+        r.code() == 0 && complaints.is_empty(),
+        "systemd-analyze verify {units:?}:\n{}",
+        r.stderr()
+    );
 }
 
 fn with_binary(config: &str) -> String {
-    config.replacen("[service]", &format!("[service]\nbinary = \"{}\"", bin().display()), 1)
+    config.replacen(
+        "[service]",
+        &format!("[service]\nbinary = \"{}\"", bin().display()),
+        1,
+    )
 }
 
 #[test]
@@ -117,7 +150,10 @@ fn units_verify_and_reach_their_exposure_targets() {
     let dir = tree.path().join("etc/systemd/system");
     verify_units(&[&dir.join("dkimctl.socket"), &dir.join("dkimctl.service")]);
     let score = exposure(&dir.join("dkimctl.service"));
-    assert!(score <= 0.3, "sign-only socket-activated unit exposure {score} > 0.3");
+    assert!(
+        score <= 0.3,
+        "sign-only socket-activated unit exposure {score} > 0.3"
+    );
 
     // OpenDKIM's hardened unit (the ArchWiki unit scores 9.2, Debian's 9.6).
     if require_tool("opendkim") {

@@ -87,7 +87,11 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Starts an empty list for `file` whose text is `source`.
     pub fn new(file: impl Into<String>, source: impl Into<String>) -> Self {
-        Diagnostics { file: file.into(), source: source.into(), list: Vec::new() }
+        Diagnostics {
+            file: file.into(),
+            source: source.into(),
+            list: Vec::new(),
+        }
     }
 
     /// The file name the diagnostics are reported against.
@@ -175,8 +179,9 @@ impl Diagnostics {
     fn locate(&self, span: Range<usize>) -> (usize, usize, Option<(String, usize, usize)>) {
         let start = floor_char_boundary(&self.source, span.start.min(self.source.len()));
         let line_start = self.source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end =
-            self.source[start..].find('\n').map_or(self.source.len(), |i| start + i);
+        let line_end = self.source[start..]
+            .find('\n')
+            .map_or(self.source.len(), |i| start + i);
         let line = self.source[..start].matches('\n').count() + 1;
         let text = self.source[line_start..line_end].trim_end_matches('\r');
         let col = self.source[line_start..start].chars().count() + 1;
@@ -238,7 +243,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("selectr", &["selector", "subdomains"]), Some("selector"));
+        assert_eq!(
+            did_you_mean("selectr", &["selector", "subdomains"]),
+            Some("selector")
+        );
         assert_eq!(did_you_mean("zzz", &["selector"]), None);
     }
 }

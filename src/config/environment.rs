@@ -19,17 +19,33 @@ use crate::root::Root;
 ///
 /// With `for_apply`, problems that `apply` itself fixes (a key's mode) are
 /// left to the plan, which shows them as changes, instead of stopping it.
-pub fn check(config: &Config, raw: &RawConfig, root: &Root, for_apply: bool, diags: &mut Diagnostics) {
+pub fn check(
+    config: &Config,
+    raw: &RawConfig,
+    root: &Root,
+    for_apply: bool,
+    diags: &mut Diagnostics,
+) {
     accounts(config, raw, root, diags);
     for d in config.domains.iter().filter(|d| d.key_from.is_none()) {
         for k in d.keys.iter().filter(|k| k.state.needs_private_key()) {
-            key_file(config, k, key_span(raw, &d.name, &k.selector), root, for_apply, diags);
+            key_file(
+                config,
+                k,
+                key_span(raw, &d.name, &k.selector),
+                root,
+                for_apply,
+                diags,
+            );
         }
     }
     resolver(config, root, diags);
     if config.service.engine == EngineKind::OpenDkim
         && config.signing.header_canon == Canon::Simple
-        && config.domains.iter().any(|d| d.algorithms.contains(&Algorithm::Ed25519Sha256))
+        && config
+            .domains
+            .iter()
+            .any(|d| d.algorithms.contains(&Algorithm::Ed25519Sha256))
     {
         diags.warning(
             raw.defaults.canonicalization.as_ref().and_then(Sp::at),
@@ -41,10 +57,13 @@ pub fn check(config: &Config, raw: &RawConfig, root: &Root, for_apply: bool, dia
 
 /// The span of a key's selector in the file (or of its domain's name).
 fn key_span(raw: &RawConfig, domain: &str, selector: &str) -> Option<Range<usize>> {
-    let rd = raw
-        .domains
-        .iter()
-        .find(|rd| rd.name.as_ref().and_then(|n| normalize_domain(&n.value).ok()).as_deref() == Some(domain))?;
+    let rd = raw.domains.iter().find(|rd| {
+        rd.name
+            .as_ref()
+            .and_then(|n| normalize_domain(&n.value).ok())
+            .as_deref()
+            == Some(domain)
+    })?;
     rd.keys
         .iter()
         .filter_map(|k| k.selector.as_ref())
@@ -58,7 +77,14 @@ fn accounts(config: &Config, raw: &RawConfig, root: &Root, diags: &mut Diagnosti
     let accounts = match Accounts::load(root) {
         Ok(a) => a,
         Err(e) => {
-            diags.warning(None, format!("cannot read the accounts under {}: {e}", root.dir().display()), "check the root");
+            diags.warning(
+                None,
+                format!(
+                    "cannot read the accounts under {}: {e}",
+                    root.dir().display()
+                ),
+                "check the root",
+            );
             return;
         }
     };
@@ -67,13 +93,21 @@ fn accounts(config: &Config, raw: &RawConfig, root: &Root, diags: &mut Diagnosti
     if accounts.user(&s.user).is_none() {
         diags.info(
             at(&raw.service.user),
-            format!("user {} does not exist under {}; apply will create it", s.user, root.dir().display()),
+            format!(
+                "user {} does not exist under {}; apply will create it",
+                s.user,
+                root.dir().display()
+            ),
         );
     }
     if accounts.group(&s.group).is_none() && s.group != s.user {
         diags.info(
             at(&raw.service.group),
-            format!("group {} does not exist under {}; apply will create it", s.group, root.dir().display()),
+            format!(
+                "group {} does not exist under {}; apply will create it",
+                s.group,
+                root.dir().display()
+            ),
         );
     }
     if let Some(mta_group) = config.mta.group() {
@@ -99,7 +133,14 @@ fn accounts(config: &Config, raw: &RawConfig, root: &Root, diags: &mut Diagnosti
     }
 }
 
-fn key_file(config: &Config, key: &Key, span: Option<Range<usize>>, root: &Root, for_apply: bool, diags: &mut Diagnostics) {
+fn key_file(
+    config: &Config,
+    key: &Key,
+    span: Option<Range<usize>>,
+    root: &Root,
+    for_apply: bool,
+    diags: &mut Diagnostics,
+) {
     let real = root.join(&key.path);
     let meta = match std::fs::symlink_metadata(&real) {
         Ok(m) => m,
@@ -112,7 +153,10 @@ fn key_file(config: &Config, key: &Key, span: Option<Range<usize>>, root: &Root,
             return;
         }
         Err(e) => {
-            diags.error(span.clone(), format!("cannot inspect key {}: {e}", key.path.display()));
+            diags.error(
+                span.clone(),
+                format!("cannot inspect key {}: {e}", key.path.display()),
+            );
             return;
         }
     };
@@ -124,10 +168,16 @@ fn key_file(config: &Config, key: &Key, span: Option<Range<usize>>, root: &Root,
         );
         return;
     }
-    if let Some(why) = crate::keys::check_key_file_mode(meta.permissions().mode()).filter(|_| !for_apply) {
+    if let Some(why) =
+        crate::keys::check_key_file_mode(meta.permissions().mode()).filter(|_| !for_apply)
+    {
         diags.error_help(
             span.clone(),
-            format!("key {} is {why} (mode {:04o})", key.path.display(), meta.permissions().mode() & 0o7777),
+            format!(
+                "key {} is {why} (mode {:04o})",
+                key.path.display(),
+                meta.permissions().mode() & 0o7777
+            ),
             format!("chmod 600 {}; `dkimctl apply` fixes it", key.path.display()),
         );
     }
@@ -157,16 +207,32 @@ fn key_file(config: &Config, key: &Key, span: Option<Range<usize>>, root: &Root,
     }
     if loaded.algorithm == Algorithm::RsaSha256 {
         if loaded.bits < 1024 {
-            diags.error_help(span.clone(), format!("key {} has only {} bits", key.path.display(), loaded.bits), "RFC 8301 requires at least 1024; generate a 2048-bit key");
+            diags.error_help(
+                span.clone(),
+                format!("key {} has only {} bits", key.path.display(), loaded.bits),
+                "RFC 8301 requires at least 1024; generate a 2048-bit key",
+            );
         } else if loaded.bits < 2048 {
             let help = match config.service.engine {
-                EngineKind::Bundled => "the bundled engine (aws-lc) signs only with 2048 bits or more; rotate to a 2048-bit key (`dkimctl rotate`)",
-                EngineKind::OpenDkim => "receivers increasingly distrust short keys; rotate to a 2048-bit key (`dkimctl rotate`)",
+                EngineKind::Bundled => {
+                    "the bundled engine (aws-lc) signs only with 2048 bits or more; rotate to a 2048-bit key (`dkimctl rotate`)"
+                }
+                EngineKind::OpenDkim => {
+                    "receivers increasingly distrust short keys; rotate to a 2048-bit key (`dkimctl rotate`)"
+                }
             };
             if config.service.engine == EngineKind::Bundled {
-                diags.error_help(span.clone(), format!("key {} has only {} bits", key.path.display(), loaded.bits), help);
+                diags.error_help(
+                    span.clone(),
+                    format!("key {} has only {} bits", key.path.display(), loaded.bits),
+                    help,
+                );
             } else {
-                diags.warning(span.clone(), format!("key {} has only {} bits", key.path.display(), loaded.bits), help);
+                diags.warning(
+                    span.clone(),
+                    format!("key {} has only {} bits", key.path.display(), loaded.bits),
+                    help,
+                );
             }
         }
     }
@@ -179,7 +245,10 @@ fn resolver(config: &Config, root: &Root, diags: &mut Diagnostics) {
     if !config.service.mode.verifies() || !config.engine.nameservers.is_empty() {
         return;
     }
-    let Ok(text) = std::fs::read_to_string(root.join(std::path::Path::new("/etc/resolv.conf"))) else { return };
+    let Ok(text) = std::fs::read_to_string(root.join(std::path::Path::new("/etc/resolv.conf")))
+    else {
+        return;
+    };
     let remote: Vec<&str> = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("nameserver"))

@@ -41,14 +41,22 @@ impl Source {
             None => {
                 let host = PathBuf::from(validate::DEFAULT_CONFIG);
                 let real = root.join(&host);
-                Source { display: real.display().to_string(), real, host }
+                Source {
+                    display: real.display().to_string(),
+                    real,
+                    host,
+                }
             }
             Some(p) => {
                 let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
                 let host = root
                     .host_path(&abs)
                     .unwrap_or_else(|| PathBuf::from(validate::DEFAULT_CONFIG));
-                Source { display: p.display().to_string(), real: p.to_path_buf(), host }
+                Source {
+                    display: p.display().to_string(),
+                    real: p.to_path_buf(),
+                    host,
+                }
             }
         }
     }
@@ -65,7 +73,11 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "failed to read configuration from {}", self.path.display())
+        write!(
+            f,
+            "failed to read configuration from {}",
+            self.path.display()
+        )
     }
 }
 
@@ -100,7 +112,9 @@ pub fn parse(text: &str, source: &Source) -> Loaded {
 /// Reads and validates the file; checks against the system under `root`
 /// are left to [`environment::check`].
 pub fn load(source: &Source) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(&source.real)
-        .map_err(|e| LoadError { path: source.real.clone(), source: e })?;
+    let text = std::fs::read_to_string(&source.real).map_err(|e| LoadError {
+        path: source.real.clone(),
+        source: e,
+    })?;
     Ok(parse(&text, source))
 }

@@ -313,15 +313,13 @@ impl HostPattern {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self, ip) {
             (HostPattern::Addr(a), ip) => *a == canonical_ip(ip),
-            (HostPattern::Net(IpAddr::V4(n), len), ip) => {
-                match canonical_ip(ip) {
-                    IpAddr::V4(v4) => {
-                        let mask = u32::MAX.checked_shl(32 - *len as u32).unwrap_or(0);
-                        u32::from(v4) & mask == u32::from(*n) & mask
-                    }
-                    IpAddr::V6(_) => false,
+            (HostPattern::Net(IpAddr::V4(n), len), ip) => match canonical_ip(ip) {
+                IpAddr::V4(v4) => {
+                    let mask = u32::MAX.checked_shl(32 - *len as u32).unwrap_or(0);
+                    u32::from(v4) & mask == u32::from(*n) & mask
                 }
-            }
+                IpAddr::V6(_) => false,
+            },
             (HostPattern::Net(IpAddr::V6(n), len), IpAddr::V6(v6)) => {
                 let mask = u128::MAX.checked_shl(128 - *len as u32).unwrap_or(0);
                 u128::from(v6) & mask == u128::from(*n) & mask

@@ -234,7 +234,10 @@ pub fn read(source: &str, diags: &mut Diagnostics) -> Option<RawConfig> {
         t.finish(diags);
     }
     for mut t in top.tables(diags, "domain") {
-        let mut d = RawDomain { span: t.span.clone(), ..RawDomain::default() };
+        let mut d = RawDomain {
+            span: t.span.clone(),
+            ..RawDomain::default()
+        };
         d.name = t.string(diags, "name");
         d.selector = t.string(diags, "selector");
         d.algorithms = t.strings(diags, "algorithms");
@@ -328,7 +331,12 @@ pub struct TableReader<'a> {
 
 impl<'a> TableReader<'a> {
     fn new(table: &'a dyn TableLike, name: &str, span: Option<Range<usize>>) -> Self {
-        TableReader { table, name: name.to_string(), span, asked: Vec::new() }
+        TableReader {
+            table,
+            name: name.to_string(),
+            span,
+            asked: Vec::new(),
+        }
     }
 
     /// The item under `key`, with the key's span and the value's span.
@@ -349,7 +357,11 @@ impl<'a> TableReader<'a> {
     ) {
         diags.error(
             span,
-            format!("`{key}` in {} must be {want}, found {}", self.name, type_name(item)),
+            format!(
+                "`{key}` in {} must be {want}, found {}",
+                self.name,
+                type_name(item)
+            ),
         );
     }
 
@@ -357,7 +369,10 @@ impl<'a> TableReader<'a> {
     pub fn string(&mut self, diags: &mut Diagnostics, key: &'static str) -> Option<Sp<String>> {
         let (item, span) = self.item(key)?;
         match item.as_str() {
-            Some(s) => Some(Sp { value: s.to_string(), span }),
+            Some(s) => Some(Sp {
+                value: s.to_string(),
+                span,
+            }),
             None => {
                 self.type_error(diags, key, span, "a string", item);
                 None
@@ -397,10 +412,16 @@ impl<'a> TableReader<'a> {
     ) -> Option<Sp<IntOrStr>> {
         let (item, span) = self.item(key)?;
         if let Some(i) = item.as_integer() {
-            return Some(Sp { value: IntOrStr::Int(i), span });
+            return Some(Sp {
+                value: IntOrStr::Int(i),
+                span,
+            });
         }
         if let Some(s) = item.as_str() {
-            return Some(Sp { value: IntOrStr::Str(s.to_string()), span });
+            return Some(Sp {
+                value: IntOrStr::Str(s.to_string()),
+                span,
+            });
         }
         self.type_error(diags, key, span, "an integer or a string", item);
         None
@@ -420,7 +441,10 @@ impl<'a> TableReader<'a> {
         let mut out = Vec::new();
         for v in array.iter() {
             match v.as_str() {
-                Some(s) => out.push(Sp { value: s.to_string(), span: v.span() }),
+                Some(s) => out.push(Sp {
+                    value: s.to_string(),
+                    span: v.span(),
+                }),
                 None => diags.error(
                     v.span(),
                     format!(
@@ -486,11 +510,9 @@ impl<'a> TableReader<'a> {
             let msg = format!("unknown key `{key}` in {}", self.name);
             match did_you_mean(key, &self.asked) {
                 Some(s) => diags.error_help(span, msg, format!("did you mean `{s}`?")),
-                None => diags.error_help(
-                    span,
-                    msg,
-                    format!("known keys: {}", self.asked.join(", ")),
-                ),
+                None => {
+                    diags.error_help(span, msg, format!("known keys: {}", self.asked.join(", ")))
+                }
             }
         }
     }

@@ -66,7 +66,10 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
     if service.mode.signs() && raw.domains.is_empty() {
         v.d.error_help(
             None,
-            format!("the service is set to {} but no [[domain]] is configured", service.mode.as_str()),
+            format!(
+                "the service is set to {} but no [[domain]] is configured",
+                service.mode.as_str()
+            ),
             "add a [[domain]] table with a name and a selector, or set service.mode = \"verify\"",
         );
     }
@@ -115,12 +118,15 @@ impl Validator<'_> {
             Some(s) => format!("did you mean \"{s}\"?"),
             None => format!("choose one of: {}", words.join(", ")),
         };
-        self.d.error_help(sp.at(), format!("unknown {what} \"{}\"", sp.value), help);
+        self.d
+            .error_help(sp.at(), format!("unknown {what} \"{}\"", sp.value), help);
         default
     }
 
     fn abs_path(&mut self, value: &Option<Sp<String>>, what: &str, default: &str) -> PathBuf {
-        let Some(sp) = value else { return PathBuf::from(default) };
+        let Some(sp) = value else {
+            return PathBuf::from(default);
+        };
         let p = PathBuf::from(&sp.value);
         if !p.is_absolute() {
             self.d.error_help(
@@ -130,8 +136,11 @@ impl Validator<'_> {
             );
             return PathBuf::from(default);
         }
-        if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            self.d.error(sp.at(), format!("{what} must not contain `..`"));
+        if p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            self.d
+                .error(sp.at(), format!("{what} must not contain `..`"));
             return PathBuf::from(default);
         }
         p
@@ -182,18 +191,28 @@ impl Validator<'_> {
         let kind = self.word(
             &m.kind,
             "MTA",
-            &[("postfix", K::Postfix), ("sendmail", K::Sendmail), ("none", K::None)],
+            &[
+                ("postfix", K::Postfix),
+                ("sendmail", K::Sendmail),
+                ("none", K::None),
+            ],
             K::Postfix,
         );
         let misplaced = |name: &str, v: bool, d: &mut Diagnostics, at: Option<Range<usize>>| {
             if v {
-                d.error(at, format!("`{name}` only applies to mta.kind = \"postfix\""));
+                d.error(
+                    at,
+                    format!("`{name}` only applies to mta.kind = \"postfix\""),
+                );
             }
         };
         match kind {
             K::Postfix => {
                 if let Some(sp) = &m.sendmail_mc {
-                    self.d.error(sp.at(), "`sendmail_mc` only applies to mta.kind = \"sendmail\"");
+                    self.d.error(
+                        sp.at(),
+                        "`sendmail_mc` only applies to mta.kind = \"sendmail\"",
+                    );
                 }
                 let config_dir = self.abs_path(&m.config_dir, "config_dir", "/etc/postfix");
                 let queue_directory =
@@ -244,7 +263,10 @@ impl Validator<'_> {
                                 }
                             };
                             if services.contains(&svc) {
-                                self.d.error(s.at(), format!("service \"{}\" is listed twice", s.value));
+                                self.d.error(
+                                    s.at(),
+                                    format!("service \"{}\" is listed twice", s.value),
+                                );
                             } else {
                                 services.push(svc);
                             }
@@ -262,7 +284,10 @@ impl Validator<'_> {
             K::Sendmail | K::None => {
                 for (name, v) in [
                     ("config_dir", m.config_dir.as_ref().and_then(Sp::at)),
-                    ("queue_directory", m.queue_directory.as_ref().and_then(Sp::at)),
+                    (
+                        "queue_directory",
+                        m.queue_directory.as_ref().and_then(Sp::at),
+                    ),
                     ("chroot", m.chroot.as_ref().and_then(Sp::at)),
                     ("services", m.services.as_ref().and_then(Sp::at)),
                     ("default_action", m.default_action.as_ref().and_then(Sp::at)),
@@ -271,11 +296,18 @@ impl Validator<'_> {
                 }
                 if matches!(kind, K::Sendmail) {
                     Mta::Sendmail {
-                        mc_path: self.abs_path(&m.sendmail_mc, "sendmail_mc", "/etc/mail/sendmail.mc"),
+                        mc_path: self.abs_path(
+                            &m.sendmail_mc,
+                            "sendmail_mc",
+                            "/etc/mail/sendmail.mc",
+                        ),
                     }
                 } else {
                     if let Some(sp) = &m.sendmail_mc {
-                        self.d.error(sp.at(), "`sendmail_mc` only applies to mta.kind = \"sendmail\"");
+                        self.d.error(
+                            sp.at(),
+                            "`sendmail_mc` only applies to mta.kind = \"sendmail\"",
+                        );
                     }
                     Mta::None
                 }
@@ -288,7 +320,10 @@ impl Validator<'_> {
         let engine = self.word(
             &s.engine,
             "engine",
-            &[("bundled", EngineKind::Bundled), ("opendkim", EngineKind::OpenDkim)],
+            &[
+                ("bundled", EngineKind::Bundled),
+                ("opendkim", EngineKind::OpenDkim),
+            ],
             EngineKind::Bundled,
         );
         let default_user = match engine {
@@ -297,8 +332,11 @@ impl Validator<'_> {
         };
         let user = self.account_name(&s.user, "user", default_user);
         let group = self.account_name(&s.group, "group", &user);
-        let socket_group =
-            self.account_name(&s.socket_group, "socket_group", mta.group().unwrap_or(&group));
+        let socket_group = self.account_name(
+            &s.socket_group,
+            "socket_group",
+            mta.group().unwrap_or(&group),
+        );
         if user == "root" {
             let at = s.user.as_ref().and_then(Sp::at);
             self.d.error_help(
@@ -329,7 +367,9 @@ impl Validator<'_> {
                         if u & 0o060 != 0 {
                             self.d.warning(
                                 sp.at(),
-                                format!("umask {u:03o} keeps the MTA's group from using the socket"),
+                                format!(
+                                    "umask {u:03o} keeps the MTA's group from using the socket"
+                                ),
                                 "use 007 (owner and group may connect) as the reference setups do",
                             );
                         }
@@ -400,7 +440,9 @@ impl Validator<'_> {
     }
 
     fn account_name(&mut self, value: &Option<Sp<String>>, what: &str, default: &str) -> String {
-        let Some(sp) = value else { return default.to_string() };
+        let Some(sp) = value else {
+            return default.to_string();
+        };
         if is_account_name(&sp.value) {
             sp.value.clone()
         } else {
@@ -462,7 +504,10 @@ impl Validator<'_> {
             }
             Socket::Unix(path) => {
                 if path.as_os_str().len() >= 108 {
-                    self.d.error(sp.at(), "unix socket path is longer than the 107 bytes a socket address holds");
+                    self.d.error(
+                        sp.at(),
+                        "unix socket path is longer than the 107 bytes a socket address holds",
+                    );
                 }
                 if path.starts_with("/tmp") || path.starts_with("/var/tmp") {
                     self.d.error_help(
@@ -471,8 +516,11 @@ impl Validator<'_> {
                         "anyone could replace it; use /run or Postfix's queue directory",
                     );
                 }
-                if let Mta::Postfix(p) = mta {
-                    if p.chroot && !path.starts_with(&p.queue_directory) {
+                if let Mta::Postfix(p) = mta
+                    && p.chroot
+                    && !path.starts_with(&p.queue_directory)
+                {
+                    {
                         self.d.error_help(
                             sp.at(),
                             format!(
@@ -499,15 +547,13 @@ impl Validator<'_> {
         socket
     }
 
-    fn algorithms(
-        &mut self,
-        list: &Sp<Vec<Sp<String>>>,
-    ) -> Vec<Algorithm> {
+    fn algorithms(&mut self, list: &Sp<Vec<Sp<String>>>) -> Vec<Algorithm> {
         let mut out = Vec::new();
         for a in &list.value {
             match Algorithm::parse(&a.value) {
                 Some(alg) if out.contains(&alg) => {
-                    self.d.error(a.at(), format!("algorithm \"{}\" is listed twice", a.value));
+                    self.d
+                        .error(a.at(), format!("algorithm \"{}\" is listed twice", a.value));
                 }
                 Some(alg) => out.push(alg),
                 None => {
@@ -516,12 +562,14 @@ impl Validator<'_> {
                     } else {
                         "choose rsa-sha256, ed25519-sha256, or both for dual signing".to_string()
                     };
-                    self.d.error_help(a.at(), format!("unknown algorithm \"{}\"", a.value), help);
+                    self.d
+                        .error_help(a.at(), format!("unknown algorithm \"{}\"", a.value), help);
                 }
             }
         }
         if out.is_empty() && list.value.is_empty() {
-            self.d.error_help(list.at(), "no signing algorithm", "e.g. [\"rsa-sha256\"]");
+            self.d
+                .error_help(list.at(), "no signing algorithm", "e.g. [\"rsa-sha256\"]");
         }
         out
     }
@@ -552,9 +600,15 @@ impl Validator<'_> {
         let mut out: Vec<String> = Vec::new();
         for h in &list.value {
             if !is_header_name(&h.value) {
-                self.d.error(h.at(), format!("invalid header field name \"{}\" in {what}", h.value));
+                self.d.error(
+                    h.at(),
+                    format!("invalid header field name \"{}\" in {what}", h.value),
+                );
             } else if out.iter().any(|o| o.eq_ignore_ascii_case(&h.value)) {
-                self.d.error(h.at(), format!("header \"{}\" is listed twice in {what}", h.value));
+                self.d.error(
+                    h.at(),
+                    format!("header \"{}\" is listed twice in {what}", h.value),
+                );
             } else {
                 out.push(h.value.clone());
             }
@@ -565,8 +619,14 @@ impl Validator<'_> {
     fn record(&mut self, raw: &RawRecord, base: RecordFlags) -> RecordFlags {
         RecordFlags {
             testing: raw.testing.as_ref().map_or(base.testing, |b| b.value),
-            service_email: raw.service_email.as_ref().map_or(base.service_email, |b| b.value),
-            hash_sha256: raw.hash_sha256.as_ref().map_or(base.hash_sha256, |b| b.value),
+            service_email: raw
+                .service_email
+                .as_ref()
+                .map_or(base.service_email, |b| b.value),
+            hash_sha256: raw
+                .hash_sha256
+                .as_ref()
+                .map_or(base.hash_sha256, |b| b.value),
         }
     }
 
@@ -599,7 +659,11 @@ impl Validator<'_> {
             None => vec![Algorithm::RsaSha256],
             Some(list) => self.algorithms(list),
         };
-        let rsa_bits = d.rsa_bits.as_ref().and_then(|b| self.rsa_bits(b)).unwrap_or(2048);
+        let rsa_bits = d
+            .rsa_bits
+            .as_ref()
+            .and_then(|b| self.rsa_bits(b))
+            .unwrap_or(2048);
         let sign_headers = match &d.sign_headers {
             None => DEFAULT_SIGN_HEADERS.iter().map(|s| s.to_string()).collect(),
             Some(list) => {
@@ -637,7 +701,10 @@ impl Validator<'_> {
                 v
             }
         };
-        let expire = d.expire.as_ref().map(|_| self.duration(&d.expire, "expire", Duration::ZERO));
+        let expire = d
+            .expire
+            .as_ref()
+            .map(|_| self.duration(&d.expire, "expire", Duration::ZERO));
         let record = self.record(&d.record, RecordFlags::default());
         Signing {
             header_canon,
@@ -651,14 +718,21 @@ impl Validator<'_> {
         }
     }
 
-    fn hosts(&mut self, list: &Sp<Vec<Sp<String>>>, what: &str, warn_remote: bool) -> Vec<HostPattern> {
+    fn hosts(
+        &mut self,
+        list: &Sp<Vec<Sp<String>>>,
+        what: &str,
+        warn_remote: bool,
+    ) -> Vec<HostPattern> {
         let mut out = Vec::new();
         for h in &list.value {
             match parse_host_pattern(&h.value) {
                 Ok(p) => {
                     if warn_remote && !p.is_loopback() {
-                        if let HostPattern::Net(_, len) = p {
-                            if len < 8 {
+                        if let HostPattern::Net(_, len) = p
+                            && len < 8
+                        {
+                            {
                                 self.d.error_help(
                                     h.at(),
                                     format!("{} covers far more than a local network", h.value),
@@ -670,16 +744,20 @@ impl Validator<'_> {
                         if matches!(p, HostPattern::Name(_)) {
                             // Names are the admin's own hosts by nature.
                         } else {
-                        self.d.push(
-                            super::Severity::Info,
-                            h.at(),
-                            format!("{} is not loopback: mail from it will be signed", h.value),
-                            Some("fine for your own relays; make sure it is".into()),
-                        );
+                            self.d.push(
+                                super::Severity::Info,
+                                h.at(),
+                                format!("{} is not loopback: mail from it will be signed", h.value),
+                                Some("fine for your own relays; make sure it is".into()),
+                            );
                         }
                     }
                     if out.contains(&p) {
-                        self.d.warning(h.at(), format!("{} is listed twice in {what}", h.value), "remove one");
+                        self.d.warning(
+                            h.at(),
+                            format!("{} is listed twice in {what}", h.value),
+                            "remove one",
+                        );
                     } else {
                         out.push(p);
                     }
@@ -707,7 +785,10 @@ impl Validator<'_> {
             None => internal_hosts.clone(),
             Some(list) => self.hosts(list, "external_ignore", false),
         };
-        Trusted { internal_hosts, external_ignore }
+        Trusted {
+            internal_hosts,
+            external_ignore,
+        }
     }
 
     fn domains(&mut self, raw: &[RawDomain], service: &Service, signing: &Signing) -> Vec<Domain> {
@@ -716,13 +797,20 @@ impl Validator<'_> {
         let mut key_from: Vec<Option<Sp<String>>> = Vec::new();
         for rd in raw {
             let Some(name_sp) = &rd.name else {
-                self.d.error_help(rd.span.clone(), "[[domain]] without a name", "add name = \"example.com\"");
+                self.d.error_help(
+                    rd.span.clone(),
+                    "[[domain]] without a name",
+                    "add name = \"example.com\"",
+                );
                 continue;
             };
             let name = match normalize_domain(&name_sp.value) {
                 Ok(n) => n,
                 Err(why) => {
-                    self.d.error(name_sp.at(), format!("invalid domain \"{}\": {why}", name_sp.value));
+                    self.d.error(
+                        name_sp.at(),
+                        format!("invalid domain \"{}\": {why}", name_sp.value),
+                    );
                     continue;
                 }
             };
@@ -772,7 +860,10 @@ impl Validator<'_> {
                 if let Some(k) = self.key(rk, &name, service, signing, &algorithms) {
                     if keys.iter().any(|o: &Key| o.selector == k.selector) {
                         let at = rk.selector.as_ref().and_then(Sp::at);
-                        self.d.error(at, format!("selector {} is used twice in {name}", k.selector));
+                        self.d.error(
+                            at,
+                            format!("selector {} is used twice in {name}", k.selector),
+                        );
                     } else {
                         keys.push(k);
                     }
@@ -809,7 +900,10 @@ impl Validator<'_> {
             let target = match normalize_domain(&from.value) {
                 Ok(t) => t,
                 Err(why) => {
-                    self.d.error(from.at(), format!("invalid domain \"{}\": {why}", from.value));
+                    self.d.error(
+                        from.at(),
+                        format!("invalid domain \"{}\": {why}", from.value),
+                    );
                     continue;
                 }
             };
@@ -830,7 +924,8 @@ impl Validator<'_> {
                 continue;
             }
             if j == i {
-                self.d.error(from.at(), "a domain cannot take its keys from itself");
+                self.d
+                    .error(from.at(), "a domain cannot take its keys from itself");
                 continue;
             }
             let keys = out[j].keys.clone();
@@ -869,7 +964,13 @@ impl Validator<'_> {
         out
     }
 
-    fn check_key_set(&mut self, keys: &[Key], algorithms: &[Algorithm], name: &str, rd: &RawDomain) {
+    fn check_key_set(
+        &mut self,
+        keys: &[Key],
+        algorithms: &[Algorithm],
+        name: &str,
+        rd: &RawDomain,
+    ) {
         if keys.is_empty() {
             self.d.error_help(
                 rd.name.as_ref().and_then(Sp::at),
@@ -879,7 +980,10 @@ impl Validator<'_> {
             return;
         }
         for alg in algorithms {
-            let active = keys.iter().filter(|k| k.algorithm == *alg && k.state == KeyState::Active).count();
+            let active = keys
+                .iter()
+                .filter(|k| k.algorithm == *alg && k.state == KeyState::Active)
+                .count();
             if active == 0 {
                 self.d.error_help(
                     rd.name.as_ref().and_then(Sp::at),
@@ -898,7 +1002,10 @@ impl Validator<'_> {
             if k.state == KeyState::Active && !algorithms.contains(&k.algorithm) {
                 self.d.error_help(
                     rd.name.as_ref().and_then(Sp::at),
-                    format!("key {} of {name} is active but {name} does not sign with {}", k.selector, k.algorithm),
+                    format!(
+                        "key {} of {name} is active but {name} does not sign with {}",
+                        k.selector, k.algorithm
+                    ),
                     "add the algorithm to the domain's algorithms, or change the key's state",
                 );
             }
@@ -928,7 +1035,11 @@ impl Validator<'_> {
         algorithms: &[Algorithm],
     ) -> Option<Key> {
         let Some(sel_sp) = &rk.selector else {
-            self.d.error_help(rk.span.clone(), "[[domain.key]] without a selector", "add selector = \"...\"");
+            self.d.error_help(
+                rk.span.clone(),
+                "[[domain.key]] without a selector",
+                "add selector = \"...\"",
+            );
             return None;
         };
         let selector = self.selector(sel_sp)?;
@@ -960,7 +1071,8 @@ impl Validator<'_> {
                 let default = default_key_path(&service.key_dir, domain, &selector);
                 let path = self.abs_path(&rk.path, "key path", &default.to_string_lossy());
                 if path.starts_with("/tmp") || path.starts_with("/var/tmp") {
-                    self.d.error(p.at(), "keys must not live in a world-writable directory");
+                    self.d
+                        .error(p.at(), "keys must not live in a world-writable directory");
                 }
                 path
             }
@@ -969,7 +1081,8 @@ impl Validator<'_> {
             None => signing.rsa_bits,
             Some(b) => {
                 if algorithm != Algorithm::RsaSha256 {
-                    self.d.error(b.at(), "rsa_bits only applies to rsa-sha256 keys");
+                    self.d
+                        .error(b.at(), "rsa_bits only applies to rsa-sha256 keys");
                 }
                 self.rsa_bits(b).unwrap_or(signing.rsa_bits)
             }
@@ -1003,7 +1116,11 @@ impl Validator<'_> {
         if parse_date(&sp.value).is_some() {
             Some(sp.value.clone())
         } else {
-            self.d.error_help(sp.at(), format!("invalid date \"{}\"", sp.value), "write YYYY-MM-DD");
+            self.d.error_help(
+                sp.at(),
+                format!("invalid date \"{}\"", sp.value),
+                "write YYYY-MM-DD",
+            );
             None
         }
     }
@@ -1018,7 +1135,11 @@ impl Validator<'_> {
             None => 4096,
             Some(sp) if (1..=1_000_000).contains(&sp.value) => sp.value as usize,
             Some(sp) => {
-                self.d.error_help(sp.at(), "max_connections must be between 1 and 1000000", "e.g. 4096");
+                self.d.error_help(
+                    sp.at(),
+                    "max_connections must be between 1 and 1000000",
+                    "e.g. 4096",
+                );
                 4096
             }
         };
@@ -1039,17 +1160,28 @@ impl Validator<'_> {
         }
         let verify_max_size = self.size(&e.verify_max_size, "verify_max_size", 32 << 20);
         let max_header_size = self.size(&e.max_header_size, "max_header_size", 1 << 20);
-        let metrics = e.metrics.as_ref().and_then(|sp| match sp.value.parse::<SocketAddr>() {
-            Ok(a) if a.ip().is_loopback() => Some(a),
-            Ok(_) => {
-                self.d.error_help(sp.at(), "the metrics endpoint must listen on loopback", "e.g. \"127.0.0.1:9177\"");
-                None
-            }
-            Err(_) => {
-                self.d.error_help(sp.at(), format!("invalid metrics address \"{}\"", sp.value), "e.g. \"127.0.0.1:9177\"");
-                None
-            }
-        });
+        let metrics = e
+            .metrics
+            .as_ref()
+            .and_then(|sp| match sp.value.parse::<SocketAddr>() {
+                Ok(a) if a.ip().is_loopback() => Some(a),
+                Ok(_) => {
+                    self.d.error_help(
+                        sp.at(),
+                        "the metrics endpoint must listen on loopback",
+                        "e.g. \"127.0.0.1:9177\"",
+                    );
+                    None
+                }
+                Err(_) => {
+                    self.d.error_help(
+                        sp.at(),
+                        format!("invalid metrics address \"{}\"", sp.value),
+                        "e.g. \"127.0.0.1:9177\"",
+                    );
+                    None
+                }
+            });
         let f = &e.on_failure;
         let actions = [
             ("accept", Action::Accept),
@@ -1066,9 +1198,14 @@ impl Validator<'_> {
             bad_from: self.word(&f.bad_from, "action", &actions, Action::Reject),
             oversized: self.word(&f.oversized, "action", &actions, Action::Accept),
         };
-        for (sp, what) in [(&f.key_unreadable, "key_unreadable"), (&f.sign_error, "sign_error")] {
-            if let Some(sp) = sp {
-                if sp.value == "accept" {
+        for (sp, what) in [
+            (&f.key_unreadable, "key_unreadable"),
+            (&f.sign_error, "sign_error"),
+        ] {
+            if let Some(sp) = sp
+                && sp.value == "accept"
+            {
+                {
                     self.d.warning(
                         sp.at(),
                         format!("{what} = \"accept\" sends mail unsigned when signing fails"),
@@ -1098,7 +1235,10 @@ impl Validator<'_> {
             retired_keys: self.word(
                 &r.retired_keys,
                 "retired_keys choice",
-                &[("archive", RetiredKeys::Archive), ("delete", RetiredKeys::Delete)],
+                &[
+                    ("archive", RetiredKeys::Archive),
+                    ("delete", RetiredKeys::Delete),
+                ],
                 RetiredKeys::Archive,
             ),
         }
@@ -1129,10 +1269,16 @@ pub fn parse_socket(s: &str) -> Result<Socket, String> {
         .or_else(|| s.strip_prefix("inet:"))
         .ok_or_else(|| "unknown socket type".to_string())?;
     let (host, port) = if let Some((port, host)) = rest.split_once('@') {
-        (host.trim_start_matches('[').trim_end_matches(']').to_string(), port)
+        (
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        )
     } else if let Some(stripped) = rest.strip_prefix('[') {
-        let (host, port) =
-            stripped.split_once("]:").ok_or_else(|| "expected [HOST]:PORT".to_string())?;
+        let (host, port) = stripped
+            .split_once("]:")
+            .ok_or_else(|| "expected [HOST]:PORT".to_string())?;
         (host.to_string(), port)
     } else if let Some((host, port)) = rest.rsplit_once(':') {
         (host.to_string(), port)
@@ -1140,7 +1286,9 @@ pub fn parse_socket(s: &str) -> Result<Socket, String> {
         // OpenDKIM's `inet:PORT` listens on every interface.
         ("0.0.0.0".to_string(), rest)
     };
-    let port: u16 = port.parse().map_err(|_| format!("invalid port \"{port}\""))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid port \"{port}\""))?;
     if port == 0 {
         return Err("port 0 is not a port".into());
     }
@@ -1150,7 +1298,11 @@ pub fn parse_socket(s: &str) -> Result<Socket, String> {
     if !host.eq_ignore_ascii_case("localhost") && host.parse::<IpAddr>().is_err() {
         return Err(format!("\"{host}\" is not an IP address or localhost"));
     }
-    let host = if host.eq_ignore_ascii_case("localhost") { "localhost".to_string() } else { host };
+    let host = if host.eq_ignore_ascii_case("localhost") {
+        "localhost".to_string()
+    } else {
+        host
+    };
     Ok(Socket::Inet { host, port })
 }
 
@@ -1172,8 +1324,12 @@ pub fn parse_canonicalization(s: &str) -> Option<(Canon, Canon)> {
 pub fn parse_host_pattern(s: &str) -> Result<HostPattern, String> {
     let s = s.trim();
     if let Some((addr, len)) = s.split_once('/') {
-        let ip: IpAddr = addr.parse().map_err(|_| format!("\"{addr}\" is not an IP address"))?;
-        let len: u8 = len.parse().map_err(|_| format!("invalid prefix length \"{len}\""))?;
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("\"{addr}\" is not an IP address"))?;
+        let len: u8 = len
+            .parse()
+            .map_err(|_| format!("invalid prefix length \"{len}\""))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         if len > max {
             return Err(format!("prefix length {len} is longer than {max}"));
@@ -1213,7 +1369,8 @@ pub fn normalize_domain(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Err("empty name".into());
     }
-    let ascii = idna::domain_to_ascii(s).map_err(|_| "not a valid (internationalised) domain name".to_string())?;
+    let ascii = idna::domain_to_ascii(s)
+        .map_err(|_| "not a valid (internationalised) domain name".to_string())?;
     if ascii.len() > 253 {
         return Err("longer than 253 characters".into());
     }
@@ -1225,8 +1382,13 @@ pub fn normalize_domain(s: &str) -> Result<String, String> {
         if l.is_empty() || l.len() > 63 {
             return Err(format!("label \"{l}\" must have 1 to 63 characters"));
         }
-        if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || l.starts_with('-') || l.ends_with('-') {
-            return Err(format!("label \"{l}\" may hold only letters, digits and inner hyphens"));
+        if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || l.starts_with('-')
+            || l.ends_with('-')
+        {
+            return Err(format!(
+                "label \"{l}\" may hold only letters, digits and inner hyphens"
+            ));
         }
     }
     Ok(ascii)
@@ -1250,11 +1412,15 @@ fn is_account_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 32
         && (b[0].is_ascii_lowercase() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
 fn is_authserv_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
 
 /// RFC 5322 field name: printable ASCII except colon.
@@ -1263,7 +1429,9 @@ fn is_header_name(s: &str) -> bool {
 }
 
 fn is_master_service_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:[]".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:[]".contains(&b))
 }
 
 /// Parses `30s`, `5m`, `12h`, `7d`, `2w` (a bare number means seconds).
@@ -1309,7 +1477,9 @@ pub fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
 }
 
 fn parse_nameserver(s: &str) -> Option<SocketAddr> {
-    s.parse::<SocketAddr>().ok().or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+    s.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
 }
 
 /// Every selector/domain pair, for duplicate checks by other stages.
@@ -1317,7 +1487,11 @@ pub fn selector_names(config: &Config) -> BTreeSet<String> {
     config
         .domains
         .iter()
-        .flat_map(|d| d.keys.iter().map(move |k| format!("{}._domainkey.{}", k.selector, d.name)))
+        .flat_map(|d| {
+            d.keys
+                .iter()
+                .map(move |k| format!("{}._domainkey.{}", k.selector, d.name))
+        })
         .collect()
 }
 
@@ -1327,7 +1501,10 @@ mod tests {
 
     #[test]
     fn socket_notations_normalise() {
-        let tcp = |h: &str, p| Socket::Inet { host: h.into(), port: p };
+        let tcp = |h: &str, p| Socket::Inet {
+            host: h.into(),
+            port: p,
+        };
         let cases: &[(&str, Socket)] = &[
             ("inet:8891@localhost", tcp("localhost", 8891)),
             ("inet:localhost:8891", tcp("localhost", 8891)),
@@ -1335,7 +1512,10 @@ mod tests {
             ("inet:8891@127.0.0.1", tcp("127.0.0.1", 8891)),
             ("inet6:8891@[::1]", tcp("::1", 8891)),
             ("inet:[::1]:8891", tcp("::1", 8891)),
-            ("local:/run/opendkim/opendkim.sock", Socket::Unix("/run/opendkim/opendkim.sock".into())),
+            (
+                "local:/run/opendkim/opendkim.sock",
+                Socket::Unix("/run/opendkim/opendkim.sock".into()),
+            ),
             ("unix:/run/x/y.sock", Socket::Unix("/run/x/y.sock".into())),
             ("/run/x/y.sock", Socket::Unix("/run/x/y.sock".into())),
         ];
@@ -1349,16 +1529,28 @@ mod tests {
         assert_eq!(tcp("localhost", 8891).postfix(None), "inet:localhost:8891");
         assert_eq!(tcp("::1", 8891).opendkim(), "inet6:8891@[::1]");
         let chrooted = Socket::Unix("/var/spool/postfix/dkimctl/dkimctl.sock".into());
-        assert_eq!(chrooted.postfix(Some(Path::new("/var/spool/postfix"))), "unix:/dkimctl/dkimctl.sock");
+        assert_eq!(
+            chrooted.postfix(Some(Path::new("/var/spool/postfix"))),
+            "unix:/dkimctl/dkimctl.sock"
+        );
     }
 
     #[test]
     fn host_patterns() {
-        assert_eq!(parse_host_pattern("192.0.2.0/24").unwrap(), HostPattern::Net([192, 0, 2, 0].into(), 24));
+        assert_eq!(
+            parse_host_pattern("192.0.2.0/24").unwrap(),
+            HostPattern::Net([192, 0, 2, 0].into(), 24)
+        );
         assert!(parse_host_pattern("192.0.2.1/24").is_err());
         assert!(parse_host_pattern("::1").unwrap().is_loopback());
-        assert_eq!(parse_host_pattern("Example1.COM").unwrap(), HostPattern::Name("example1.com".into()));
-        assert_eq!(parse_host_pattern("localhost").unwrap(), HostPattern::Name("localhost".into()));
+        assert_eq!(
+            parse_host_pattern("Example1.COM").unwrap(),
+            HostPattern::Name("example1.com".into())
+        );
+        assert_eq!(
+            parse_host_pattern("localhost").unwrap(),
+            HostPattern::Name("localhost".into())
+        );
         let net = parse_host_pattern("2001:db8::/32").unwrap();
         assert!(net.contains("2001:db8::5".parse().unwrap()));
         assert!(!net.contains("2001:db9::5".parse().unwrap()));
@@ -1368,7 +1560,10 @@ mod tests {
 
     #[test]
     fn domains_and_selectors() {
-        assert_eq!(normalize_domain("Bücher.Example").unwrap(), "xn--bcher-kva.example");
+        assert_eq!(
+            normalize_domain("Bücher.Example").unwrap(),
+            "xn--bcher-kva.example"
+        );
         assert!(normalize_domain("example").is_err());
         assert!(normalize_domain("-a.example").is_err());
         assert!(is_selector("2026a.rsa"));
@@ -1382,8 +1577,14 @@ mod tests {
         assert_eq!(parse_duration("5 m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("x"), None);
         assert_eq!(parse_size("10M"), Some(10 << 20));
-        assert_eq!(parse_canonicalization("relaxed/simple"), Some((Canon::Relaxed, Canon::Simple)));
-        assert_eq!(parse_canonicalization("relaxed"), Some((Canon::Relaxed, Canon::Simple)));
+        assert_eq!(
+            parse_canonicalization("relaxed/simple"),
+            Some((Canon::Relaxed, Canon::Simple))
+        );
+        assert_eq!(
+            parse_canonicalization("relaxed"),
+            Some((Canon::Relaxed, Canon::Simple))
+        );
         assert_eq!(parse_canonicalization("loose/simple"), None);
     }
 }

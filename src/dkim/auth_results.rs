@@ -116,9 +116,8 @@ fn skip_cfws(mut s: &[u8]) -> &[u8] {
 /// A `value` (RFC 2045 token, else quoted-string).
 fn push_value(out: &mut String, v: &str) {
     let token = !v.is_empty()
-        && v.bytes().all(|b| {
-            b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
-        });
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b));
     // Domains contain dots and hyphens only, so they stay tokens; '@' in an
     // identity or '/' in a base64 prefix need quotes.
     if token || is_domain(v) {
@@ -179,7 +178,10 @@ mod tests {
     fn renders_one_result_per_signature() {
         let v = authentication_results(
             "mx.example.net",
-            &[result(DkimStatus::Pass, "abcdefgh"), result(DkimStatus::Fail, "ab/d+fgh")],
+            &[
+                result(DkimStatus::Pass, "abcdefgh"),
+                result(DkimStatus::Fail, "ab/d+fgh"),
+            ],
             None,
         );
         assert_eq!(
@@ -209,7 +211,12 @@ mod tests {
             (b" (unterminated", false),
             (b"\xff\xfe; x", false),
         ] {
-            assert_eq!(claims_authserv_id(v, "mx.example.net"), ours, "{:?}", v.escape_ascii().to_string());
+            assert_eq!(
+                claims_authserv_id(v, "mx.example.net"),
+                ours,
+                "{:?}",
+                v.escape_ascii().to_string()
+            );
         }
     }
 }

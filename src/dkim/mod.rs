@@ -161,7 +161,13 @@ mod tests {
     #[test]
     fn milter_values_use_lf_and_the_negotiated_space() {
         let v = b" v=1; a=rsa-sha256;\r\n\th=From";
-        assert_eq!(&milter_header_value(v, true)[..], b" v=1; a=rsa-sha256;\n\th=From");
-        assert_eq!(&milter_header_value(v, false)[..], b"v=1; a=rsa-sha256;\n\th=From");
+        assert_eq!(
+            &milter_header_value(v, true)[..],
+            b" v=1; a=rsa-sha256;\n\th=From"
+        );
+        assert_eq!(
+            &milter_header_value(v, false)[..],
+            b"v=1; a=rsa-sha256;\n\th=From"
+        );
     }
 }

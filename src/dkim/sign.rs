@@ -92,7 +92,10 @@ impl Signer {
             body_canon: Canon::Relaxed,
             expire: None,
         };
-        let headers = [HeaderField::from_wire(b"From", b" warm-up <a@example.invalid>")];
+        let headers = [HeaderField::from_wire(
+            b"From",
+            b" warm-up <a@example.invalid>",
+        )];
         let names = vec!["From".to_string()];
         let mut body = BodyHash::new(Canon::Relaxed);
         body.write(b"warm-up\r\n");
@@ -205,7 +208,10 @@ pub fn split_message(message: &[u8]) -> (Vec<HeaderField>, usize) {
         // The field runs to the first line end not followed by WSP.
         let mut end = rest.len();
         let mut i = 0;
-        while let Some(off) = rest.get(i..).and_then(|r| r.iter().position(|&b| b == b'\n')) {
+        while let Some(off) = rest
+            .get(i..)
+            .and_then(|r| r.iter().position(|&b| b == b'\n'))
+        {
             let nl = i + off;
             match rest.get(nl + 1) {
                 Some(b' ' | b'\t') => i = nl + 1,
@@ -379,7 +385,9 @@ pub fn sign(
         bh: body_hash.to_vec(),
         h,
         t: now,
-        x: opts.expire.map_or(0, |e| now.saturating_add(e.as_secs().max(1))),
+        x: opts
+            .expire
+            .map_or(0, |e| now.saturating_add(e.as_secs().max(1))),
         ch,
         cb: canonicalization(opts.body_canon),
         ..Default::default()
@@ -493,8 +501,7 @@ mod tests {
 
     // A 2048-bit RSA test key (PKCS#8) and an Ed25519 seed, test-only.
     pub(crate) const TEST_RSA_PKCS8_PEM: &str = include_str!("testdata/test-only-rsa2048.pem");
-    pub(crate) const TEST_ED25519_PKCS8_PEM: &str =
-        include_str!("testdata/test-only-ed25519.pem");
+    pub(crate) const TEST_ED25519_PKCS8_PEM: &str = include_str!("testdata/test-only-ed25519.pem");
 
     fn signing() -> Signing {
         Signing {
@@ -574,9 +581,18 @@ mod tests {
     #[test]
     fn matches_mail_auth_streaming_signer_bytes() {
         for (pem, canon) in [
-            (TEST_RSA_PKCS8_PEM, (Canonicalization::Relaxed, Canonicalization::Relaxed)),
-            (TEST_RSA_PKCS8_PEM, (Canonicalization::Simple, Canonicalization::Simple)),
-            (TEST_ED25519_PKCS8_PEM, (Canonicalization::Simple, Canonicalization::Relaxed)),
+            (
+                TEST_RSA_PKCS8_PEM,
+                (Canonicalization::Relaxed, Canonicalization::Relaxed),
+            ),
+            (
+                TEST_RSA_PKCS8_PEM,
+                (Canonicalization::Simple, Canonicalization::Simple),
+            ),
+            (
+                TEST_ED25519_PKCS8_PEM,
+                (Canonicalization::Simple, Canonicalization::Relaxed),
+            ),
         ] {
             let msg: &[u8] = b"From: Joe <joe@example.com>\r\nTo: x@y\r\nSubject:  Hi  there \r\n\tfolded\r\n\r\nHello  \r\nworld\r\n\r\n\r\n";
             let names = ["From", "To", "Subject"];
@@ -594,8 +610,16 @@ mod tests {
 
             let ours_signer = Signer::new("example.com", "sel", load(pem));
             let opts = SignOptions {
-                header_canon: if canon.0 == Canonicalization::Simple { Canon::Simple } else { Canon::Relaxed },
-                body_canon: if canon.1 == Canonicalization::Simple { Canon::Simple } else { Canon::Relaxed },
+                header_canon: if canon.0 == Canonicalization::Simple {
+                    Canon::Simple
+                } else {
+                    Canon::Relaxed
+                },
+                body_canon: if canon.1 == Canonicalization::Simple {
+                    Canon::Simple
+                } else {
+                    Canon::Relaxed
+                },
                 expire: None,
             };
             let (h, body_at) = split_message(msg);
@@ -615,7 +639,15 @@ mod tests {
         let s = signing();
         let sign_one = |msg: &[u8]| {
             let (h, at) = split_message(msg);
-            let mut m = MessageSigner::new(vec![Arc::new(Signer::new("example.com", "sel", load(TEST_ED25519_PKCS8_PEM)))], &s, h);
+            let mut m = MessageSigner::new(
+                vec![Arc::new(Signer::new(
+                    "example.com",
+                    "sel",
+                    load(TEST_ED25519_PKCS8_PEM),
+                ))],
+                &s,
+                h,
+            );
             m.write_body(&msg[at..]);
             m.finish(5).unwrap().remove(0).header_line()
         };
@@ -633,7 +665,11 @@ mod tests {
         let (h, _) = split_message(b"From: a@example.com\r\n\r\n");
         let sig = sign(
             &signer,
-            &SignOptions { header_canon: Canon::Simple, body_canon: Canon::Simple, expire: Some(Duration::from_secs(3600)) },
+            &SignOptions {
+                header_canon: Canon::Simple,
+                body_canon: Canon::Simple,
+                expire: Some(Duration::from_secs(3600)),
+            },
             &h,
             &["From".to_string()],
             &BodyHash::new(Canon::Simple).finish(),
@@ -641,8 +677,14 @@ mod tests {
         )
         .unwrap();
         let v = sig.value();
-        assert!(v.starts_with(" v=1; a=rsa-sha256; s=sel; d=example.com; c=simple/simple;"), "{v}");
-        assert!(v.contains("t=1700000000") && v.contains("x=1700003600"), "{v}");
+        assert!(
+            v.starts_with(" v=1; a=rsa-sha256; s=sel; d=example.com; c=simple/simple;"),
+            "{v}"
+        );
+        assert!(
+            v.contains("t=1700000000") && v.contains("x=1700003600"),
+            "{v}"
+        );
         assert!(!v.ends_with("\r\n"));
         assert_eq!(format!("DKIM-Signature:{v}\r\n"), sig.header_line());
     }

@@ -31,8 +31,8 @@ use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::common::verify::DomainKey;
 use mail_auth::dkim::DkimError;
 use mail_auth::{
-    AuthenticatedMessage, DkimResult, DnsError, Error as MaError, MessageAuthenticator,
-    Parameters, ResolverCache, Txt,
+    AuthenticatedMessage, DkimResult, DnsError, Error as MaError, MessageAuthenticator, Parameters,
+    ResolverCache, Txt,
 };
 
 /// Most parsed key records kept by a live resolver's cache.
@@ -63,7 +63,11 @@ pub enum Resolver {
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Resolver::Live { nameservers, timeout, .. } => f
+            Resolver::Live {
+                nameservers,
+                timeout,
+                ..
+            } => f
                 .debug_struct("Live")
                 .field("nameservers", nameservers)
                 .field("timeout", timeout)
@@ -139,9 +143,9 @@ impl Resolver {
             }
             let txt = match answer {
                 FixedAnswer::Txt(t) => Txt::from(DomainKey::parse(t.as_bytes())),
-                FixedAnswer::TempFail => Txt::Error(MaError::Dns(DnsError::Resolver(
-                    "simulated timeout".into(),
-                ))),
+                FixedAnswer::TempFail => {
+                    Txt::Error(MaError::Dns(DnsError::Resolver("simulated timeout".into())))
+                }
             };
             map.insert(name.into_boxed_str(), txt);
         }
@@ -162,16 +166,26 @@ impl Resolver {
     /// a reload can keep it, with its warm cache).
     pub fn matches(&self, nameservers: &[SocketAddr], timeout: Duration) -> bool {
         match self {
-            Resolver::Live { nameservers: n, timeout: t, .. } => n == nameservers && *t == timeout,
+            Resolver::Live {
+                nameservers: n,
+                timeout: t,
+                ..
+            } => n == nameservers && *t == timeout,
             Resolver::Fixed { .. } => true,
         }
     }
 
     fn parts(&self) -> (&MessageAuthenticator, &TxtCache) {
         match self {
-            Resolver::Live { authenticator, cache, .. } | Resolver::Fixed { authenticator, cache } => {
-                (authenticator, cache)
+            Resolver::Live {
+                authenticator,
+                cache,
+                ..
             }
+            | Resolver::Fixed {
+                authenticator,
+                cache,
+            } => (authenticator, cache),
         }
     }
 }
@@ -403,7 +417,11 @@ mod tests {
         let (h, at) = split_message(msg);
         let mut bh = BodyHash::new(Canon::Relaxed);
         bh.write(&msg[at..]);
-        let opts = SignOptions { header_canon: Canon::Relaxed, body_canon: Canon::Relaxed, expire: None };
+        let opts = SignOptions {
+            header_canon: Canon::Relaxed,
+            body_canon: Canon::Relaxed,
+            expire: None,
+        };
         let names = vec!["From".to_string(), "Subject".to_string()];
         let sig = sign(&signer, &opts, &h, &names, &bh.finish(), 1_700_000_000).unwrap();
         let mut out = sig.header_line().into_bytes();

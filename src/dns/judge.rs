@@ -11,9 +11,7 @@ use crate::config::model::{Algorithm, Domain, Key, KeyState};
 use crate::keys::{self, ParsedRecord, PublicKey};
 
 use super::lookup::{LookupError, TxtAnswer, TxtRecord, shown};
-use super::report::{
-    DomainFinding, PolicyRecord, PolicyStatus, SelectorFinding, Severity, Status,
-};
+use super::report::{DomainFinding, PolicyRecord, PolicyStatus, SelectorFinding, Severity, Status};
 
 /// How much of an untrusted record is quoted in a report.
 const QUOTE_MAX: usize = 80;
@@ -48,12 +46,14 @@ pub fn judge_selector(
         bits: None,
     };
     let expected = expected_record(domain, key, private);
-    let publish = |value: &str| format!("publish ONE TXT record:\n{}", keys::zone_form(&name, value));
+    let publish =
+        |value: &str| format!("publish ONE TXT record:\n{}", keys::zone_form(&name, value));
 
     let records = match answer {
         Err(e) => {
             f.set(Status::DnsError, Severity::Error, e.to_string());
-            f.fix = Some("check that the name server is reachable, then run the check again".into());
+            f.fix =
+                Some("check that the name server is reachable, then run the check again".into());
             return f;
         }
         Ok(TxtAnswer::NxDomain) | Ok(TxtAnswer::NoData) if key.state == KeyState::Retired => {
@@ -65,7 +65,11 @@ pub fn judge_selector(
             return f;
         }
         Ok(TxtAnswer::NxDomain) => {
-            f.set(Status::Missing, Severity::Error, format!("no TXT record at {name} (the name does not exist)"));
+            f.set(
+                Status::Missing,
+                Severity::Error,
+                format!("no TXT record at {name} (the name does not exist)"),
+            );
             f.fix = expected.as_deref().map(publish);
             return f;
         }
@@ -104,7 +108,11 @@ pub fn judge_selector(
     let parsed = match keys::parse_record(&record.joined()) {
         Ok(p) => p,
         Err(e) => {
-            f.set(Status::Syntax, Severity::Error, format!("the TXT record at {name} is not a DKIM key record: {e}"));
+            f.set(
+                Status::Syntax,
+                Severity::Error,
+                format!("the TXT record at {name} is not a DKIM key record: {e}"),
+            );
             f.detail = describe_records(records);
             f.fix = expected.as_deref().map(publish);
             return f;
@@ -114,7 +122,11 @@ pub fn judge_selector(
 
     if key.state == KeyState::Retired {
         if parsed.is_revoked() {
-            f.set(Status::Ok, Severity::Ok, "revoked (empty p=), as a retired key should be");
+            f.set(
+                Status::Ok,
+                Severity::Ok,
+                "revoked (empty p=), as a retired key should be",
+            );
         } else {
             f.set(
                 Status::NotRevoked,
@@ -141,7 +153,11 @@ pub fn judge_selector(
         return f;
     }
     if let Some(problem) = unusable(&parsed) {
-        f.set(Status::Unusable, Severity::Error, format!("{name}: {problem}"));
+        f.set(
+            Status::Unusable,
+            Severity::Error,
+            format!("{name}: {problem}"),
+        );
         f.fix = expected.as_deref().map(publish);
         return f;
     }
@@ -196,7 +212,10 @@ pub fn judge_selector(
                 Severity::Error,
                 format!("{name} publishes a {bits}-bit RSA key; verifiers reject keys below 1024 bits (RFC 8301)"),
             );
-            f.fix = Some(format!("run `dkimctl rotate {}` to replace it with a 2048-bit key", key.owner_domain));
+            f.fix = Some(format!(
+                "run `dkimctl rotate {}` to replace it with a 2048-bit key",
+                key.owner_domain
+            ));
             return f;
         }
         if bits < 2048 {
@@ -205,7 +224,10 @@ pub fn judge_selector(
                 Severity::Warning,
                 format!("{name} publishes a {bits}-bit RSA key; 2048 bits is the recommended minimum (RFC 8301)"),
             );
-            f.fix = Some(format!("run `dkimctl rotate {}` to replace it with a 2048-bit key", key.owner_domain));
+            f.fix = Some(format!(
+                "run `dkimctl rotate {}` to replace it with a 2048-bit key",
+                key.owner_domain
+            ));
             return f;
         }
     }
@@ -252,7 +274,11 @@ fn expected_record(domain: &Domain, key: &Key, private: &PrivateState) -> Option
         return Some(keys::revoked_record_value(key.algorithm));
     }
     let public = private.as_ref().ok()?;
-    Some(keys::record_value(public.algorithm(), public, domain.record))
+    Some(keys::record_value(
+        public.algorithm(),
+        public,
+        domain.record,
+    ))
 }
 
 /// A record that parses but cannot verify dkimctl's signatures.
@@ -306,7 +332,11 @@ pub fn judge_domain(
 
 /// Finds the records starting with `version` (RFC 7208 §4.5, RFC 7489
 /// §6.6.3: other TXT records at the name are ignored).
-fn policy(answer: &Result<TxtAnswer, LookupError>, version: &[u8], tag: Option<&str>) -> PolicyRecord {
+fn policy(
+    answer: &Result<TxtAnswer, LookupError>,
+    version: &[u8],
+    tag: Option<&str>,
+) -> PolicyRecord {
     let records = match answer {
         Err(e) => {
             return PolicyRecord {
@@ -342,7 +372,8 @@ fn starts_with_version(value: &[u8], version: &[u8]) -> bool {
     let v = trim_start(value);
     v.len() >= version.len()
         && v[..version.len()].eq_ignore_ascii_case(version)
-        && v.get(version.len()).is_none_or(|b| matches!(b, b' ' | b';' | b'\t'))
+        && v.get(version.len())
+            .is_none_or(|b| matches!(b, b' ' | b';' | b'\t'))
 }
 
 fn trim_start(mut s: &[u8]) -> &[u8] {
@@ -379,7 +410,10 @@ mod tests {
             algorithms: vec![Algorithm::RsaSha256],
             keys: Vec::new(),
             key_from: None,
-            record: RecordFlags { testing, ..RecordFlags::default() },
+            record: RecordFlags {
+                testing,
+                ..RecordFlags::default()
+            },
         }
     }
 
@@ -401,10 +435,16 @@ mod tests {
     }
 
     fn answer(values: &[&[&str]]) -> Result<TxtAnswer, LookupError> {
-        Ok(TxtAnswer::Records(values.iter().map(|s| TxtRecord::new(s)).collect()))
+        Ok(TxtAnswer::Records(
+            values.iter().map(|s| TxtRecord::new(s)).collect(),
+        ))
     }
 
-    fn judge(k: &Key, ans: Result<TxtAnswer, LookupError>, private: PrivateState) -> SelectorFinding {
+    fn judge(
+        k: &Key,
+        ans: Result<TxtAnswer, LookupError>,
+        private: PrivateState,
+    ) -> SelectorFinding {
         judge_selector(&domain(false), k, &ans, &private)
     }
 
@@ -418,7 +458,10 @@ mod tests {
         let testing = keys::record_value(
             Algorithm::Ed25519Sha256,
             &pk,
-            RecordFlags { testing: true, ..flags },
+            RecordFlags {
+                testing: true,
+                ..flags
+            },
         );
         let k = key(KeyState::Active, Algorithm::Ed25519Sha256);
         let rsa_key = key(KeyState::Active, Algorithm::RsaSha256);
@@ -426,21 +469,96 @@ mod tests {
             name: "sel._domainkey.example.com".into(),
             kind: LookupErrorKind::Timeout,
         });
-        let cases: Vec<(&Key, Result<TxtAnswer, LookupError>, PrivateState, Status, Severity)> = vec![
-            (&k, answer(&[&[&good]]), Ok(pk.clone()), Status::Ok, Severity::Ok),
-            (&k, Ok(TxtAnswer::NxDomain), Ok(pk.clone()), Status::Missing, Severity::Error),
-            (&k, Ok(TxtAnswer::NoData), Ok(pk.clone()), Status::Missing, Severity::Error),
-            (&k, answer(&[&[&good[..20]], &[&good[20..]]]), Ok(pk.clone()), Status::SeveralRecords, Severity::Error),
-            (&k, answer(&[&["v=DKIM1; k=ed25519; p=!!"]]), Ok(pk.clone()), Status::Syntax, Severity::Error),
-            (&k, answer(&[&[&wrong]]), Ok(pk.clone()), Status::Mismatch, Severity::Error),
-            (&k, answer(&[&["v=DKIM1; k=ed25519; p="]]), Ok(pk.clone()), Status::Revoked, Severity::Error),
-            (&k, answer(&[&[&testing]]), Ok(pk.clone()), Status::Testing, Severity::Warning),
-            (&k, answer(&[&[&good]]), Err("no such file".into()), Status::NoPrivateKey, Severity::Error),
-            (&rsa_key, answer(&[&[&good]]), Err("x".into()), Status::AlgorithmMismatch, Severity::Error),
-            (&k, dns_error, Ok(pk.clone()), Status::DnsError, Severity::Error),
+        let cases: Vec<(
+            &Key,
+            Result<TxtAnswer, LookupError>,
+            PrivateState,
+            Status,
+            Severity,
+        )> = vec![
             (
                 &k,
-                answer(&[&[&format!("v=DKIM1; h=sha1; k=ed25519; p={}", pk.record_base64())]]),
+                answer(&[&[&good]]),
+                Ok(pk.clone()),
+                Status::Ok,
+                Severity::Ok,
+            ),
+            (
+                &k,
+                Ok(TxtAnswer::NxDomain),
+                Ok(pk.clone()),
+                Status::Missing,
+                Severity::Error,
+            ),
+            (
+                &k,
+                Ok(TxtAnswer::NoData),
+                Ok(pk.clone()),
+                Status::Missing,
+                Severity::Error,
+            ),
+            (
+                &k,
+                answer(&[&[&good[..20]], &[&good[20..]]]),
+                Ok(pk.clone()),
+                Status::SeveralRecords,
+                Severity::Error,
+            ),
+            (
+                &k,
+                answer(&[&["v=DKIM1; k=ed25519; p=!!"]]),
+                Ok(pk.clone()),
+                Status::Syntax,
+                Severity::Error,
+            ),
+            (
+                &k,
+                answer(&[&[&wrong]]),
+                Ok(pk.clone()),
+                Status::Mismatch,
+                Severity::Error,
+            ),
+            (
+                &k,
+                answer(&[&["v=DKIM1; k=ed25519; p="]]),
+                Ok(pk.clone()),
+                Status::Revoked,
+                Severity::Error,
+            ),
+            (
+                &k,
+                answer(&[&[&testing]]),
+                Ok(pk.clone()),
+                Status::Testing,
+                Severity::Warning,
+            ),
+            (
+                &k,
+                answer(&[&[&good]]),
+                Err("no such file".into()),
+                Status::NoPrivateKey,
+                Severity::Error,
+            ),
+            (
+                &rsa_key,
+                answer(&[&[&good]]),
+                Err("x".into()),
+                Status::AlgorithmMismatch,
+                Severity::Error,
+            ),
+            (
+                &k,
+                dns_error,
+                Ok(pk.clone()),
+                Status::DnsError,
+                Severity::Error,
+            ),
+            (
+                &k,
+                answer(&[&[&format!(
+                    "v=DKIM1; h=sha1; k=ed25519; p={}",
+                    pk.record_base64()
+                )]]),
                 Ok(pk.clone()),
                 Status::Unusable,
                 Severity::Error,
@@ -448,7 +566,12 @@ mod tests {
         ];
         for (i, (k, ans, private, status, severity)) in cases.into_iter().enumerate() {
             let f = judge(k, ans, private);
-            assert_eq!((f.status, f.severity), (status, severity), "case {i}: {}", f.message);
+            assert_eq!(
+                (f.status, f.severity),
+                (status, severity),
+                "case {i}: {}",
+                f.message
+            );
         }
     }
 
@@ -457,14 +580,21 @@ mod tests {
         let pk = ed();
         let good = keys::record_value(Algorithm::Ed25519Sha256, &pk, RecordFlags::default());
         let k = key(KeyState::Active, Algorithm::Ed25519Sha256);
-        let f = judge(&k, answer(&[&[&good[..10]], &[&good[10..30]], &[&good[30..]]]), Ok(pk));
+        let f = judge(
+            &k,
+            answer(&[&[&good[..10]], &[&good[10..30]], &[&good[30..]]]),
+            Ok(pk),
+        );
         assert_eq!(
             f.message,
             "3 TXT records at sel._domainkey.example.com; receivers join them in any order and \
              fail with 'bad format' (the ArchWiki page's case)"
         );
         let fix = f.fix.unwrap();
-        assert!(fix.contains(&keys::zone_form("sel._domainkey.example.com", &good)), "{fix}");
+        assert!(
+            fix.contains(&keys::zone_form("sel._domainkey.example.com", &good)),
+            "{fix}"
+        );
         assert_eq!(f.detail.len(), 3);
     }
 
@@ -474,7 +604,10 @@ mod tests {
         let value = keys::record_value(
             Algorithm::Ed25519Sha256,
             &pk,
-            RecordFlags { testing: true, ..RecordFlags::default() },
+            RecordFlags {
+                testing: true,
+                ..RecordFlags::default()
+            },
         );
         let k = key(KeyState::Active, Algorithm::Ed25519Sha256);
         let f = judge_selector(&domain(true), &k, &answer(&[&[&value]]), &Ok(pk));
@@ -493,7 +626,10 @@ mod tests {
         let f = judge(&k, Ok(TxtAnswer::NxDomain), none.clone());
         assert_eq!(f.status, Status::Ok);
         let f = judge(&k, answer(&[&[&good]]), none);
-        assert_eq!((f.status, f.severity), (Status::NotRevoked, Severity::Warning));
+        assert_eq!(
+            (f.status, f.severity),
+            (Status::NotRevoked, Severity::Warning)
+        );
         let revoked = keys::zone_form("sel._domainkey.example.com", "v=DKIM1; k=ed25519; p=");
         assert!(f.fix.unwrap().contains(&revoked));
     }
@@ -502,12 +638,19 @@ mod tests {
     fn weak_published_rsa_keys() {
         // A 1024-bit key that the private key matches: a warning.
         use base64::Engine as _;
-        let spki = base64::engine::general_purpose::STANDARD.decode(RSA_1024_SPKI).unwrap();
+        let spki = base64::engine::general_purpose::STANDARD
+            .decode(RSA_1024_SPKI)
+            .unwrap();
         let pk = PublicKey::rsa_from_der(&spki).unwrap();
         let value = keys::record_value(Algorithm::RsaSha256, &pk, RecordFlags::default());
         let k = key(KeyState::Active, Algorithm::RsaSha256);
         let f = judge(&k, answer(&[&keys::character_strings(&value)]), Ok(pk));
-        assert_eq!((f.status, f.severity), (Status::WeakKey, Severity::Warning), "{}", f.message);
+        assert_eq!(
+            (f.status, f.severity),
+            (Status::WeakKey, Severity::Warning),
+            "{}",
+            f.message
+        );
         assert_eq!(f.bits, Some(1024));
     }
 
@@ -518,8 +661,14 @@ mod tests {
         let wrong = keys::record_value(Algorithm::Ed25519Sha256, &other, RecordFlags::default());
         for state in [KeyState::Pending, KeyState::Retiring] {
             let k = key(state, Algorithm::Ed25519Sha256);
-            assert_eq!(judge(&k, answer(&[&[&wrong]]), Ok(pk.clone())).status, Status::Mismatch);
-            assert_eq!(judge(&k, Ok(TxtAnswer::NxDomain), Ok(pk.clone())).status, Status::Missing);
+            assert_eq!(
+                judge(&k, answer(&[&[&wrong]]), Ok(pk.clone())).status,
+                Status::Mismatch
+            );
+            assert_eq!(
+                judge(&k, Ok(TxtAnswer::NxDomain), Ok(pk.clone())).status,
+                Status::Missing
+            );
         }
     }
 
@@ -537,10 +686,16 @@ mod tests {
             &[b'a'; 4000],
         ];
         for input in inputs {
-            let ans = Ok(TxtAnswer::Records(vec![TxtRecord { strings: vec![input.to_vec()] }]));
+            let ans = Ok(TxtAnswer::Records(vec![TxtRecord {
+                strings: vec![input.to_vec()],
+            }]));
             let f = judge(&k, ans, Ok(pk.clone()));
             assert_ne!(f.status, Status::Ok);
-            assert!(f.message.chars().all(|c| !c.is_control()), "{:?}", f.message);
+            assert!(
+                f.message.chars().all(|c| !c.is_control()),
+                "{:?}",
+                f.message
+            );
         }
     }
 
@@ -554,10 +709,18 @@ mod tests {
         assert_eq!(d.dmarc.status, PolicyStatus::Present);
         assert_eq!(d.dmarc.policy.as_deref(), Some("reject"));
 
-        let none = judge_domain("example.com", &Ok(TxtAnswer::NxDomain), &answer(&[&["v=spf1x"]]));
+        let none = judge_domain(
+            "example.com",
+            &Ok(TxtAnswer::NxDomain),
+            &answer(&[&["v=spf1x"]]),
+        );
         assert_eq!(none.spf.status, PolicyStatus::Missing);
         assert_eq!(none.dmarc.status, PolicyStatus::Missing);
-        let two = judge_domain("example.com", &answer(&[&["v=spf1 a"], &["v=spf1 mx"]]), &Ok(TxtAnswer::NoData));
+        let two = judge_domain(
+            "example.com",
+            &answer(&[&["v=spf1 a"], &["v=spf1 mx"]]),
+            &Ok(TxtAnswer::NoData),
+        );
         assert_eq!(two.spf.status, PolicyStatus::Several);
     }
 }

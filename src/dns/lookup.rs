@@ -101,7 +101,11 @@ impl fmt::Display for LookupError {
                 write!(f, "TXT lookup of {} timed out", self.name)
             }
             LookupErrorKind::ServerError(code) => {
-                write!(f, "TXT lookup of {} failed: the server answered {code}", self.name)
+                write!(
+                    f,
+                    "TXT lookup of {} failed: the server answered {code}",
+                    self.name
+                )
             }
             LookupErrorKind::Transport(why) => {
                 write!(f, "TXT lookup of {} failed: {why}", self.name)

@@ -100,7 +100,9 @@ pub fn check_with(config: &Config, root: &Root, resolver: &dyn TxtResolver) -> D
     let mut report = DnsReport::default();
     for d in &config.domains {
         for k in &d.keys {
-            report.selectors.push(check_key(resolver, &mut private, d, k));
+            report
+                .selectors
+                .push(check_key(resolver, &mut private, d, k));
         }
         let spf = resolver.lookup_txt(&d.name);
         let dmarc = resolver.lookup_txt(&format!("_dmarc.{}", d.name));
@@ -182,7 +184,9 @@ key_from = "example.com"
         let root = Root::new(dir.path());
         let source = Source::resolve(&root, None);
         let loaded = crate::config::parse(text, &source);
-        let config = loaded.config.unwrap_or_else(|| panic!("{:?}", loaded.diags));
+        let config = loaded
+            .config
+            .unwrap_or_else(|| panic!("{:?}", loaded.diags));
         let mut values = Vec::new();
         for k in &config.domains[0].keys {
             let pair = keys::generate(k.algorithm, 2048).unwrap();
@@ -212,8 +216,11 @@ key_from = "example.com"
             fixed = fixed.record("rsa1._domainkey.example.net", &[p]);
         }
         let report = check_with(&config, &Root::new(dir.path()), &fixed);
-        let status: Vec<(&str, &str)> =
-            report.selectors.iter().map(|s| (s.name.as_str(), s.status.as_str())).collect();
+        let status: Vec<(&str, &str)> = report
+            .selectors
+            .iter()
+            .map(|s| (s.name.as_str(), s.status.as_str()))
+            .collect();
         assert_eq!(
             status,
             [
@@ -235,7 +242,10 @@ key_from = "example.com"
         std::fs::remove_file(Root::new(dir.path()).join(&config.domains[0].keys[1].path)).unwrap();
         let mut fixed = Fixed::new();
         for (sel, value) in &values {
-            fixed = fixed.record(&format!("{sel}._domainkey.example.com"), &keys::character_strings(value));
+            fixed = fixed.record(
+                &format!("{sel}._domainkey.example.com"),
+                &keys::character_strings(value),
+            );
         }
         let report = check_with(&config, &Root::new(dir.path()), &fixed);
         let ed = report.selector("ed1._domainkey.example.com").unwrap();
@@ -246,7 +256,10 @@ key_from = "example.com"
     #[test]
     fn a_failed_lookup_makes_the_check_incomplete() {
         let (dir, config, _) = setup();
-        let fixed = Fixed::new().fail("_dmarc.example.com", LookupErrorKind::ServerError("SERVFAIL".into()));
+        let fixed = Fixed::new().fail(
+            "_dmarc.example.com",
+            LookupErrorKind::ServerError("SERVFAIL".into()),
+        );
         let report = check_with(&config, &Root::new(dir.path()), &fixed);
         assert_eq!(report.exit_code(), 2);
         let json = report.to_json();

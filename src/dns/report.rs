@@ -212,7 +212,11 @@ impl DnsReport {
     pub fn exit_code(&self) -> i32 {
         if self.incomplete() {
             2
-        } else if self.selectors.iter().any(|s| s.severity >= Severity::Warning) {
+        } else if self
+            .selectors
+            .iter()
+            .any(|s| s.severity >= Severity::Warning)
+        {
             1
         } else {
             0
@@ -221,7 +225,9 @@ impl DnsReport {
 
     /// The finding for a record name, if checked.
     pub fn selector(&self, name: &str) -> Option<&SelectorFinding> {
-        self.selectors.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+        self.selectors
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
     /// Human output: one line per selector and per domain policy, details
@@ -270,7 +276,10 @@ impl DnsReport {
             count(Severity::Error)
         )?;
         if self.incomplete() {
-            write!(out, "; some names could not be looked up, so the check is incomplete")?;
+            write!(
+                out,
+                "; some names could not be looked up, so the check is incomplete"
+            )?;
         }
         writeln!(out)
     }
@@ -343,7 +352,10 @@ fn policy_line(rec: &PolicyRecord) -> (Severity, String) {
         ),
         PolicyStatus::DnsError => (
             Severity::Error,
-            format!("dns-error: {}", rec.error.as_deref().unwrap_or("lookup failed")),
+            format!(
+                "dns-error: {}",
+                rec.error.as_deref().unwrap_or("lookup failed")
+            ),
         ),
     }
 }
@@ -369,12 +381,20 @@ mod tests {
     }
 
     fn policy(status: PolicyStatus) -> PolicyRecord {
-        PolicyRecord { status, record: None, policy: None, error: None }
+        PolicyRecord {
+            status,
+            record: None,
+            policy: None,
+            error: None,
+        }
     }
 
     #[test]
     fn exit_codes() {
-        let mut r = DnsReport { selectors: vec![finding(Status::Ok, Severity::Ok)], domains: vec![] };
+        let mut r = DnsReport {
+            selectors: vec![finding(Status::Ok, Severity::Ok)],
+            domains: vec![],
+        };
         assert_eq!(r.exit_code(), 0);
         r.domains.push(DomainFinding {
             domain: "example.com".into(),
@@ -382,7 +402,8 @@ mod tests {
             dmarc: policy(PolicyStatus::Present),
         });
         assert_eq!(r.exit_code(), 0, "info findings do not fail the check");
-        r.selectors.push(finding(Status::Testing, Severity::Warning));
+        r.selectors
+            .push(finding(Status::Testing, Severity::Warning));
         assert_eq!(r.exit_code(), 1);
         r.domains[0].dmarc = policy(PolicyStatus::DnsError);
         assert_eq!(r.exit_code(), 2);
@@ -393,7 +414,10 @@ mod tests {
         let mut bad = finding(Status::SeveralRecords, Severity::Error);
         bad.message = "3 TXT records".into();
         bad.fix = Some("replace them:\nname. IN TXT ( \"a\"\n\t\"b\" )".into());
-        let r = DnsReport { selectors: vec![finding(Status::Ok, Severity::Ok), bad], domains: vec![] };
+        let r = DnsReport {
+            selectors: vec![finding(Status::Ok, Severity::Ok), bad],
+            domains: vec![],
+        };
         let mut out = Vec::new();
         r.print(&mut out, false).unwrap();
         let text = String::from_utf8(out).unwrap();

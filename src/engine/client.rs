@@ -91,8 +91,14 @@ impl MilterClient {
                 self.agreed = Some(answer.clone());
                 Ok(answer)
             }
-            Some(other) => Err(invalid(format!("expected SMFIR_OPTNEG, got {}", other.wire_name()))),
-            None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "milter closed the connection")),
+            Some(other) => Err(invalid(format!(
+                "expected SMFIR_OPTNEG, got {}",
+                other.wire_name()
+            ))),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "milter closed the connection",
+            )),
         }
     }
 
@@ -203,7 +209,11 @@ impl MilterClient {
         let proto = self.protocol();
         let stage_of = |name: &str| -> u8 {
             let bare = name.trim_start_matches('{').trim_end_matches('}');
-            if bare == "j" || bare.starts_with("daemon_") || bare.starts_with("client_") || bare == "_" {
+            if bare == "j"
+                || bare.starts_with("daemon_")
+                || bare.starts_with("client_")
+                || bare == "_"
+            {
                 b'C'
             } else {
                 b'M'
@@ -213,13 +223,23 @@ impl MilterClient {
             macros
                 .iter()
                 .filter(|(n, _)| stage_of(n) == stage)
-                .map(|(n, v)| (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v.as_bytes())))
+                .map(|(n, v)| {
+                    (
+                        Bytes::copy_from_slice(n.as_bytes()),
+                        Bytes::copy_from_slice(v.as_bytes()),
+                    )
+                })
                 .collect()
         };
         let queue_id: Vec<(Bytes, Bytes)> = macros
             .iter()
             .filter(|(n, _)| *n == "i")
-            .map(|(n, v)| (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v.as_bytes())))
+            .map(|(n, v)| {
+                (
+                    Bytes::copy_from_slice(n.as_bytes()),
+                    Bytes::copy_from_slice(v.as_bytes()),
+                )
+            })
             .collect();
 
         if self.connected {
@@ -227,8 +247,16 @@ impl MilterClient {
         }
         self.connected = true;
         if proto & protocol::NOCONNECT == 0 {
-            self.send(&Command::Macro { stage: b'C', pairs: pairs(b'C') }).await?;
-            let family = if client_ip.is_ipv6() { Family::Inet6 } else { Family::Inet };
+            self.send(&Command::Macro {
+                stage: b'C',
+                pairs: pairs(b'C'),
+            })
+            .await?;
+            let family = if client_ip.is_ipv6() {
+                Family::Inet6
+            } else {
+                Family::Inet
+            };
             let connect = Command::Connect {
                 hostname: Bytes::from_static(b"client.example"),
                 family,
@@ -240,12 +268,19 @@ impl MilterClient {
             }
         }
         if proto & protocol::NOHELO == 0 {
-            if let Some(r) = self.step(Command::Helo(Bytes::from_static(b"client.example"))).await? {
+            if let Some(r) = self
+                .step(Command::Helo(Bytes::from_static(b"client.example")))
+                .await?
+            {
                 return Ok(r);
             }
         }
         if proto & protocol::NOMAIL == 0 {
-            self.send(&Command::Macro { stage: b'M', pairs: pairs(b'M') }).await?;
+            self.send(&Command::Macro {
+                stage: b'M',
+                pairs: pairs(b'M'),
+            })
+            .await?;
             let mail = Command::Mail(vec![Bytes::from_static(b"<sender@example.com>")]);
             if let Some(r) = self.step(mail).await? {
                 return Ok(r);
@@ -282,7 +317,11 @@ impl MilterClient {
         }
         if proto & protocol::NOEOH == 0 {
             if !queue_id.is_empty() {
-                self.send(&Command::Macro { stage: b'N', pairs: queue_id.clone() }).await?;
+                self.send(&Command::Macro {
+                    stage: b'N',
+                    pairs: queue_id.clone(),
+                })
+                .await?;
             }
             if let Some(r) = self.step(Command::EndOfHeaders).await? {
                 return Ok(r);
@@ -290,13 +329,20 @@ impl MilterClient {
         }
         if proto & protocol::NOBODY == 0 {
             for chunk in body.chunks(CHUNK) {
-                if let Some(r) = self.step(Command::Body(Bytes::copy_from_slice(chunk))).await? {
+                if let Some(r) = self
+                    .step(Command::Body(Bytes::copy_from_slice(chunk)))
+                    .await?
+                {
                     return Ok(r);
                 }
             }
         }
         if !queue_id.is_empty() {
-            self.send(&Command::Macro { stage: b'E', pairs: queue_id }).await?;
+            self.send(&Command::Macro {
+                stage: b'E',
+                pairs: queue_id,
+            })
+            .await?;
         }
         self.send(&Command::EndOfMessage).await?;
         self.read_step().await
@@ -337,7 +383,9 @@ pub fn apply_replies(
     for r in replies {
         match r {
             Reply::InsertHeader { index, name, value } => {
-                let at = usize::try_from(*index).unwrap_or(usize::MAX).min(fields.len());
+                let at = usize::try_from(*index)
+                    .unwrap_or(usize::MAX)
+                    .min(fields.len());
                 fields.insert(at, (name.to_vec(), added(value)));
             }
             Reply::AddHeader { name, value } => fields.push((name.to_vec(), added(value))),
@@ -346,7 +394,11 @@ pub fn apply_replies(
                     .iter()
                     .enumerate()
                     .filter(|(_, (n, _))| n.eq_ignore_ascii_case(name))
-                    .nth(usize::try_from(*index).unwrap_or(usize::MAX).saturating_sub(1))
+                    .nth(
+                        usize::try_from(*index)
+                            .unwrap_or(usize::MAX)
+                            .saturating_sub(1),
+                    )
                     .map(|(i, _)| i);
                 if let Some(pos) = pos {
                     if value.is_empty() {

@@ -153,7 +153,11 @@ impl fmt::Display for KeyError {
             KeyError::Sign { path, error } => {
                 write!(f, "key {} cannot sign: {error}", path.display())
             }
-            KeyError::WrongAlgorithm { path, configured, found } => write!(
+            KeyError::WrongAlgorithm {
+                path,
+                configured,
+                found,
+            } => write!(
                 f,
                 "key {} is an {found} key, but the configuration says {configured}",
                 path.display()
@@ -275,11 +279,7 @@ impl State {
                 keys.insert(domain.name.clone(), slots);
             }
         }
-        let authserv_id = config
-            .service
-            .authserv_id
-            .clone()
-            .unwrap_or_else(host_name);
+        let authserv_id = config.service.authserv_id.clone().unwrap_or_else(host_name);
         Ok(State {
             config,
             keys,
@@ -303,7 +303,10 @@ impl State {
                 }
                 Err(e) if strict => return Err(StateError::Key(e)),
                 Err(e) => {
-                    tracing::error!("{e}; mail from {} will get on_failure.key_unreadable", domain.name);
+                    tracing::error!(
+                        "{e}; mail from {} will get on_failure.key_unreadable",
+                        domain.name
+                    );
                     slots.push(KeySlot::Unusable {
                         selector: key.selector.clone(),
                         algorithm: key.algorithm,
@@ -377,7 +380,10 @@ impl fmt::Display for SignFileError {
         match self {
             SignFileError::From(e) => write!(f, "cannot sign: {e}"),
             SignFileError::NoDomain(d) => {
-                write!(f, "cannot sign: {d} is not a signing domain in the configuration")
+                write!(
+                    f,
+                    "cannot sign: {d} is not a signing domain in the configuration"
+                )
             }
             SignFileError::NoKey(d) => write!(f, "cannot sign: {d} has no active key"),
             SignFileError::Key(e) => e.fmt(f),

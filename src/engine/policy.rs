@@ -392,9 +392,15 @@ mod tests {
             (b" Joe Doe <joe@example.com>", "example.com"),
             (b" \"Doe, Joe\" <joe@example.com>", "example.com"),
             (b" \"a@evil.example\" <joe@example.com>", "example.com"),
-            (b" (comment <x@evil.example>) joe@example.com", "example.com"),
+            (
+                b" (comment <x@evil.example>) joe@example.com",
+                "example.com",
+            ),
             (b" joe@example.com (Joe <x@evil.example>)", "example.com"),
-            (b" =?utf-8?q?J=C3=B6rg?= <j@sub.example.com>", "sub.example.com"),
+            (
+                b" =?utf-8?q?J=C3=B6rg?= <j@sub.example.com>",
+                "sub.example.com",
+            ),
             (b" <joe@example.com.>", "example.com"),
             (b" \"joe@x\"@example.com", "example.com"),
             (b" a@example.com, b@EXAMPLE.com", "example.com"),

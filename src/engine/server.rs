@@ -169,7 +169,10 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn Error + Send + Sync>> {
         tokio::spawn(forward_signals(tx));
         start_watchdog();
         for l in &listeners {
-            tracing::info!("listening on {} ({ready} signing key(s) ready)", l.local_addr());
+            tracing::info!(
+                "listening on {} ({ready} signing key(s) ready)",
+                l.local_addr()
+            );
         }
         notify(&[sd_notify::NotifyState::Ready]);
         let reloader = Reloader {
@@ -310,7 +313,8 @@ pub fn bind(socket: &Socket, root: Option<&Root>, config: &Config) -> io::Result
                 Some(r) => r.join(host),
                 None => host.clone(),
             };
-            bind_unix(&path, config).map_err(|e| annotate(e, &format!("cannot listen on unix:{}", path.display())))
+            bind_unix(&path, config)
+                .map_err(|e| annotate(e, &format!("cannot listen on unix:{}", path.display())))
         }
         Socket::Inet { host, port } => {
             let addr = match socket.inet_addr() {
@@ -391,7 +395,10 @@ pub fn systemd_listeners() -> io::Result<Vec<StdListener>> {
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         match family {
             Some(AddressFamily::Unix) => {
-                out.push(StdListener::Unix(std::os::unix::net::UnixListener::from(owned), None));
+                out.push(StdListener::Unix(
+                    std::os::unix::net::UnixListener::from(owned),
+                    None,
+                ));
             }
             Some(AddressFamily::Inet | AddressFamily::Inet6) => {
                 out.push(StdListener::Tcp(std::net::TcpListener::from(owned)));
@@ -441,7 +448,8 @@ fn drop_privileges(config: &Config, allow_root: bool) -> Result<(), String> {
         .map_or(user.gid, |g| g.gid);
     let cname = std::ffi::CString::new(user.name.clone())
         .map_err(|_| format!("invalid user name \"{name}\""))?;
-    let groups = getgrouplist(&cname, gid).map_err(|e| format!("cannot list the groups of {name}: {e}"))?;
+    let groups =
+        getgrouplist(&cname, gid).map_err(|e| format!("cannot list the groups of {name}: {e}"))?;
     setgroups(&groups).map_err(|e| format!("setgroups failed: {e}"))?;
     setgid(gid).map_err(|e| format!("setgid failed: {e}"))?;
     setuid(user.uid).map_err(|e| format!("setuid failed: {e}"))?;
@@ -577,7 +585,9 @@ async fn reload(shared: &Shared, reloader: Option<&Reloader>, max: usize) -> Res
                 tracing::warn!("service.socket changed; it takes effect at the next restart");
             }
             if state.config.engine.max_connections != max {
-                tracing::warn!("engine.max_connections changed; it takes effect at the next restart");
+                tracing::warn!(
+                    "engine.max_connections changed; it takes effect at the next restart"
+                );
             }
             let keys = state.ready_keys();
             shared.replace(state);
@@ -691,14 +701,20 @@ where
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!("{}: closing milter connection from {peer}: {e}", session.queue_id());
+                        tracing::warn!(
+                            "{}: closing milter connection from {peer}: {e}",
+                            session.queue_id()
+                        );
                         let _ = flush(&mut stream, &mut output).await;
                         return;
                     }
                 },
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!("{}: closing milter connection from {peer}: {e}", session.queue_id());
+                    tracing::warn!(
+                        "{}: closing milter connection from {peer}: {e}",
+                        session.queue_id()
+                    );
                     return;
                 }
             }

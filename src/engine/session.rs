@@ -342,7 +342,9 @@ impl Session {
                     self.msg_macros.set(pairs);
                 }
             }
-            Command::Connect { family, address, .. } => {
+            Command::Connect {
+                family, address, ..
+            } => {
                 self.conn.ip = match family {
                     Family::Inet | Family::Inet6 => parse_ip(&address),
                     Family::Unix | Family::Unknown => None,
@@ -711,12 +713,7 @@ async fn finish_verifying(
 ) -> Outcome {
     let f = state.config.engine.on_failure;
     let (results, action, text, log) = match skipped {
-        Some(why) => (
-            Vec::new(),
-            f.oversized,
-            why,
-            format!("not verified: {why}"),
-        ),
+        Some(why) => (Vec::new(), f.oversized, why, format!("not verified: {why}")),
         None => {
             let results = match &state.resolver {
                 Some(r) => crate::dkim::verify(r, &buf).await,

@@ -18,7 +18,9 @@ pub fn key_owner(config: &Config, root: &Root) -> (Option<u32>, Option<u32>) {
     if !nix::unistd::geteuid().is_root() {
         return (None, None);
     }
-    let Ok(acc) = Accounts::load(root) else { return (None, None) };
+    let Ok(acc) = Accounts::load(root) else {
+        return (None, None);
+    };
     let uid = acc.user(&config.service.user).map(|u| u.uid);
     let gid = acc.group(&config.service.group).map(|g| g.gid);
     (uid, gid)
@@ -36,13 +38,23 @@ pub fn owned_keys(config: &Config) -> impl Iterator<Item = (&Domain, &Key)> {
 }
 
 /// Creates every missing key (every key with `force`). Exit code 0.
-pub fn generate_all(config: &Config, root: &Root, force: bool, out: &mut dyn Write) -> Result<i32, CmdError> {
+pub fn generate_all(
+    config: &Config,
+    root: &Root,
+    force: bool,
+    out: &mut dyn Write,
+) -> Result<i32, CmdError> {
     let (uid, gid) = key_owner(config, root);
     let mut created = 0;
     for (domain, key) in owned_keys(config) {
         let real = root.join(&key.path);
         if !force && std::fs::symlink_metadata(&real).is_ok() {
-            writeln!(out, "exists   {} ({}), kept", key.path.display(), key.selector)?;
+            writeln!(
+                out,
+                "exists   {} ({}), kept",
+                key.path.display(),
+                key.selector
+            )?;
             continue;
         }
         if let Some(dir) = real.parent() {
@@ -62,13 +74,22 @@ pub fn generate_all(config: &Config, root: &Root, force: bool, out: &mut dyn Wri
         )?;
     }
     if created > 0 {
-        writeln!(out, "next: publish the records (`dkimctl dns records`), then `dkimctl dns check`")?;
+        writeln!(
+            out,
+            "next: publish the records (`dkimctl dns records`), then `dkimctl dns check`"
+        )?;
     }
     Ok(0)
 }
 
 /// Creates missing key directories with mode 0750 from the start.
-fn create_key_dirs(dir: &Path, root: &Root, key_dir: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), CmdError> {
+fn create_key_dirs(
+    dir: &Path,
+    root: &Root,
+    key_dir: &Path,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), CmdError> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.exists() {
         return Ok(());
@@ -82,7 +103,8 @@ fn create_key_dirs(dir: &Path, root: &Root, key_dir: &Path, uid: Option<u32>, gi
         .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
     let within = root.host_path(dir).is_some_and(|h| h.starts_with(key_dir));
     if within && (uid.is_some() || gid.is_some()) {
-        std::os::unix::fs::chown(dir, uid, gid).map_err(|e| format!("failed to chown {}: {e}", dir.display()))?;
+        std::os::unix::fs::chown(dir, uid, gid)
+            .map_err(|e| format!("failed to chown {}: {e}", dir.display()))?;
     }
     Ok(())
 }
@@ -104,16 +126,18 @@ pub struct Record {
 /// The records of every domain and selector (shared keys are published
 /// under each domain that signs with them). A missing private key is an
 /// error naming the file and the command that creates it.
-pub fn records(config: &Config, root: &Root) -> Result<Vec<(Record, crate::config::model::Algorithm)>, CmdError> {
+pub fn records(
+    config: &Config,
+    root: &Root,
+) -> Result<Vec<(Record, crate::config::model::Algorithm)>, CmdError> {
     let mut out = Vec::new();
     for d in &config.domains {
         for k in &d.keys {
             let value = if k.state == KeyState::Retired {
                 super::revoked_record_value(k.algorithm)
             } else {
-                let loaded = super::load_private_key(&root.join(&k.path)).map_err(|e| {
-                    format!("{e}; create it with `dkimctl keys generate`")
-                })?;
+                let loaded = super::load_private_key(&root.join(&k.path))
+                    .map_err(|e| format!("{e}; create it with `dkimctl keys generate`"))?;
                 super::record_value(k.algorithm, &loaded.public, d.record)
             };
             out.push((
@@ -132,7 +156,13 @@ pub fn records(config: &Config, root: &Root) -> Result<Vec<(Record, crate::confi
 }
 
 /// `dkimctl dns records`.
-pub fn print_records(config: &Config, root: &Root, plain: bool, json: bool, out: &mut dyn Write) -> Result<i32, CmdError> {
+pub fn print_records(
+    config: &Config,
+    root: &Root,
+    plain: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<i32, CmdError> {
     let recs = records(config, root)?;
     if json {
         let list: Vec<serde_json::Value> = recs
@@ -167,7 +197,11 @@ pub fn print_records(config: &Config, root: &Root, plain: bool, json: bool, out:
             writeln!(out, "type:  TXT")?;
             writeln!(out, "value: {}", r.value)?;
         } else {
-            writeln!(out, "{}", super::zone_form(&format!("{}.", r.name), &r.value))?;
+            writeln!(
+                out,
+                "{}",
+                super::zone_form(&format!("{}.", r.name), &r.value)
+            )?;
         }
     }
     Ok(0)

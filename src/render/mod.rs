@@ -32,7 +32,11 @@ pub struct RenderError {
 
 impl std::fmt::Display for RenderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "failed to render template {}: {}", self.template, self.message)
+        write!(
+            f,
+            "failed to render template {}: {}",
+            self.template, self.message
+        )
     }
 }
 
@@ -57,8 +61,14 @@ pub fn credential_name(key: &Key) -> String {
 }
 
 /// Renders every artifact the model asks for.
-pub fn render(config: &Config, templates: &templates::Templates) -> Result<Vec<Artifact>, RenderError> {
-    let r = Renderer { c: config, t: templates };
+pub fn render(
+    config: &Config,
+    templates: &templates::Templates,
+) -> Result<Vec<Artifact>, RenderError> {
+    let r = Renderer {
+        c: config,
+        t: templates,
+    };
     let mut out = Vec::new();
     r.keys(&mut out);
     r.socket_dir(&mut out)?;
@@ -135,7 +145,10 @@ impl Renderer<'_> {
                 }
                 out.push(Artifact {
                     path: k.path.clone(),
-                    kind: ArtifactKind::PrivateKey { algorithm: k.algorithm, rsa_bits: k.rsa_bits },
+                    kind: ArtifactKind::PrivateKey {
+                        algorithm: k.algorithm,
+                        rsa_bits: k.rsa_bits,
+                    },
                     owner: s.user.clone(),
                     group: s.group.clone(),
                     mode: 0o600,
@@ -153,7 +166,9 @@ impl Renderer<'_> {
     /// only the MTA can reach the socket.
     fn socket_dir(&self, out: &mut Vec<Artifact>) -> Result<(), RenderError> {
         let s = &self.c.service;
-        let Some(dir) = self.persistent_socket_dir() else { return Ok(()) };
+        let Some(dir) = self.persistent_socket_dir() else {
+            return Ok(());
+        };
         out.push(self.dir(&dir, &s.user, &s.socket_group, 0o750));
         let ctx = json!({
             "header": self.header("#"),
@@ -242,7 +257,8 @@ impl Renderer<'_> {
 
     /// Read-write paths: the socket directory outside /run.
     fn read_write_paths(&self) -> Option<String> {
-        self.persistent_socket_dir().map(|d| d.display().to_string())
+        self.persistent_socket_dir()
+            .map(|d| d.display().to_string())
     }
 
     fn bundled(&self, out: &mut Vec<Artifact>) -> Result<(), RenderError> {
@@ -252,12 +268,14 @@ impl Renderer<'_> {
         // Without DNS needs, the engine needs no network at all: a unix
         // socket works across network namespaces, and an activated TCP
         // socket is created by systemd in the host's namespace.
-        let private_network = !s.mode.verifies() && (unix || s.socket_activation) && c.engine.metrics.is_none();
-        let families = if private_network || (unix && !s.mode.verifies() && c.engine.metrics.is_none()) {
-            "AF_UNIX"
-        } else {
-            "AF_UNIX AF_INET AF_INET6"
-        };
+        let private_network =
+            !s.mode.verifies() && (unix || s.socket_activation) && c.engine.metrics.is_none();
+        let families =
+            if private_network || (unix && !s.mode.verifies() && c.engine.metrics.is_none()) {
+                "AF_UNIX"
+            } else {
+                "AF_UNIX AF_INET AF_INET6"
+            };
         let (ip_deny, ip_allow) = self.ip_policy(private_network);
         let mut credentials: Vec<Value> = Vec::new();
         for d in c.domains.iter().filter(|d| d.key_from.is_none()) {
@@ -291,7 +309,11 @@ impl Renderer<'_> {
         if s.socket_activation {
             let listen = match &s.socket {
                 Socket::Unix(p) => p.display().to_string(),
-                Socket::Inet { .. } => s.socket.inet_addr().map(|a| a.to_string()).unwrap_or_default(),
+                Socket::Inet { .. } => s
+                    .socket
+                    .inet_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
             };
             let ctx = json!({
                 "header": self.header("#"),
@@ -326,8 +348,18 @@ impl Renderer<'_> {
         let s = &c.service;
         let sg = &c.signing;
         let header = self.header("#");
-        let internal: Vec<String> = c.trusted.internal_hosts.iter().map(|h| h.to_string()).collect();
-        let external: Vec<String> = c.trusted.external_ignore.iter().map(|h| h.to_string()).collect();
+        let internal: Vec<String> = c
+            .trusted
+            .internal_hosts
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        let external: Vec<String> = c
+            .trusted
+            .external_ignore
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
         let separate_ignore = internal != external;
         let external_file = if separate_ignore {
             "/etc/opendkim/ExternalIgnoreList"
@@ -340,7 +372,12 @@ impl Renderer<'_> {
         } else {
             "rsa-sha256"
         };
-        let nameservers: Vec<String> = c.engine.nameservers.iter().map(|a| a.ip().to_string()).collect();
+        let nameservers: Vec<String> = c
+            .engine
+            .nameservers
+            .iter()
+            .map(|a| a.ip().to_string())
+            .collect();
         let ctx = json!({
             "header": header,
             "socket": s.socket.opendkim(),
@@ -358,7 +395,13 @@ impl Renderer<'_> {
             "nameservers": (!nameservers.is_empty()).then(|| nameservers.join(",")),
         });
         let conf = ("root", "root", 0o644);
-        out.push(self.file("opendkim.conf.hbs", ctx, "/etc/opendkim/opendkim.conf", conf, Reload::Engine)?);
+        out.push(self.file(
+            "opendkim.conf.hbs",
+            ctx,
+            "/etc/opendkim/opendkim.conf",
+            conf,
+            Reload::Engine,
+        )?);
         out.push(self.dir(Path::new("/etc/opendkim"), "root", "root", 0o755));
 
         let mut keys = Vec::new();
@@ -366,7 +409,9 @@ impl Renderer<'_> {
         for d in &c.domains {
             for k in d.signing_keys() {
                 let name = format!("{}._domainkey.{}", k.selector, d.name);
-                keys.push(json!({"name": name, "domain": d.name, "selector": k.selector, "path": k.path}));
+                keys.push(
+                    json!({"name": name, "domain": d.name, "selector": k.selector, "path": k.path}),
+                );
                 entries.push(json!({"pattern": format!("*@{}", d.name), "key": name}));
                 if d.subdomains {
                     entries.push(json!({"pattern": format!("*@*.{}", d.name), "key": name}));
@@ -374,11 +419,29 @@ impl Renderer<'_> {
             }
         }
         let ctx = json!({"header": header, "keys": keys});
-        out.push(self.file("KeyTable.hbs", ctx, "/etc/opendkim/KeyTable", conf, Reload::Engine)?);
+        out.push(self.file(
+            "KeyTable.hbs",
+            ctx,
+            "/etc/opendkim/KeyTable",
+            conf,
+            Reload::Engine,
+        )?);
         let ctx = json!({"header": header, "entries": entries});
-        out.push(self.file("SigningTable.hbs", ctx, "/etc/opendkim/SigningTable", conf, Reload::Engine)?);
+        out.push(self.file(
+            "SigningTable.hbs",
+            ctx,
+            "/etc/opendkim/SigningTable",
+            conf,
+            Reload::Engine,
+        )?);
         let ctx = json!({"header": header, "hosts": internal});
-        out.push(self.file("TrustedHosts.hbs", ctx, "/etc/opendkim/TrustedHosts", conf, Reload::Engine)?);
+        out.push(self.file(
+            "TrustedHosts.hbs",
+            ctx,
+            "/etc/opendkim/TrustedHosts",
+            conf,
+            Reload::Engine,
+        )?);
         if separate_ignore {
             let ctx = json!({"header": header, "hosts": external});
             out.push(self.file("TrustedHosts.hbs", ctx, external_file, conf, Reload::Engine)?);
@@ -386,7 +449,11 @@ impl Renderer<'_> {
 
         let private_network = !s.mode.verifies() && s.socket.unix_path().is_some();
         let (ip_deny, ip_allow) = self.ip_policy(private_network);
-        let families = if private_network { "AF_UNIX" } else { "AF_UNIX AF_INET AF_INET6" };
+        let families = if private_network {
+            "AF_UNIX"
+        } else {
+            "AF_UNIX AF_INET AF_INET6"
+        };
         let ctx = json!({
             "header": header,
             "user": s.user,
@@ -420,15 +487,20 @@ impl Renderer<'_> {
                     match svc {
                         PostfixService::Smtpd => lists.push("smtpd_milters".to_string()),
                         PostfixService::NonSmtpd => lists.push("non_smtpd_milters".to_string()),
-                        PostfixService::Master(name) => services
-                            .push((name.clone(), vec![("smtpd_milters".to_string(), milter.clone())])),
+                        PostfixService::Master(name) => services.push((
+                            name.clone(),
+                            vec![("smtpd_milters".to_string(), milter.clone())],
+                        )),
                     }
                 }
                 out.push(Artifact {
                     path: p.config_dir.join("main.cf"),
                     kind: ArtifactKind::PostfixMain(PostfixMainEdit {
                         set: vec![
-                            ("milter_default_action".into(), p.default_action.as_str().into()),
+                            (
+                                "milter_default_action".into(),
+                                p.default_action.as_str().into(),
+                            ),
                             ("milter_protocol".into(), "6".into()),
                         ],
                         milter_lists: lists,
@@ -464,7 +536,10 @@ impl Renderer<'_> {
                 );
                 out.push(Artifact {
                     path: mc_path.clone(),
-                    kind: ArtifactKind::SendmailMc(SendmailMcEdit { filter_name: name.into(), line }),
+                    kind: ArtifactKind::SendmailMc(SendmailMcEdit {
+                        filter_name: name.into(),
+                        line,
+                    }),
                     owner: "root".into(),
                     group: "root".into(),
                     mode: 0o644,
@@ -488,11 +563,22 @@ pub fn applied_lines(c: &Config) -> Vec<String> {
         format!("group {}", s.group),
         format!("umask {:03o}", s.umask),
         format!("mode {}", s.mode.as_str()),
-        format!("authserv_id {}", s.authserv_id.as_deref().unwrap_or("(host name)")),
-        format!("canonicalization {}/{}", sg.header_canon.as_str(), sg.body_canon.as_str()),
+        format!(
+            "authserv_id {}",
+            s.authserv_id.as_deref().unwrap_or("(host name)")
+        ),
+        format!(
+            "canonicalization {}/{}",
+            sg.header_canon.as_str(),
+            sg.body_canon.as_str()
+        ),
         format!("sign_headers {}", sg.sign_headers.join(",")),
         format!("oversign_headers {}", sg.oversign_headers.join(",")),
-        format!("expire {}", sg.expire.map_or("none".to_string(), |d| format!("{}s", d.as_secs()))),
+        format!(
+            "expire {}",
+            sg.expire
+                .map_or("none".to_string(), |d| format!("{}s", d.as_secs()))
+        ),
     ];
     for h in &c.trusted.internal_hosts {
         l.push(format!("internal_host {h}"));
@@ -513,16 +599,29 @@ pub fn applied_lines(c: &Config) -> Vec<String> {
             ));
         }
     }
-    l.push(format!("sign_daemon_names {}", e.sign_daemon_names.join(",")));
+    l.push(format!(
+        "sign_daemon_names {}",
+        e.sign_daemon_names.join(",")
+    ));
     l.push(format!("max_connections {}", e.max_connections));
     l.push(format!("idle_timeout {}s", e.idle_timeout.as_secs()));
     l.push(format!("dns_timeout {}s", e.dns_timeout.as_secs()));
     let ns: Vec<String> = e.nameservers.iter().map(|n| n.to_string()).collect();
-    l.push(format!("nameservers {}", if ns.is_empty() { "system".into() } else { ns.join(",") }));
+    l.push(format!(
+        "nameservers {}",
+        if ns.is_empty() {
+            "system".into()
+        } else {
+            ns.join(",")
+        }
+    ));
     l.push(format!("verify_max_size {}", e.verify_max_size));
     l.push(format!("max_header_size {}", e.max_header_size));
     l.push(format!("require_safe_keys {}", e.require_safe_keys));
-    l.push(format!("metrics {}", e.metrics.map_or("off".to_string(), |m| m.to_string())));
+    l.push(format!(
+        "metrics {}",
+        e.metrics.map_or("off".to_string(), |m| m.to_string())
+    ));
     let f = &e.on_failure;
     for (name, a) in [
         ("no_key", f.no_key),

@@ -12,16 +12,43 @@ use super::RenderError;
 
 /// Every embedded template: (file name, text).
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("opendkim.conf.hbs", include_str!("../../templates/opendkim.conf.hbs")),
+    (
+        "opendkim.conf.hbs",
+        include_str!("../../templates/opendkim.conf.hbs"),
+    ),
     ("KeyTable.hbs", include_str!("../../templates/KeyTable.hbs")),
-    ("SigningTable.hbs", include_str!("../../templates/SigningTable.hbs")),
-    ("TrustedHosts.hbs", include_str!("../../templates/TrustedHosts.hbs")),
-    ("sysusers.conf.hbs", include_str!("../../templates/sysusers.conf.hbs")),
-    ("tmpfiles.conf.hbs", include_str!("../../templates/tmpfiles.conf.hbs")),
-    ("applied.conf.hbs", include_str!("../../templates/applied.conf.hbs")),
-    ("dkimctl.service.hbs", include_str!("../../units/dkimctl.service.hbs")),
-    ("dkimctl.socket.hbs", include_str!("../../units/dkimctl.socket.hbs")),
-    ("opendkim.service.hbs", include_str!("../../units/opendkim.service.hbs")),
+    (
+        "SigningTable.hbs",
+        include_str!("../../templates/SigningTable.hbs"),
+    ),
+    (
+        "TrustedHosts.hbs",
+        include_str!("../../templates/TrustedHosts.hbs"),
+    ),
+    (
+        "sysusers.conf.hbs",
+        include_str!("../../templates/sysusers.conf.hbs"),
+    ),
+    (
+        "tmpfiles.conf.hbs",
+        include_str!("../../templates/tmpfiles.conf.hbs"),
+    ),
+    (
+        "applied.conf.hbs",
+        include_str!("../../templates/applied.conf.hbs"),
+    ),
+    (
+        "dkimctl.service.hbs",
+        include_str!("../../units/dkimctl.service.hbs"),
+    ),
+    (
+        "dkimctl.socket.hbs",
+        include_str!("../../units/dkimctl.socket.hbs"),
+    ),
+    (
+        "opendkim.service.hbs",
+        include_str!("../../units/opendkim.service.hbs"),
+    ),
 ];
 
 /// The compiled templates.
@@ -51,20 +78,21 @@ impl Templates {
                 })?,
                 _ => text.to_string(),
             };
-            hb.register_template_string(name, text).map_err(|e| RenderError {
-                template: name.to_string(),
-                message: e.to_string(),
-            })?;
+            hb.register_template_string(name, text)
+                .map_err(|e| RenderError {
+                    template: name.to_string(),
+                    message: e.to_string(),
+                })?;
         }
         Ok(Templates { hb })
     }
 
     /// Renders one template; the result ends with exactly one newline.
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
-        let mut s = self
-            .hb
-            .render(name, ctx)
-            .map_err(|e| RenderError { template: name.to_string(), message: e.to_string() })?;
+        let mut s = self.hb.render(name, ctx).map_err(|e| RenderError {
+            template: name.to_string(),
+            message: e.to_string(),
+        })?;
         while s.ends_with("\n\n") {
             s.pop();
         }

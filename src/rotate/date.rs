@@ -41,7 +41,9 @@ impl Date {
         }
         let num = |r: std::ops::Range<usize>| -> Option<i64> {
             let part = s.get(r)?;
-            part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+            part.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| part.parse().ok())?
         };
         let month = u32::try_from(num(5..7)?).ok()?;
         let day = u32::try_from(num(8..10)?).ok()?;
@@ -162,15 +164,29 @@ mod tests {
         let d = Date::parse("2026-12-28").unwrap();
         assert_eq!(d.add_days(7).to_string(), "2027-01-04");
         assert_eq!(d.compact(), "20261228");
-        assert_eq!(d.after(Duration::from_secs(7 * 86_400)).to_string(), "2027-01-04");
+        assert_eq!(
+            d.after(Duration::from_secs(7 * 86_400)).to_string(),
+            "2027-01-04"
+        );
         assert_eq!(d.after(Duration::from_secs(3600)).to_string(), "2026-12-29");
         assert_eq!(d.days_until(d.add_days(3)), 3);
-        assert_eq!(Date::parse("2024-02-28").unwrap().add_days(1).to_string(), "2024-02-29");
+        assert_eq!(
+            Date::parse("2024-02-28").unwrap().add_days(1).to_string(),
+            "2024-02-29"
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_date() {
-        for bad in ["2026-02-29", "2026-13-01", "2026-1-01", "20261128", "2026-00-10", "+026-01-01", "0000-01-01"] {
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "20261128",
+            "2026-00-10",
+            "+026-01-01",
+            "0000-01-01",
+        ] {
             assert!(Date::parse(bad).is_none(), "{bad}");
         }
         assert!("2025-02-29".parse::<Date>().is_err());

@@ -63,7 +63,10 @@ impl fmt::Display for EditError {
             EditError::Parse(why) => write!(f, "the file no longer parses as TOML: {why}"),
             EditError::NoDomain(d) => write!(f, "no [[domain]] named {d} in the file"),
             EditError::NoKey { domain, selector } => {
-                write!(f, "no [[domain.key]] with selector \"{selector}\" under {domain}")
+                write!(
+                    f,
+                    "no [[domain.key]] with selector \"{selector}\" under {domain}"
+                )
             }
             EditError::Shape(what) => write!(f, "cannot edit the file: {what}"),
         }
@@ -74,10 +77,14 @@ impl std::error::Error for EditError {}
 
 /// Adds key tables to `domain`, converting a `selector = "x"` short form
 /// first (the converted key keeps the selector line's comments).
-pub fn add_keys(text: &str, domain: &str, keys: &[NewKey]) -> Result<(String, EditNotes), EditError> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        EditError::Parse(e.message().trim().to_string())
-    })?;
+pub fn add_keys(
+    text: &str,
+    domain: &str,
+    keys: &[NewKey],
+) -> Result<(String, EditNotes), EditError> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Parse(e.message().trim().to_string()))?;
     let mut notes = EditNotes::default();
     {
         let (table, inline) = domain_table(&mut doc, domain)?;
@@ -94,10 +101,14 @@ pub fn add_keys(text: &str, domain: &str, keys: &[NewKey]) -> Result<(String, Ed
 /// Sets string fields of existing key tables of `domain`: each change is
 /// `(selector, field, value)`. A changed value keeps its comments; a new
 /// field is appended to its table.
-pub fn set_fields(text: &str, domain: &str, changes: &[(String, &'static str, String)]) -> Result<String, EditError> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        EditError::Parse(e.message().trim().to_string())
-    })?;
+pub fn set_fields(
+    text: &str,
+    domain: &str,
+    changes: &[(String, &'static str, String)],
+) -> Result<String, EditError> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Parse(e.message().trim().to_string()))?;
     {
         let (table, _) = domain_table(&mut doc, domain)?;
         for (selector, field, value) in changes {
@@ -112,7 +123,10 @@ pub fn set_fields(text: &str, domain: &str, changes: &[(String, &'static str, St
 }
 
 /// The domain's table (and whether it is an inline table).
-fn domain_table<'a>(doc: &'a mut DocumentMut, domain: &str) -> Result<(&'a mut dyn TableLike, bool), EditError> {
+fn domain_table<'a>(
+    doc: &'a mut DocumentMut,
+    domain: &str,
+) -> Result<(&'a mut dyn TableLike, bool), EditError> {
     let matches = |t: &dyn TableLike| {
         t.get("name")
             .and_then(Item::as_str)
@@ -134,7 +148,9 @@ fn domain_table<'a>(doc: &'a mut DocumentMut, domain: &str) -> Result<(&'a mut d
             .find(|t| matches(&**t))
             .map(|t| (t as &mut dyn TableLike, true))
             .ok_or_else(|| EditError::NoDomain(domain.to_string())),
-        _ => Err(EditError::Shape("`domain` is not an array of tables".into())),
+        _ => Err(EditError::Shape(
+            "`domain` is not an array of tables".into(),
+        )),
     }
 }
 
@@ -187,7 +203,8 @@ fn convert_shorthand(domain: &mut dyn TableLike, inline: bool) -> Result<String,
     } else {
         let mut t = Table::new();
         if let Some(c) = comments {
-            t.decor_mut().set_prefix(format!("\n{}", c.trim_start_matches('\n')));
+            t.decor_mut()
+                .set_prefix(format!("\n{}", c.trim_start_matches('\n')));
         }
         t.insert("selector", item);
         t.insert("state", toml_edit::value("active"));
@@ -196,7 +213,11 @@ fn convert_shorthand(domain: &mut dyn TableLike, inline: bool) -> Result<String,
     Ok(selector)
 }
 
-fn push_key(domain: &mut dyn TableLike, inline: bool, fields: &[(&'static str, String)]) -> Result<(), EditError> {
+fn push_key(
+    domain: &mut dyn TableLike,
+    inline: bool,
+    fields: &[(&'static str, String)],
+) -> Result<(), EditError> {
     let uses_inline = inline || matches!(domain.get("key"), Some(Item::Value(Value::Array(_))));
     if uses_inline {
         let mut t = InlineTable::new();
@@ -373,9 +394,15 @@ grace = "7d"
         );
         assert_eq!(
             set_fields(&text, "example.org", &[("zz".into(), "state", "x".into())]),
-            Err(EditError::NoKey { domain: "example.org".into(), selector: "zz".into() })
+            Err(EditError::NoKey {
+                domain: "example.org".into(),
+                selector: "zz".into()
+            })
         );
-        assert_eq!(add_keys(FILE, "example.net", &[]).unwrap_err(), EditError::NoDomain("example.net".into()));
+        assert_eq!(
+            add_keys(FILE, "example.net", &[]).unwrap_err(),
+            EditError::NoDomain("example.net".into())
+        );
     }
 
     #[test]
@@ -385,9 +412,20 @@ grace = "7d"
         let doc: DocumentMut = text.parse().unwrap();
         let keys = doc["domain"][0]["key"].as_array().unwrap();
         assert_eq!(keys.len(), 2);
-        assert_eq!(keys.get(0).unwrap().as_inline_table().unwrap()["state"].as_str(), Some("active"));
-        assert_eq!(keys.get(1).unwrap().as_inline_table().unwrap()["selector"].as_str(), Some("s2"));
-        let text = set_fields(&text, "example.com", &[("s2".into(), "state", "active".into())]).unwrap();
+        assert_eq!(
+            keys.get(0).unwrap().as_inline_table().unwrap()["state"].as_str(),
+            Some("active")
+        );
+        assert_eq!(
+            keys.get(1).unwrap().as_inline_table().unwrap()["selector"].as_str(),
+            Some("s2")
+        );
+        let text = set_fields(
+            &text,
+            "example.com",
+            &[("s2".into(), "state", "active".into())],
+        )
+        .unwrap();
         assert!(text.contains("state = \"active\""), "{text}");
     }
 }

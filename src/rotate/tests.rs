@@ -60,7 +60,8 @@ impl Fixture {
                 let pair = keys::generate(k.algorithm, 2048).unwrap();
                 let path = root.join(&k.path);
                 fs::create_dir_all(path.parent().unwrap()).unwrap();
-                keys::write_private_key(&path, &pair.private_pem, None, None, 0o600, false).unwrap();
+                keys::write_private_key(&path, &pair.private_pem, None, None, 0o600, false)
+                    .unwrap();
             }
         }
         Fixture { dir, source }
@@ -80,7 +81,8 @@ impl Fixture {
 
     fn run(&self, cont: bool, today: &str, dns: &Fixed) -> (Result<i32, RotateError>, String) {
         let mut out = Vec::new();
-        let mut factory = |_: Duration| -> Result<Box<dyn TxtResolver>, DnsError> { Ok(Box::new(dns.clone())) };
+        let mut factory =
+            |_: Duration| -> Result<Box<dyn TxtResolver>, DnsError> { Ok(Box::new(dns.clone())) };
         let r = rotate_with(
             &self.source,
             &self.root(),
@@ -95,7 +97,11 @@ impl Fixture {
 
     fn state(&self, selector: &str) -> (KeyState, Option<String>) {
         let config = self.config();
-        let k = config.domains[0].keys.iter().find(|k| k.selector == selector).unwrap();
+        let k = config.domains[0]
+            .keys
+            .iter()
+            .find(|k| k.selector == selector)
+            .unwrap();
         (k.state, k.retire_after.clone())
     }
 
@@ -111,7 +117,10 @@ impl Fixture {
                 }
                 let loaded = keys::load_private_key(&self.root().join(&k.path)).unwrap();
                 let value = keys::record_value(k.algorithm, &loaded.public, d.record);
-                fixed = fixed.record(&keys::record_name(&k.selector, &d.name), &keys::character_strings(&value));
+                fixed = fixed.record(
+                    &keys::record_name(&k.selector, &d.name),
+                    &keys::character_strings(&value),
+                );
             }
         }
         fixed
@@ -130,11 +139,27 @@ fn full_cycle_single_key_with_short_form() {
     assert!(text.contains("# the first key\n[[domain.key]]\nselector = \"first\"   # do not rename\nstate = \"active\""), "{text}");
     assert!(text.contains("selector = \"20261128\"\nalgorithm = \"rsa-sha256\"\nstate = \"pending\"\ncreated = \"2026-11-28\""), "{text}");
     assert!(text.starts_with("# Signing for example.com.\n"));
-    let key = f.root().join(Path::new("/etc/dkimctl/keys/example.com/20261128.private"));
-    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(fs::metadata(&f.source.real).unwrap().permissions().mode() & 0o777, 0o640);
-    assert!(out.contains("20261128._domainkey.example.com. IN TXT ( \"v=DKIM1; k=rsa; \""), "{out}");
-    assert!(out.contains("Next: publish it, wait for the TTL, then run `dkimctl rotate example.com --continue`."), "{out}");
+    let key = f
+        .root()
+        .join(Path::new("/etc/dkimctl/keys/example.com/20261128.private"));
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(&f.source.real).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert!(
+        out.contains("20261128._domainkey.example.com. IN TXT ( \"v=DKIM1; k=rsa; \""),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "Next: publish it, wait for the TTL, then run `dkimctl rotate example.com --continue`."
+        ),
+        "{out}"
+    );
 
     // Again: nothing changes.
     let before = f.text();
@@ -146,13 +171,20 @@ fn full_cycle_single_key_with_short_form() {
     // Step 2 before publishing: no switch.
     let (r, out) = f.run(true, "2026-11-28", &nothing);
     assert_eq!(r.unwrap(), 1, "{out}");
-    assert!(out.contains("new record not yet published -> no switch"), "{out}");
-    assert!(out.contains("missing 20261128._domainkey.example.com"), "{out}");
+    assert!(
+        out.contains("new record not yet published -> no switch"),
+        "{out}"
+    );
+    assert!(
+        out.contains("missing 20261128._domainkey.example.com"),
+        "{out}"
+    );
     assert_eq!(f.text(), before);
 
     // Published as three records: still no switch.
     let published = f.published();
-    let Ok(TxtAnswer::Records(recs)) = published.lookup_txt("20261128._domainkey.example.com") else {
+    let Ok(TxtAnswer::Records(recs)) = published.lookup_txt("20261128._domainkey.example.com")
+    else {
         panic!()
     };
     let mut split = Fixed::new();
@@ -167,25 +199,45 @@ fn full_cycle_single_key_with_short_form() {
     let (r, out) = f.run(true, "2026-11-28", &published);
     assert_eq!(r.unwrap(), 0, "{out}");
     assert_eq!(f.state("20261128").0, KeyState::Active);
-    assert_eq!(f.state("first"), (KeyState::Retiring, Some("2026-12-05".into())));
-    assert!(out.contains("run `dkimctl apply` so the engine signs with the new key"), "{out}");
+    assert_eq!(
+        f.state("first"),
+        (KeyState::Retiring, Some("2026-12-05".into()))
+    );
+    assert!(
+        out.contains("run `dkimctl apply` so the engine signs with the new key"),
+        "{out}"
+    );
     assert!(f.text().contains("selector = \"first\"   # do not rename"));
 
     // Not yet due.
     let before = f.text();
     let (r, out) = f.run(true, "2026-12-04", &published);
     assert_eq!(r.unwrap(), 0);
-    assert!(out.contains("first retires on 2026-12-05 (in 1 day(s))"), "{out}");
+    assert!(
+        out.contains("first retires on 2026-12-05 (in 1 day(s))"),
+        "{out}"
+    );
     assert_eq!(f.text(), before);
 
     // Step 3: retired, archived, revoked record printed.
     let (r, out) = f.run(true, "2026-12-05", &published);
     assert_eq!(r.unwrap(), 0, "{out}");
     assert_eq!(f.state("first").0, KeyState::Retired);
-    let old = f.root().join(Path::new("/etc/dkimctl/keys/example.com/first.private"));
-    let archived = f.root().join(Path::new("/etc/dkimctl/keys/example.com/retired/first.private"));
+    let old = f
+        .root()
+        .join(Path::new("/etc/dkimctl/keys/example.com/first.private"));
+    let archived = f.root().join(Path::new(
+        "/etc/dkimctl/keys/example.com/retired/first.private",
+    ));
     assert!(!old.exists() && archived.exists());
-    assert_eq!(fs::metadata(archived.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        fs::metadata(archived.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
     let revoked = keys::zone_form("first._domainkey.example.com", "v=DKIM1; k=rsa; p=");
     assert!(out.contains(&revoked), "{out}");
 
@@ -193,7 +245,10 @@ fn full_cycle_single_key_with_short_form() {
     let before = f.text();
     let (r, out) = f.run(true, "2026-12-06", &published);
     assert_eq!(r.unwrap(), 0);
-    assert!(out.contains("nothing to do: no pending key, no retiring key"), "{out}");
+    assert!(
+        out.contains("nothing to do: no pending key, no retiring key"),
+        "{out}"
+    );
     assert_eq!(f.text(), before);
 }
 
@@ -209,9 +264,18 @@ fn dual_signing_names_and_shared_domains() {
         .filter(|k| k.state == KeyState::Pending)
         .map(|k| (k.selector.as_str(), k.algorithm))
         .collect();
-    assert_eq!(pending, [("20261128r", Algorithm::RsaSha256), ("20261128e", Algorithm::Ed25519Sha256)]);
+    assert_eq!(
+        pending,
+        [
+            ("20261128r", Algorithm::RsaSha256),
+            ("20261128e", Algorithm::Ed25519Sha256)
+        ]
+    );
     // Both domains' records are printed: example.net shares the keys.
-    assert!(out.contains("20261128e._domainkey.example.net. IN TXT"), "{out}");
+    assert!(
+        out.contains("20261128e._domainkey.example.net. IN TXT"),
+        "{out}"
+    );
 
     // Publishing under example.com only is not enough.
     let mut only_com = Fixed::new();
@@ -226,7 +290,10 @@ fn dual_signing_names_and_shared_domains() {
     }
     let (r, out) = f.run(true, "2026-11-28", &only_com);
     assert_eq!(r.unwrap(), 1, "{out}");
-    assert!(out.contains("missing 20261128r._domainkey.example.net"), "{out}");
+    assert!(
+        out.contains("missing 20261128r._domainkey.example.net"),
+        "{out}"
+    );
 
     let (r, out) = f.run(true, "2026-11-28", &all);
     assert_eq!(r.unwrap(), 0, "{out}");
@@ -238,7 +305,9 @@ fn dual_signing_names_and_shared_domains() {
 #[test]
 fn a_taken_name_gets_a_letter() {
     let f = Fixture::new(SINGLE);
-    let stray = f.root().join(Path::new("/etc/dkimctl/keys/example.com/20261128.private"));
+    let stray = f
+        .root()
+        .join(Path::new("/etc/dkimctl/keys/example.com/20261128.private"));
     fs::write(&stray, "not ours").unwrap();
     let (r, out) = f.run(false, "2026-11-28", &Fixed::new());
     assert_eq!(r.unwrap(), 0, "{out}");
@@ -262,16 +331,30 @@ fn a_lookup_failure_is_exit_2_and_changes_nothing() {
 
 #[test]
 fn delete_instead_of_archive() {
-    let f = Fixture::new(&SINGLE.replace("grace = \"7d\"", "grace = \"1d\"\nretired_keys = \"delete\""));
+    let f = Fixture::new(&SINGLE.replace(
+        "grace = \"7d\"",
+        "grace = \"1d\"\nretired_keys = \"delete\"",
+    ));
     f.run(false, "2026-11-28", &Fixed::new()).0.unwrap();
     let published = f.published();
     f.run(true, "2026-11-28", &published).0.unwrap();
-    assert_eq!(f.state("first"), (KeyState::Retiring, Some("2026-11-29".into())));
+    assert_eq!(
+        f.state("first"),
+        (KeyState::Retiring, Some("2026-11-29".into()))
+    );
     let (r, out) = f.run(true, "2026-11-29", &published);
     assert_eq!(r.unwrap(), 0, "{out}");
     assert!(out.contains("was deleted"), "{out}");
-    assert!(!f.root().join(Path::new("/etc/dkimctl/keys/example.com/first.private")).exists());
-    assert!(!f.root().join(Path::new("/etc/dkimctl/keys/example.com/retired")).exists());
+    assert!(
+        !f.root()
+            .join(Path::new("/etc/dkimctl/keys/example.com/first.private"))
+            .exists()
+    );
+    assert!(
+        !f.root()
+            .join(Path::new("/etc/dkimctl/keys/example.com/retired"))
+            .exists()
+    );
 }
 
 #[test]
@@ -279,17 +362,38 @@ fn clear_errors_and_nothing_touched() {
     let f = Fixture::new(DUAL);
     let run_for = |domain: &str| {
         let mut out = Vec::new();
-        let mut factory = |_: Duration| -> Result<Box<dyn TxtResolver>, DnsError> { Ok(Box::new(Fixed::new())) };
-        rotate_with(&f.source, &f.root(), domain, false, Date::parse("2026-11-28").unwrap(), &mut factory, &mut out)
+        let mut factory =
+            |_: Duration| -> Result<Box<dyn TxtResolver>, DnsError> { Ok(Box::new(Fixed::new())) };
+        rotate_with(
+            &f.source,
+            &f.root(),
+            domain,
+            false,
+            Date::parse("2026-11-28").unwrap(),
+            &mut factory,
+            &mut out,
+        )
     };
     let e = run_for("example.org").unwrap_err().to_string();
-    assert_eq!(e, "example.org is not configured in dkim.toml (configured: example.com, example.net)");
+    assert_eq!(
+        e,
+        "example.org is not configured in dkim.toml (configured: example.com, example.net)"
+    );
     let e = run_for("example.net").unwrap_err().to_string();
-    assert!(e.starts_with("example.net takes its keys from example.com (key_from)"), "{e}");
+    assert!(
+        e.starts_with("example.net takes its keys from example.com (key_from)"),
+        "{e}"
+    );
 
     // A corrupt active key: an error naming the file; nothing written.
-    let rsa = f.root().join(Path::new("/etc/dkimctl/keys/example.com/rsa1.private"));
-    fs::write(&rsa, "-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n").unwrap();
+    let rsa = f
+        .root()
+        .join(Path::new("/etc/dkimctl/keys/example.com/rsa1.private"));
+    fs::write(
+        &rsa,
+        "-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let before = f.text();
     let files_before = crate::rotate::tests::files(f.dir.path());
     let e = run_for("example.com").unwrap_err().to_string();
@@ -300,7 +404,10 @@ fn clear_errors_and_nothing_touched() {
     // No key file at all: suggest `keys generate`.
     fs::remove_file(&rsa).unwrap();
     let e = run_for("example.com").unwrap_err().to_string();
-    assert!(e.contains("has no key yet") && e.contains("dkimctl keys"), "{e}");
+    assert!(
+        e.contains("has no key yet") && e.contains("dkimctl keys"),
+        "{e}"
+    );
 }
 
 /// Every file under `dir`, sorted.

@@ -31,7 +31,10 @@ pub fn is_root() -> bool {
 pub fn require_tool(tool: &str) -> bool {
     let found = which(tool).is_some();
     if !found {
-        assert!(!ci(), "{tool} is required under CI but was not found (the README's test command installs it)");
+        assert!(
+            !ci(),
+            "{tool} is required under CI but was not found (the README's test command installs it)"
+        );
         eprintln!("skipped: {tool} not found");
     }
     found
@@ -93,7 +96,9 @@ pub fn dkimctl(args: &[&str]) -> Run {
 /// Runs any command, capturing its output.
 pub fn run(cmd: &mut Command) -> Run {
     let text = format!("{cmd:?}");
-    let out = cmd.output().unwrap_or_else(|e| panic!("failed to run {text}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run {text}: {e}"));
     Run { cmd: text, out }
 }
 
@@ -144,7 +149,9 @@ pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -171,7 +178,12 @@ pub fn assert_tree(got: &Path, expected: &Path) {
     let got_tree = tree(got);
     let want_tree = tree(expected);
     let names = |t: &[(String, Vec<u8>)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&got_tree), names(&want_tree), "file lists differ (BLESS=1 to re-bless {})", expected.display());
+    assert_eq!(
+        names(&got_tree),
+        names(&want_tree),
+        "file lists differ (BLESS=1 to re-bless {})",
+        expected.display()
+    );
     for ((name, g), (_, w)) in got_tree.iter().zip(want_tree.iter()) {
         if g != w {
             let g = String::from_utf8_lossy(g);
@@ -180,7 +192,10 @@ pub fn assert_tree(got: &Path, expected: &Path) {
                 .unified_diff()
                 .header("expected", "got")
                 .to_string();
-            panic!("{name} differs from {} (BLESS=1 to re-bless):\n{diff}", expected.display());
+            panic!(
+                "{name} differs from {} (BLESS=1 to re-bless):\n{diff}",
+                expected.display()
+            );
         }
     }
 }

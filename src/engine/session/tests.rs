@@ -76,12 +76,18 @@ kind = "none"
     let config = loaded.config.unwrap_or_else(|| {
         panic!(
             "{}",
-            loaded.diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            loaded
+                .diags
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     });
-    let resolver = Some(Arc::new(resolver.unwrap_or_else(|| {
-        Resolver::fixed(Vec::<(&str, FixedAnswer)>::new())
-    })));
+    let resolver =
+        Some(Arc::new(resolver.unwrap_or_else(|| {
+            Resolver::fixed(Vec::<(&str, FixedAnswer)>::new())
+        })));
     let state = State::build_with(config, &root, resolver, true).unwrap();
     let shared = Shared::new(state);
     let state = shared.current();
@@ -153,7 +159,11 @@ fn offer() -> Command {
 fn connect(ip: &str) -> Command {
     Command::Connect {
         hostname: b(b"client.example"),
-        family: if ip.contains(':') { Family::Inet6 } else { Family::Inet },
+        family: if ip.contains(':') {
+            Family::Inet6
+        } else {
+            Family::Inet
+        },
         port: 4000,
         address: b(ip.as_bytes()),
     }
@@ -170,7 +180,10 @@ fn message(ip: &str, headers: &[(&[u8], &[u8])], body: &[u8]) -> Vec<Command> {
     let mut c = vec![
         Command::Macro {
             stage: b'C',
-            pairs: vec![(b(b"j"), b(b"mx.example.net")), (b(b"{daemon_name}"), b(b"smtpd"))],
+            pairs: vec![
+                (b(b"j"), b(b"mx.example.net")),
+                (b(b"{daemon_name}"), b(b"smtpd")),
+            ],
         },
         connect(ip),
         Command::Macro {
@@ -235,7 +248,11 @@ async fn sign_conversation_is_one_batch_at_end_of_message() {
     let steps = run(&mut s, frames(&cmds)).await;
 
     // Only OPTNEG and BODYEOB answered.
-    let answered: Vec<&str> = steps.iter().filter(|(_, r)| !r.is_empty()).map(|(n, _)| *n).collect();
+    let answered: Vec<&str> = steps
+        .iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(n, _)| *n)
+        .collect();
     assert_eq!(answered, ["SMFIC_OPTNEG", "SMFIC_BODYEOB"]);
 
     // Compute the expected signatures independently of the session.
@@ -302,7 +319,9 @@ async fn without_nr_flags_every_step_gets_continue() {
     // Signed, without the leading space (the MTA adds one).
     let eom = &steps.last().unwrap().1;
     let mut buf = BytesMut::from(&eom[..]);
-    let first = crate::milter::decode_reply(&mut buf, 1 << 20).unwrap().unwrap();
+    let first = crate::milter::decode_reply(&mut buf, 1 << 20)
+        .unwrap()
+        .unwrap();
     match first {
         Reply::InsertHeader { value, .. } => assert!(value.starts_with(b"v=1; a=ed25519-sha256")),
         other => panic!("{other:?}"),
@@ -346,7 +365,10 @@ async fn bad_from_action_is_configurable() {
 async fn unknown_domain_is_accepted_unsigned() {
     let f = fixture("", None);
     let h: &[(&[u8], &[u8])] = &[(b"From", b" a@other.example")];
-    assert_eq!(eom_of(&f, "127.0.0.1", h).await, replies(&[Reply::Continue]));
+    assert_eq!(
+        eom_of(&f, "127.0.0.1", h).await,
+        replies(&[Reply::Continue])
+    );
 }
 
 #[tokio::test]
@@ -354,7 +376,11 @@ async fn subdomain_signs_with_the_parent_domain() {
     let f = fixture("", None);
     let h: &[(&[u8], &[u8])] = &[(b"From", b" a@Mail.Example.COM")];
     let eom = eom_of(&f, "127.0.0.1", h).await;
-    assert!(eom.windows(14).any(|w| w == b"d=example.com;"), "{}", eom.escape_ascii());
+    assert!(
+        eom.windows(14).any(|w| w == b"d=example.com;"),
+        "{}",
+        eom.escape_ascii()
+    );
 }
 
 #[tokio::test]
@@ -391,7 +417,10 @@ async fn verify_adds_results_and_removes_a_forged_one() {
     let mut incoming: Vec<(&[u8], &[u8])> = vec![
         (b"Authentication-Results", b" other.example; dkim=pass"),
         (b"DKIM-Signature", sig_value.as_bytes()),
-        (b"Authentication-Results", b" MX.example.net; dkim=pass header.d=paypal.com"),
+        (
+            b"Authentication-Results",
+            b" MX.example.net; dkim=pass header.d=paypal.com",
+        ),
     ];
     incoming.extend_from_slice(HEADERS);
     incoming.push((b"Authentication-Results", b" mx.example.net; dkim=pass"));
@@ -418,9 +447,21 @@ async fn verify_adds_results_and_removes_a_forged_one() {
     assert_eq!(
         got,
         vec![
-            Reply::ChangeHeader { index: 3, name: b(b"Authentication-Results"), value: Bytes::new() },
-            Reply::ChangeHeader { index: 2, name: b(b"Authentication-Results"), value: Bytes::new() },
-            Reply::InsertHeader { index: 0, name: b(b"Authentication-Results"), value: Bytes::from(ar) },
+            Reply::ChangeHeader {
+                index: 3,
+                name: b(b"Authentication-Results"),
+                value: Bytes::new()
+            },
+            Reply::ChangeHeader {
+                index: 2,
+                name: b(b"Authentication-Results"),
+                value: Bytes::new()
+            },
+            Reply::InsertHeader {
+                index: 0,
+                name: b(b"Authentication-Results"),
+                value: Bytes::from(ar)
+            },
             Reply::Continue,
         ]
     );
@@ -472,7 +513,9 @@ async fn oversized_header_block_tempfails_signing() {
     h.push((b"X-Long", &long));
     assert_eq!(
         eom_of(&f, "127.0.0.1", &h).await,
-        replies(&[Reply::ReplyCode(b(b"451 4.7.1 header block too large to sign"))])
+        replies(&[Reply::ReplyCode(b(
+            b"451 4.7.1 header block too large to sign"
+        ))])
     );
 }
 
@@ -480,7 +523,12 @@ async fn oversized_header_block_tempfails_signing() {
 async fn abort_resets_and_quit_nc_starts_over() {
     let f = fixture("", None);
     let mut s = Session::new(f.shared.clone());
-    let mut cmds = vec![offer(), connect("127.0.0.1"), header(b"From", b" a@example.com"), Command::Abort];
+    let mut cmds = vec![
+        offer(),
+        connect("127.0.0.1"),
+        header(b"From", b" a@example.com"),
+        Command::Abort,
+    ];
     cmds.push(Command::QuitNewConnection);
     cmds.extend(message("192.0.2.7", HEADERS, b"x\r\n"));
     let steps = run(&mut s, frames(&cmds)).await;
@@ -495,7 +543,10 @@ async fn commands_before_negotiation_are_an_error() {
     let f = fixture("", None);
     let mut s = Session::new(f.shared.clone());
     let mut out = BytesMut::new();
-    let err = s.handle(connect("127.0.0.1"), NOW, &mut out).await.unwrap_err();
+    let err = s
+        .handle(connect("127.0.0.1"), NOW, &mut out)
+        .await
+        .unwrap_err();
     assert_eq!(err, SessionError::BeforeNegotiation("SMFIC_CONNECT"));
     assert!(out.is_empty());
 }
@@ -505,7 +556,12 @@ async fn mta_without_addhdrs_is_refused() {
     let f = fixture("", None);
     let mut s = Session::new(f.shared.clone());
     let mut out = BytesMut::new();
-    let o = Command::OptNeg(OptNeg { version: 6, actions: 0x10, protocol: 0x1f_ffff, macros: vec![] });
+    let o = Command::OptNeg(OptNeg {
+        version: 6,
+        actions: 0x10,
+        protocol: 0x1f_ffff,
+        macros: vec![],
+    });
     assert!(matches!(
         s.handle(o, NOW, &mut out).await,
         Err(SessionError::Protocol(ProtocolError::MissingActions { .. }))
@@ -531,5 +587,8 @@ fn parse_ip_forms() {
     ] {
         assert_eq!(parse_ip(s.as_bytes()).is_some(), ok, "{s}");
     }
-    assert_eq!(parse_ip(b"ipv6:::1"), Some(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])));
+    assert_eq!(
+        parse_ip(b"ipv6:::1"),
+        Some(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]))
+    );
 }
