@@ -26,6 +26,7 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod audit;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;

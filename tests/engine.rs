@@ -421,7 +421,7 @@ async fn bad_packets_close_one_connection_and_others_carry_on() {
         &b"\xff\xff\xff\xffO"[..], // 4 GiB announced
         b"\x00\x00\x00\x02Z\x00",  // unknown command
         b"\x00\x00\x00\x00",       // zero length
-        b"\x00\x00\x00\x04Lab",    // header without NULs
+        b"\x00\x00\x00\x03Lab",    // header without NULs
     ] {
         let mut bad = MilterClient::connect(&engine.addr).await.unwrap();
         bad.negotiate().await.unwrap();

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! Authentication-Results: mail.example.net;
-//! 	dkim=pass header.d=example.com header.s=sel header.a=rsa-sha256 header.b=abcdefgh;
-//! 	dkim=fail reason="body hash did not verify" header.d=example.org ...
+//!     dkim=pass header.d=example.com header.s=sel header.a=rsa-sha256 header.b=abcdefgh;
+//!     dkim=fail reason="body hash did not verify" header.d=example.org ...
 //! ```
 //!
 //! One `resinfo` per signature (RFC 8601 §2.2), `dkim=none` for an unsigned

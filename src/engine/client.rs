@@ -267,13 +267,12 @@ impl MilterClient {
                 return Ok(r);
             }
         }
-        if proto & protocol::NOHELO == 0 {
-            if let Some(r) = self
+        if proto & protocol::NOHELO == 0
+            && let Some(r) = self
                 .step(Command::Helo(Bytes::from_static(b"client.example")))
                 .await?
-            {
-                return Ok(r);
-            }
+        {
+            return Ok(r);
         }
         if proto & protocol::NOMAIL == 0 {
             self.send(&Command::Macro {
@@ -292,10 +291,10 @@ impl MilterClient {
                 return Ok(r);
             }
         }
-        if proto & protocol::NODATA == 0 {
-            if let Some(r) = self.step(Command::Data).await? {
-                return Ok(r);
-            }
+        if proto & protocol::NODATA == 0
+            && let Some(r) = self.step(Command::Data).await?
+        {
+            return Ok(r);
         }
         if proto & protocol::NOHDRS == 0 {
             let keep_space = proto & protocol::HDR_LEADSPC != 0;

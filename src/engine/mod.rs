@@ -197,13 +197,12 @@ pub fn load_signer(
     require_safe: bool,
 ) -> Result<Signer, KeyError> {
     let path = key_file(root, key);
-    if require_safe {
-        // A missing file is reported by the loader below.
-        if let Ok(meta) = std::fs::metadata(&path) {
-            if let Some(why) = check_key_file_mode(meta.permissions().mode()) {
-                return Err(KeyError::Unsafe { path, why });
-            }
-        }
+    // A missing file is reported by the loader below.
+    if require_safe
+        && let Ok(meta) = std::fs::metadata(&path)
+        && let Some(why) = check_key_file_mode(meta.permissions().mode())
+    {
+        return Err(KeyError::Unsafe { path, why });
     }
     let loaded = load_private_key(&path).map_err(KeyError::Load)?;
     if loaded.algorithm != key.algorithm {

@@ -50,15 +50,14 @@ impl Client {
         if self.ip.is_some_and(|ip| config.trusted.is_internal(ip)) {
             return Some("internal host");
         }
-        if let Some(name) = &self.daemon_name {
-            if config
+        if let Some(name) = &self.daemon_name
+            && config
                 .engine
                 .sign_daemon_names
                 .iter()
                 .any(|n| n.as_bytes() == name.as_slice())
-            {
-                return Some("daemon name");
-            }
+        {
+            return Some("daemon name");
         }
         None
     }

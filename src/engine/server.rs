@@ -473,7 +473,7 @@ fn capabilities_held() -> bool {
         (l.starts_with("CapEff:") || l.starts_with("CapPrm:"))
             && l.split_whitespace()
                 .nth(1)
-                .is_some_and(|v| v.trim_start_matches('0') != "")
+                .is_some_and(|v| !v.trim_start_matches('0').is_empty())
     })
 }
 

@@ -219,7 +219,8 @@ enum Body {
     Sign {
         state: Arc<State>,
         domain: String,
-        signer: MessageSigner,
+        // Boxed: the hash state is large next to the other variants.
+        signer: Box<MessageSigner>,
     },
     Verify {
         state: Arc<State>,
@@ -606,7 +607,7 @@ fn decide_signing(h: Headers) -> Body {
             format!("no active key for {domain_name}"),
         );
     }
-    let signer = MessageSigner::new(ready, &h.state.config.signing, h.fields);
+    let signer = Box::new(MessageSigner::new(ready, &h.state.config.signing, h.fields));
     Body::Sign {
         state: h.state,
         domain: domain_name,
@@ -617,7 +618,7 @@ fn decide_signing(h: Headers) -> Body {
 fn finish_signing(
     state: &State,
     domain: &str,
-    signer: MessageSigner,
+    signer: Box<MessageSigner>,
     now: u64,
     opts: Opts,
 ) -> Outcome {

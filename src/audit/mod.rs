@@ -1,0 +1,1 @@
+//! Audit of a live installation (owned by the audit work).
