@@ -101,6 +101,59 @@ pub enum Command {
         #[arg(long)]
         no_reload: bool,
     },
+    /// Key rotation without a window where mail is signed by a key
+    /// receivers cannot find: new key (pending) -> switch once published ->
+    /// retire after the grace period. Each step is idempotent.
+    Rotate {
+        /// The domain whose keys rotate.
+        domain: String,
+        /// Take the next step (switch, or retire) when DNS allows it.
+        #[arg(long = "continue")]
+        cont: bool,
+        /// Ask this name server (IP[:PORT]) instead of the system resolver.
+        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+        nameserver: Option<std::net::SocketAddr>,
+        /// Pretend today is this date (YYYY-MM-DD).
+        #[arg(long, hide = true)]
+        today: Option<String>,
+    },
+    /// Run the bundled signing and verifying milter.
+    Serve {
+        /// Listen here instead of the configured socket (unix:/path,
+        /// inet:HOST:PORT, inet:PORT@HOST).
+        #[arg(long, value_name = "SPEC")]
+        socket: Option<String>,
+        /// Keep running as root when the service user cannot be switched to.
+        #[arg(long)]
+        allow_root: bool,
+    },
+    /// Sign a message file with the engine's code; print the signed message.
+    Sign {
+        /// The message (RFC 5322, as delivered), or - for standard input.
+        file: PathBuf,
+    },
+    /// Verify every DKIM signature of a message file; print one result per
+    /// signature. Exit 0 when all pass, 1 otherwise.
+    Verify {
+        /// The message, or - for standard input.
+        file: PathBuf,
+        /// Ask this name server (IP[:PORT]) instead of the configured one.
+        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+        nameserver: Option<std::net::SocketAddr>,
+    },
+    /// Connect to the live milter as the MTA does, have a probe message
+    /// signed for every domain and verify it against DNS.
+    Selftest {
+        /// Connect here instead of the configured socket.
+        #[arg(long, value_name = "SPEC")]
+        socket: Option<String>,
+        /// Verify against the records the local keys imply, not DNS.
+        #[arg(long)]
+        local_keys: bool,
+        /// Ask this name server (IP[:PORT]).
+        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+        nameserver: Option<std::net::SocketAddr>,
+    },
     /// Carry out the plan: atomic writes, owners, modes, then reloads.
     Apply {
         /// Do not ask for confirmation.
@@ -144,6 +197,26 @@ pub enum DnsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Look every selector's record up and judge it; report SPF and DMARC.
+    /// Exit 0 all ok, 1 findings, 2 could not check.
+    Check {
+        /// Ask this name server (IP[:PORT]) instead of the system resolver.
+        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+        nameserver: Option<std::net::SocketAddr>,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses `IP` or `IP:PORT` (`[V6]:PORT`); port 53 by default.
+fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse::<std::net::SocketAddr>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("\"{s}\" is not IP or IP:PORT"))
 }
 
 /// The MTA a new dkim.toml is written for.
@@ -203,6 +276,66 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 json,
                 &mut std::io::stdout().lock(),
             )
+        }
+        Command::Dns(DnsCommand::Check { nameserver, timeout, json }) => {
+            let (config, _) = load_valid(&root, &source, &cli.global)?;
+            let report = crate::dns::check(&config, &root, nameserver, std::time::Duration::from_secs(timeout))?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+                writeln!(out)?;
+            } else {
+                report.print(&mut out, color)?;
+            }
+            Ok(report.exit_code())
+        }
+        Command::Rotate { domain, cont, nameserver, today } => {
+            let today = match today {
+                Some(t) => crate::rotate::Date::parse(&t).ok_or_else(|| format!("invalid date {t}: write YYYY-MM-DD"))?,
+                None => crate::rotate::Date::today(),
+            };
+            let code = crate::rotate::rotate(&source, &root, &domain, cont, nameserver, today, &mut std::io::stdout().lock())?;
+            Ok(code)
+        }
+        Command::Serve { socket, allow_root } => {
+            crate::engine::serve(crate::engine::ServeOptions {
+                root: root.clone(),
+                source: source.clone(),
+                socket_override: socket,
+                allow_root,
+            })?;
+            Ok(0)
+        }
+        Command::Sign { file } => {
+            let (config, _) = load_valid(&root, &source, &cli.global)?;
+            let message = read_input(&file)?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let signed = crate::engine::sign_file(&config, &root, &message, now)?;
+            std::io::stdout().lock().write_all(&signed)?;
+            Ok(0)
+        }
+        Command::Verify { file, nameserver } => {
+            let (mut config, _) = load_valid(&root, &source, &cli.global)?;
+            if let Some(ns) = nameserver {
+                config.engine.nameservers = vec![ns];
+            }
+            let message = read_input(&file)?;
+            let results = crate::engine::verify_message_blocking(&config, &message)?;
+            let mut out = std::io::stdout().lock();
+            let mut all_pass = !results.is_empty();
+            for r in &results {
+                writeln!(out, "{r}")?;
+                all_pass &= r.status == crate::dkim::verify::DkimStatus::Pass;
+            }
+            if results.is_empty() {
+                writeln!(out, "dkim=none (no signature)")?;
+            }
+            Ok(i32::from(!all_pass))
+        }
+        Command::Selftest { socket, local_keys, nameserver } => {
+            let (config, _) = load_valid(&root, &source, &cli.global)?;
+            let opts = crate::selftest::SelftestOptions { socket, local_keys, nameserver };
+            crate::selftest::selftest(&config, &root, &opts, &mut std::io::stdout().lock())
         }
         Command::Plan { json, verbose } => {
             let (config, templates) = load_valid(&root, &source, &cli.global)?;
@@ -473,6 +606,16 @@ pub fn load_valid(
             errors: loaded.diags.count(Severity::Error),
         })),
     }
+}
+
+/// Reads a message file, or standard input for `-`.
+fn read_input(file: &std::path::Path) -> Result<Vec<u8>, Error> {
+    if file == std::path::Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+        return Ok(buf);
+    }
+    std::fs::read(file).map_err(|e| format!("failed to read {}: {e}", file.display()).into())
 }
 
 /// Writes artifacts into a directory mirroring their host paths.

@@ -1,0 +1,264 @@
+//! One audit finding, and the stable ids findings carry.
+//!
+//! A finding says what is wrong, where (host path and line), why it
+//! matters and how to fix it. Its id never changes once released: scripts
+//! and `--json` consumers match on it. The table in the module docs of
+//! [`super`] lists every id; a unit test keeps the two in step.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::config::Severity;
+
+/// Every finding id, with the severity it usually has. Some ids take a
+/// lower or higher severity depending on the case (see the table in
+/// [`super`]); the severity here is the most common one.
+pub const IDS: &[(&str, Severity)] = &[
+    (id::UNREADABLE_FILE, Severity::Error),
+    (id::MISSING_FILE, Severity::Error),
+    (id::UNKNOWN_OPTION, Severity::Error),
+    (id::OPTION_VALUE, Severity::Error),
+    (id::DATASET_NOT_CHECKED, Severity::Info),
+    (id::TABLE_SYNTAX, Severity::Error),
+    (id::RUNS_AS_ROOT, Severity::Error),
+    (id::UNKNOWN_USER, Severity::Error),
+    (id::TEMPORARY_DIRECTORY, Severity::Warning),
+    (id::BASE_DIRECTORY, Severity::Info),
+    (id::NO_SOCKET, Severity::Error),
+    (id::TCP_SOCKET, Severity::Warning),
+    (id::REMOTE_SOCKET, Severity::Error),
+    (id::SOCKET_MISMATCH, Severity::Error),
+    (id::MTA_NOT_CONNECTED, Severity::Error),
+    (id::SOCKET_OUTSIDE_CHROOT, Severity::Error),
+    (id::SOCKET_CHROOT_PATH, Severity::Error),
+    (id::SOCKET_UMASK, Severity::Error),
+    (id::SOCKET_DIRECTORY, Severity::Error),
+    (id::MTA_NOT_IN_GROUP, Severity::Error),
+    (id::MILTER_PROTOCOL, Severity::Error),
+    (id::MILTER_DEFAULT_ACTION, Severity::Warning),
+    (id::KEY_PERMISSIONS, Severity::Error),
+    (id::KEY_UNSAFE_DIRECTORY, Severity::Error),
+    (id::KEY_OWNER, Severity::Error),
+    (id::KEY_MISSING, Severity::Error),
+    (id::KEY_INVALID, Severity::Error),
+    (id::KEY_WEAK, Severity::Warning),
+    (id::SIGNING_TABLE_UNKNOWN_KEY, Severity::Error),
+    (id::SIGNING_TABLE_CATCH_ALL, Severity::Warning),
+    (id::SIGNING_TABLE_NOT_REFILE, Severity::Error),
+    (id::KEY_TABLE_REFILE, Severity::Warning),
+    (id::KEY_TABLE_UNUSED, Severity::Info),
+    (id::SINGLE_KEY_IGNORED, Severity::Warning),
+    (id::SIGNING_INCOMPLETE, Severity::Error),
+    (id::NO_SIGNING_KEYS, Severity::Info),
+    (id::INTERNAL_HOSTS_PUBLIC, Severity::Warning),
+    (id::INTERNAL_HOSTS_EVERYONE, Severity::Error),
+    (id::TRUSTED_LISTS_DIFFER, Severity::Info),
+    (id::CANONICALIZATION, Severity::Warning),
+    (id::OVERSIGN_FROM, Severity::Warning),
+    (id::UNIT_EXPOSURE, Severity::Warning),
+    (id::UNIT_EXPOSURE_UNCHECKED, Severity::Info),
+    (id::UNIT_HARDENING, Severity::Warning),
+    (id::NO_UNIT, Severity::Info),
+    (id::NO_MTA, Severity::Info),
+    (id::DRIFT, Severity::Warning),
+    (id::DNS_RECORD, Severity::Error),
+    (id::DNS_UNAVAILABLE, Severity::Info),
+];
+
+/// The finding ids, as constants so a typo is a compile error.
+#[allow(missing_docs)]
+pub mod id {
+    pub const UNREADABLE_FILE: &str = "unreadable-file";
+    pub const MISSING_FILE: &str = "missing-file";
+    pub const UNKNOWN_OPTION: &str = "unknown-option";
+    pub const OPTION_VALUE: &str = "option-value";
+    pub const DATASET_NOT_CHECKED: &str = "dataset-not-checked";
+    pub const TABLE_SYNTAX: &str = "table-syntax";
+    pub const RUNS_AS_ROOT: &str = "runs-as-root";
+    pub const UNKNOWN_USER: &str = "unknown-user";
+    pub const TEMPORARY_DIRECTORY: &str = "temporary-directory";
+    pub const BASE_DIRECTORY: &str = "base-directory";
+    pub const NO_SOCKET: &str = "no-socket";
+    pub const TCP_SOCKET: &str = "tcp-socket";
+    pub const REMOTE_SOCKET: &str = "remote-socket";
+    pub const SOCKET_MISMATCH: &str = "socket-mismatch";
+    pub const MTA_NOT_CONNECTED: &str = "mta-not-connected";
+    pub const SOCKET_OUTSIDE_CHROOT: &str = "socket-outside-chroot";
+    pub const SOCKET_CHROOT_PATH: &str = "socket-chroot-path";
+    pub const SOCKET_UMASK: &str = "socket-umask";
+    pub const SOCKET_DIRECTORY: &str = "socket-directory";
+    pub const MTA_NOT_IN_GROUP: &str = "mta-not-in-group";
+    pub const MILTER_PROTOCOL: &str = "milter-protocol";
+    pub const MILTER_DEFAULT_ACTION: &str = "milter-default-action";
+    pub const KEY_PERMISSIONS: &str = "key-permissions";
+    pub const KEY_UNSAFE_DIRECTORY: &str = "key-unsafe-directory";
+    pub const KEY_OWNER: &str = "key-owner";
+    pub const KEY_MISSING: &str = "key-missing";
+    pub const KEY_INVALID: &str = "key-invalid";
+    pub const KEY_WEAK: &str = "key-weak";
+    pub const SIGNING_TABLE_UNKNOWN_KEY: &str = "signing-table-unknown-key";
+    pub const SIGNING_TABLE_CATCH_ALL: &str = "signing-table-catch-all";
+    pub const SIGNING_TABLE_NOT_REFILE: &str = "signing-table-not-refile";
+    pub const KEY_TABLE_REFILE: &str = "key-table-refile";
+    pub const KEY_TABLE_UNUSED: &str = "key-table-unused";
+    pub const SINGLE_KEY_IGNORED: &str = "single-key-ignored";
+    pub const SIGNING_INCOMPLETE: &str = "signing-incomplete";
+    pub const NO_SIGNING_KEYS: &str = "no-signing-keys";
+    pub const INTERNAL_HOSTS_PUBLIC: &str = "internal-hosts-public";
+    pub const INTERNAL_HOSTS_EVERYONE: &str = "internal-hosts-everyone";
+    pub const TRUSTED_LISTS_DIFFER: &str = "trusted-lists-differ";
+    pub const CANONICALIZATION: &str = "canonicalization";
+    pub const OVERSIGN_FROM: &str = "oversign-from";
+    pub const UNIT_EXPOSURE: &str = "unit-exposure";
+    pub const UNIT_EXPOSURE_UNCHECKED: &str = "unit-exposure-unchecked";
+    pub const UNIT_HARDENING: &str = "unit-hardening";
+    pub const NO_UNIT: &str = "no-unit";
+    pub const NO_MTA: &str = "no-mta";
+    pub const DRIFT: &str = "drift";
+    pub const DNS_RECORD: &str = "dns-record";
+    pub const DNS_UNAVAILABLE: &str = "dns-unavailable";
+}
+
+/// A place in a file: host path and 1-based line (`None`: the whole file).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Origin {
+    /// Host path (`/etc/opendkim.conf`), not the path under `--root`.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: Option<usize>,
+}
+
+impl Origin {
+    /// A line of a file.
+    pub fn line(file: &Path, line: usize) -> Origin {
+        Origin {
+            file: file.to_path_buf(),
+            line: Some(line),
+        }
+    }
+
+    /// A whole file.
+    pub fn file(file: &Path) -> Origin {
+        Origin {
+            file: file.to_path_buf(),
+            line: None,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}", self.file.display()),
+            None => write!(f, "{}", self.file.display()),
+        }
+    }
+}
+
+/// One problem found on the system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Stable id (see the table in [`super`]).
+    pub id: &'static str,
+    /// How bad it is.
+    pub severity: Severity,
+    /// Host path of the file where it applies, if any.
+    pub file: Option<PathBuf>,
+    /// 1-based line in that file, if any.
+    pub line: Option<usize>,
+    /// What is wrong, one clause, lower case.
+    pub message: String,
+    /// Why it matters.
+    pub why: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl Finding {
+    /// A finding at a place (or nowhere in particular).
+    pub fn new(
+        id: &'static str,
+        severity: Severity,
+        at: Option<&Origin>,
+        message: impl Into<String>,
+        why: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            id,
+            severity,
+            file: at.map(|o| o.file.clone()),
+            line: at.and_then(|o| o.line),
+            message: clean(&message.into()),
+            why: why.into(),
+            fix: clean(&fix.into()),
+        }
+    }
+
+    /// `FILE:LINE`, `FILE` or nothing.
+    pub fn place(&self) -> Option<String> {
+        let file = self.file.as_ref()?;
+        Some(match self.line {
+            Some(l) => format!("{}:{l}", file.display()),
+            None => file.display().to_string(),
+        })
+    }
+
+    /// The JSON form: `{id, severity, file, line, message, why, fix}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "severity": self.severity.as_str(),
+            "file": self.file.as_ref().map(|f| f.display().to_string()),
+            "line": self.line,
+            "message": self.message,
+            "why": self.why,
+            "fix": self.fix,
+        })
+    }
+}
+
+/// Text from admin-written files made safe to print: control characters
+/// (a terminal escape hidden in a config file) shown as `\xNN`.
+pub fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_id_is_documented_once_and_unique() {
+        let docs = include_str!("mod.rs");
+        let mut seen = std::collections::BTreeSet::new();
+        for (id, _) in IDS {
+            assert!(seen.insert(*id), "{id} is listed twice");
+            assert!(
+                docs.contains(&format!("//! | `{id}` |")),
+                "{id} is missing from the table in src/audit/mod.rs"
+            );
+        }
+        let rows = docs
+            .lines()
+            .filter(|l| l.starts_with("//! | `") && l.contains("` |"))
+            .count();
+        assert_eq!(rows, IDS.len(), "the id table has rows for unknown ids");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(clean("a\x1b[31mb"), "a\\x1b[31mb");
+        assert_eq!(clean("plain"), "plain");
+    }
+}

@@ -1,0 +1,1 @@
+//! Man pages and completions (owned by the admin-integration work).

@@ -1,0 +1,1 @@
+//! JSON Schema of dkim.toml (owned by the admin-integration work).
