@@ -10,3 +10,4 @@ mod check;
 mod cli;
 mod golden;
 mod realtools;
+mod systemd;

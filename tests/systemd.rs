@@ -1,0 +1,140 @@
+//! The rendered units under real systemd: a throw-away container booted by
+//! systemd-nspawn on an overlay of / inside a private mount namespace
+//! (nothing touches the host), where `dkimctl apply` lays out the setup,
+//! systemd starts the engine as PID 1 would, and a probe unit inside the
+//! container has a message signed over the socket (`dkimctl selftest`) and
+//! records the sandbox the engine runs in.
+
+use std::process::Command;
+
+use crate::support::*;
+
+const PROBE: &str = r#"#!/bin/sh
+# Runs inside the container, after the engine's units.
+out=/results
+/usr/local/bin/dkimctl selftest --local-keys > $out/selftest 2>&1
+echo $? > $out/selftest.rc
+pid=$(systemctl show -p MainPID --value dkimctl.service)
+echo "$pid" > $out/pid
+systemctl show -p ActiveState,Type,NRestarts dkimctl.service > $out/show
+grep -E '^(CapEff|CapPrm|NoNewPrivs|Uid)' /proc/$pid/status > $out/status 2>&1
+# The engine's view of / and /etc: read-only under ProtectSystem=strict.
+awk '$5 == "/" || $5 == "/etc" { print $5, $6 }' /proc/$pid/mountinfo > $out/mounts 2>&1
+journalctl -u dkimctl.service --no-pager -o cat > $out/journal 2>&1
+systemctl poweroff
+"#;
+
+const PROBE_UNIT: &str = "[Unit]\nAfter=multi-user.target dkimctl.service dkimctl.socket\n\
+[Service]\nType=oneshot\nExecStart=/bin/sh /results/probe.sh\n[Install]\nWantedBy=multi-user.target\n";
+
+/// Boots a container whose /etc/dkimctl/dkim.toml is `config`, applied
+/// with `dkimctl apply`; `enable` names the unit to enable. Returns the
+/// results directory's files as (name, text).
+fn boot(config: &str, enable: &str) -> std::collections::BTreeMap<String, String> {
+    // One container at a time: with --keep-unit each container's systemd
+    // takes over the cgroup of the test process, which two cannot share.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    std::fs::write(work.path().join("dkim.toml"), config).unwrap();
+    std::fs::create_dir_all(work.path().join("results")).unwrap();
+    std::fs::write(work.path().join("results/probe.sh"), PROBE).unwrap();
+    std::fs::write(work.path().join("probe.service"), PROBE_UNIT).unwrap();
+    let wants = if enable.ends_with(".socket") { "sockets.target.wants" } else { "multi-user.target.wants" };
+    let script = format!(
+        r#"set -e
+B={w}/ovl
+mkdir -p $B && mount -t tmpfs tmpfs $B
+mkdir -p $B/upper $B/work $B/merged
+mount -t overlay overlay -o lowerdir=/,upperdir=$B/upper,workdir=$B/work $B/merged
+M=$B/merged
+install -D -m 0755 {bin} $M/usr/local/bin/dkimctl
+install -D -m 0644 {w}/dkim.toml $M/etc/dkimctl/dkim.toml
+{bin} --root $M apply --yes --no-reload > {w}/results/apply 2>&1
+mkdir -p $M/etc/systemd/system/{wants} $M/etc/systemd/system/multi-user.target.wants
+ln -sf /etc/systemd/system/{enable} $M/etc/systemd/system/{wants}/{enable}
+install -m 0644 {w}/probe.service $M/etc/systemd/system/probe.service
+ln -sf /etc/systemd/system/probe.service $M/etc/systemd/system/multi-user.target.wants/probe.service
+timeout 120 systemd-nspawn -q -D $M --machine={machine} --boot --register=no --keep-unit --bind={w}/results:/results > {w}/results/console 2>&1 || true
+"#,
+        bin = bin().display(),
+        machine = format!("dkimctl-test-{}-{}", std::process::id(), enable.replace('.', "-")),
+    );
+    let r = run(Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]));
+    assert_eq!(r.code(), 0, "container setup failed:\n{}{}", r.stdout(), r.stderr());
+    let mut files = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(work.path().join("results")).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        files.insert(e.file_name().to_string_lossy().into_owned(), text);
+    }
+    files
+}
+
+fn can_boot() -> bool {
+    require_tool("systemd-nspawn") && require_root("systemd-nspawn boots a container")
+}
+
+fn assert_sandboxed(r: &std::collections::BTreeMap<String, String>) {
+    let dump = || format!("{r:#?}");
+    assert_eq!(r.get("selftest.rc").map(|s| s.trim()), Some("0"), "selftest failed: {}", dump());
+    let status = &r["status"];
+    assert!(status.contains("CapEff:\t0000000000000000"), "the engine holds capabilities: {}", dump());
+    assert!(status.contains("NoNewPrivs:\t1"), "NoNewPrivs not set: {}", dump());
+    assert!(!status.contains("Uid:\t0\t"), "the engine runs as root: {}", dump());
+    let mounts = &r["mounts"];
+    assert!(mounts.lines().any(|l| l.starts_with("/ ro")), "/ is writable for the engine: {}", dump());
+}
+
+#[test]
+fn bundled_engine_boots_signs_and_is_sandboxed_under_systemd() {
+    if !can_boot() {
+        return;
+    }
+    let config = r#"
+[service]
+mode = "sign+verify"
+socket = "unix:/run/dkimctl/dkimctl.sock"
+binary = "/usr/local/bin/dkimctl"
+authserv_id = "mail.example.com"
+[engine]
+nameservers = ["127.0.0.1:53"]
+[defaults]
+algorithms = ["rsa-sha256", "ed25519-sha256"]
+[[domain]]
+name = "example.com"
+[[domain.key]]
+selector = "r1"
+algorithm = "rsa-sha256"
+[[domain.key]]
+selector = "e1"
+algorithm = "ed25519-sha256"
+[mta]
+kind = "none"
+"#;
+    let r = boot(config, "dkimctl.service");
+    assert!(r["show"].contains("ActiveState=active"), "{r:#?}");
+    assert!(r["show"].contains("Type=notify"), "{r:#?}");
+    assert_sandboxed(&r);
+}
+
+#[test]
+fn socket_activated_sign_only_engine_boots_and_signs() {
+    if !can_boot() {
+        return;
+    }
+    let config = r#"
+[service]
+mode = "sign"
+socket_activation = true
+socket = "unix:/run/dkimctl/dkimctl.sock"
+binary = "/usr/local/bin/dkimctl"
+[[domain]]
+name = "example.com"
+selector = "s1"
+[mta]
+kind = "none"
+"#;
+    let r = boot(config, "dkimctl.socket");
+    assert_sandboxed(&r);
+}
