@@ -15,15 +15,12 @@
 //! - dkimpy takes a `dnsfunc`; ours asks Knot with dnspython (or kdig when
 //!   dnspython is missing) and returns the one TXT record's strings joined.
 //!
-//! `dns check` and `rotate` run through the binary once the CLI has them;
-//! until then (see [`wired`]) through the library entry points the CLI
-//! calls, with the same arguments.
+//! Every dkimctl command runs as the real binary (`--root` a temporary
+//! directory, `--nameserver` the Knot server, `--today` a fixed date).
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -204,114 +201,26 @@ fn free_port() -> u16 {
 
 // ---- running dkimctl -------------------------------------------------------
 
-/// True when `dkimctl ARGS --help` succeeds, i.e. the CLI has the command.
-fn wired(args: &'static [&'static str]) -> bool {
-    static DNS_CHECK: OnceLock<bool> = OnceLock::new();
-    static ROTATE: OnceLock<bool> = OnceLock::new();
-    let cell = if args == ["rotate"] {
-        &ROTATE
-    } else {
-        &DNS_CHECK
-    };
-    *cell.get_or_init(|| {
-        let mut all = args.to_vec();
-        all.push("--help");
-        support::dkimctl(&all).code() == 0
-    })
-}
-
-/// A `Run` for a library call, so both paths are checked the same way.
-fn run_result(cmd: String, code: i32, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
-    Run {
-        cmd,
-        out: Output {
-            status: ExitStatus::from_raw(code << 8),
-            stdout,
-            stderr,
-        },
-    }
-}
+/// Seconds `dns check` waits for each answer in these tests.
+const TIMEOUT: &str = "1";
 
 /// `dkimctl --root ROOT dns check --nameserver NS [--json]`.
 fn dns_check(root: &TempRoot, ns: &str, json: bool) -> Run {
-    if wired(&["dns", "check"]) {
-        let mut args = vec!["dns", "check", "--nameserver", ns];
-        if json {
-            args.push("--json");
-        }
-        return root.dkimctl(&args);
+    let mut args = vec!["dns", "check", "--nameserver", ns, "--timeout", TIMEOUT];
+    if json {
+        args.push("--json");
     }
-    let r = dkimctl::root::Root::new(root.path());
-    let source = dkimctl::config::Source::resolve(&r, None);
-    let loaded = dkimctl::config::load(&source).expect("load dkim.toml");
-    let config = loaded
-        .config
-        .unwrap_or_else(|| panic!("invalid dkim.toml: {:?}", loaded.diags));
-    let cmd = format!(
-        "dkimctl::dns::check(--root {}, --nameserver {ns})",
-        root.root_arg()
-    );
-    match dkimctl::dns::check(
-        &config,
-        &r,
-        Some(ns.parse().unwrap()),
-        Duration::from_secs(2),
-    ) {
-        Ok(report) => {
-            let mut out = Vec::new();
-            if json {
-                out = serde_json::to_vec_pretty(&report.to_json()).unwrap();
-            } else {
-                report.print(&mut out, false).unwrap();
-            }
-            run_result(cmd, report.exit_code(), out, Vec::new())
-        }
-        Err(e) => run_result(
-            cmd,
-            2,
-            Vec::new(),
-            format!("dkimctl: error: {e}\n").into_bytes(),
-        ),
-    }
+    root.dkimctl(&args)
 }
 
-/// `dkimctl --root ROOT rotate DOMAIN [--continue] --nameserver NS --today DAY`.
+/// `dkimctl --root ROOT rotate example.com [--continue] --nameserver NS
+/// --today DAY`.
 fn rotate(root: &TempRoot, cont: bool, ns: &str, today: &str) -> Run {
-    if wired(&["rotate"]) {
-        let mut args = vec!["rotate", ZONE, "--nameserver", ns, "--today", today];
-        if cont {
-            args.push("--continue");
-        }
-        return root.dkimctl(&args);
+    let mut args = vec!["rotate", ZONE, "--nameserver", ns, "--today", today];
+    if cont {
+        args.push("--continue");
     }
-    let r = dkimctl::root::Root::new(root.path());
-    let source = dkimctl::config::Source::resolve(&r, None);
-    let cmd = format!(
-        "dkimctl::rotate::rotate(--root {}, {ZONE}, continue={cont}, {today})",
-        root.root_arg()
-    );
-    let day = dkimctl::rotate::Date::parse(today).expect("date");
-    let mut out = Vec::new();
-    match dkimctl::rotate::rotate(
-        &source,
-        &r,
-        ZONE,
-        cont,
-        Some(ns.parse().unwrap()),
-        day,
-        &mut out,
-    ) {
-        Ok(code) => run_result(cmd, code, out, Vec::new()),
-        Err(e) => {
-            let mut msg = format!("dkimctl: error: {e}\n");
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                msg.push_str(&format!("  caused by: {c}\n"));
-                cause = c.source();
-            }
-            run_result(cmd, 2, out, msg.into_bytes())
-        }
-    }
+    root.dkimctl(&args)
 }
 
 /// A record as `dkimctl dns records --json` prints it.
@@ -339,10 +248,7 @@ fn records(root: &TempRoot) -> Vec<Published> {
         .map(|r| Published {
             name: r["name"].as_str().unwrap().to_string(),
             value: r["value"].as_str().unwrap().to_string(),
-            zone: dkimctl::keys::zone_form(
-                r["name"].as_str().unwrap(),
-                r["value"].as_str().unwrap(),
-            ),
+            zone: r["zone"].as_str().unwrap().to_string(),
             strings: r["strings"]
                 .as_array()
                 .unwrap()
@@ -396,9 +302,20 @@ selector = "sel"
 fn dns_check_passes_the_record_dns_records_prints() {
     let root = TempRoot::new(ONE_DOMAIN);
     let recs = generate_and_list(&root);
+    // `dns records` output pasted into the zone file as it is.
+    let printed = root
+        .dkimctl(&["dns", "records", "--format", "zone"])
+        .expect(0)
+        .stdout();
+    assert!(printed.contains(&recs[0].zone), "{printed}");
+    let plain = root
+        .dkimctl(&["dns", "records", "--format", "plain"])
+        .expect(0)
+        .stdout();
+    assert!(plain.contains(&recs[0].value), "{plain}");
     let zone = format!(
-        "{}\n@ IN TXT \"v=spf1 mx -all\"\n_dmarc IN TXT \"v=DMARC1; p=reject; rua=mailto:dmarc@example.com\"\n",
-        recs[0].zone
+        "{printed}\n@ IN TXT \"v=spf1 mx -all\"\n\
+         _dmarc IN TXT \"v=DMARC1; p=reject; rua=mailto:dmarc@example.com\"\n"
     );
     let Some(knot) = Knot::start(&zone) else {
         return;

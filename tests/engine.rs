@@ -752,3 +752,159 @@ fn wait_for(path: &Path, limit: Duration) -> bool {
     }
     false
 }
+
+#[tokio::test]
+async fn shutdown_lets_a_message_in_progress_finish() {
+    use dkimctl::milter::Command as C;
+    let s = setup(
+        "sign",
+        "relaxed/relaxed",
+        &[("ed1", Algorithm::Ed25519Sha256)],
+        "",
+    );
+    let engine = Engine::start(&s.root, false).await;
+    let mut c = MilterClient::connect(&engine.addr).await.unwrap();
+    c.negotiate().await.unwrap();
+    let b = |s: &'static [u8]| bytes::Bytes::from_static(s);
+    c.send(&C::Connect {
+        hostname: b(b"localhost"),
+        family: dkimctl::milter::Family::Inet,
+        port: 1,
+        address: b(b"127.0.0.1"),
+    })
+    .await
+    .unwrap();
+    c.send(&C::Mail(vec![b(b"<a@example.com>")])).await.unwrap();
+    c.send(&C::Header {
+        name: b(b"From"),
+        value: b(b" a@example.com"),
+    })
+    .await
+    .unwrap();
+    // Make sure the engine has read the header before it is told to stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let Engine { control, task, .. } = engine;
+    control.send(Control::Shutdown).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!task.is_finished(), "stopped in the middle of a message");
+
+    c.send(&C::EndOfHeaders).await.unwrap();
+    c.send(&C::Body(b(b"hi\r\n"))).await.unwrap();
+    c.send(&C::EndOfMessage).await.unwrap();
+    let first = c.read_reply().await.unwrap();
+    assert!(
+        matches!(first, Some(Reply::InsertHeader { .. })),
+        "{first:?}"
+    );
+    assert_eq!(c.read_reply().await.unwrap(), Some(Reply::Continue));
+    // Between messages now: the engine closes the connection and exits.
+    assert_eq!(c.read_reply().await.unwrap(), None);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let extra = "\n[engine]\nidle_timeout = \"1s\"\n";
+    let s = setup(
+        "sign",
+        "relaxed/relaxed",
+        &[("ed1", Algorithm::Ed25519Sha256)],
+        extra,
+    );
+    let engine = Engine::start(&s.root, false).await;
+    let mut c = MilterClient::connect(&engine.addr).await.unwrap();
+    c.negotiate().await.unwrap();
+    let start = std::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(5), c.read_reply())
+        .await
+        .unwrap();
+    assert!(matches!(r, Ok(None)), "{r:?}");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn connection_cap_makes_the_next_connection_wait() {
+    let extra = "\n[engine]\nmax_connections = 1\n";
+    let s = setup(
+        "sign",
+        "relaxed/relaxed",
+        &[("ed1", Algorithm::Ed25519Sha256)],
+        extra,
+    );
+    let engine = Engine::start(&s.root, false).await;
+    let mut first = MilterClient::connect(&engine.addr).await.unwrap();
+    first.negotiate().await.unwrap();
+    let mut second = MilterClient::connect(&engine.addr).await.unwrap();
+    second
+        .send(&dkimctl::milter::Command::OptNeg(
+            MilterClient::postfix_offer(),
+        ))
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(300), second.read_reply()).await;
+    assert!(waited.is_err(), "second connection served beyond the cap");
+    first.quit().await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), second.read_reply())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(answer, Some(Reply::OptNeg(_))), "{answer:?}");
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn one_shot_sign_and_verify_share_the_engine_code() {
+    let keys = [
+        ("rsa1", Algorithm::RsaSha256),
+        ("ed1", Algorithm::Ed25519Sha256),
+    ];
+    // The DNS server needs the records, which need the keys: set up, then
+    // rewrite the file with the server's address.
+    let s = setup("sign", "relaxed/relaxed", &keys, "");
+    let ns = dns_server(s.records.clone()).await;
+    let extra = format!("\n[engine]\nnameservers = [\"{ns}\"]\ndns_timeout = \"2s\"\n");
+    s.root.write(
+        "etc/dkimctl/dkim.toml",
+        &dkim_toml("sign", "relaxed/relaxed", &keys, &extra),
+    );
+    let root = Root::new(s.root.path());
+    let config = server::load_config(&Source::resolve(&root, None)).unwrap();
+
+    let message = b"From: Jos\xe9 <jose@example.com>\nTo: x@example.net\nSubject: one\n shot\n\nbody \t\nline\n\n";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signed = dkimctl::engine::sign_file(&config, &root, message, now).unwrap();
+    if let Some(v) = dkimpy(&signed, &s.records) {
+        assert_eq!(v, vec![true, true]);
+    }
+    let results = dkimctl::engine::verify_message(&config, &signed)
+        .await
+        .unwrap();
+    let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [dkimctl::dkim::DkimStatus::Pass; 2],
+        "{results:?}"
+    );
+
+    let mut tampered = signed.clone();
+    let n = tampered.len();
+    tampered[n - 3] = b'X';
+    let results = dkimctl::engine::verify_message(&config, &tampered)
+        .await
+        .unwrap();
+    assert!(
+        results
+            .iter()
+            .all(|r| r.status == dkimctl::dkim::DkimStatus::Fail),
+        "{results:?}"
+    );
+}

@@ -8,6 +8,7 @@ mod support;
 mod apply;
 mod check;
 mod cli;
+mod dns;
 mod golden;
 mod realtools;
 mod systemd;

@@ -49,6 +49,12 @@ pub fn judge_selector(
     let publish =
         |value: &str| format!("publish ONE TXT record:\n{}", keys::zone_form(&name, value));
 
+    // An empty record list is no record (a resolver should say NoData,
+    // but records are indexed below, so make sure).
+    let answer = match answer {
+        Ok(TxtAnswer::Records(list)) if list.is_empty() => &Ok(TxtAnswer::NoData),
+        other => other,
+    };
     let records = match answer {
         Err(e) => {
             f.set(Status::DnsError, Severity::Error, e.to_string());
@@ -60,7 +66,7 @@ pub fn judge_selector(
             f.set(
                 Status::Ok,
                 Severity::Ok,
-                "no record (the key is retired; an empty p= record would state the revocation explicitly)",
+                "retired, no record; an empty p= record would state the revocation explicitly",
             );
             return f;
         }
@@ -122,11 +128,7 @@ pub fn judge_selector(
 
     if key.state == KeyState::Retired {
         if parsed.is_revoked() {
-            f.set(
-                Status::Ok,
-                Severity::Ok,
-                "revoked (empty p=), as a retired key should be",
-            );
+            f.set(Status::Ok, Severity::Ok, "retired, revoked: p= is empty");
         } else {
             f.set(
                 Status::NotRevoked,
@@ -337,6 +339,12 @@ fn policy(
     version: &[u8],
     tag: Option<&str>,
 ) -> PolicyRecord {
+    // An empty record list is no record (a resolver should say NoData,
+    // but records are indexed below, so make sure).
+    let answer = match answer {
+        Ok(TxtAnswer::Records(list)) if list.is_empty() => &Ok(TxtAnswer::NoData),
+        other => other,
+    };
     let records = match answer {
         Err(e) => {
             return PolicyRecord {
@@ -469,13 +477,15 @@ mod tests {
             name: "sel._domainkey.example.com".into(),
             kind: LookupErrorKind::Timeout,
         });
-        let cases: Vec<(
-            &Key,
+        /// Key, answer, private key -> expected status and severity.
+        type Case<'a> = (
+            &'a Key,
             Result<TxtAnswer, LookupError>,
             PrivateState,
             Status,
             Severity,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 &k,
                 answer(&[&[&good]]),
@@ -670,6 +680,14 @@ mod tests {
                 Status::Missing
             );
         }
+    }
+
+    #[test]
+    fn an_empty_record_list_is_missing() {
+        let pk = ed();
+        let k = key(KeyState::Active, Algorithm::Ed25519Sha256);
+        let f = judge(&k, Ok(TxtAnswer::Records(Vec::new())), Ok(pk));
+        assert_eq!(f.status, Status::Missing);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! negative answer from the first. Names are queried fully qualified, so
 //! no search domain is ever appended.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ pub struct Live {
     runtime: tokio::runtime::Runtime,
     resolver: TokioResolver,
     timeout: Duration,
+    /// Set when a query got no answer at all: the server is down or
+    /// unreachable, and every further query would wait out the same
+    /// timeouts. Later lookups fail at once with this reason.
+    unreachable: Cell<Option<String>>,
 }
 
 impl Live {
@@ -75,7 +80,26 @@ impl Live {
             runtime,
             resolver,
             timeout,
+            unreachable: Cell::new(None),
         })
+    }
+}
+
+impl Live {
+    /// The error for a failed query; one that got no answer at all marks
+    /// the server unreachable for the rest of the run.
+    fn failed(&self, name: &str, kind: LookupErrorKind) -> LookupError {
+        let error = LookupError {
+            name: name.to_string(),
+            kind,
+        };
+        if matches!(
+            error.kind,
+            LookupErrorKind::Timeout | LookupErrorKind::Transport(_)
+        ) {
+            self.unreachable.set(Some(error.to_string()));
+        }
+        error
     }
 }
 
@@ -87,6 +111,12 @@ impl TxtResolver for Live {
         };
         let fqdn = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
             .map_err(|e| err(LookupErrorKind::Transport(format!("invalid name: {e}"))))?;
+        if let Some(why) = self.unreachable.take() {
+            self.unreachable.set(Some(why.clone()));
+            return Err(err(LookupErrorKind::Transport(format!(
+                "not tried: an earlier query got no answer ({why})"
+            ))));
+        }
         // hickory enforces `timeout` per try; this outer bound only guards
         // against a resolver that never gives up.
         let bound = self.timeout * (ATTEMPTS as u32 + 1) + Duration::from_secs(1);
@@ -94,9 +124,9 @@ impl TxtResolver for Live {
             tokio::time::timeout(bound, self.resolver.lookup(fqdn, RecordType::TXT)).await
         });
         let lookup = match result {
-            Err(_elapsed) => return Err(err(LookupErrorKind::Timeout)),
             Ok(Ok(lookup)) => lookup,
-            Ok(Err(e)) => return classify(e).map_err(err),
+            Ok(Err(e)) => return classify(e).map_err(|kind| self.failed(name, kind)),
+            Err(_elapsed) => return Err(self.failed(name, LookupErrorKind::Timeout)),
         };
         // Only TXT data counts: a CNAME in the answer leads to the record,
         // it is not one.
