@@ -9,6 +9,7 @@ mod apply;
 mod check;
 mod cli;
 mod dns;
+mod engine;
 mod golden;
 mod realtools;
 mod systemd;

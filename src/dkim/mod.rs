@@ -5,7 +5,7 @@
 //!   them, the body is hashed chunk by chunk (never held), and the
 //!   signature is computed at end of message with a `now` passed in by the
 //!   caller (no clock inside, so signatures are reproducible in tests).
-//! - [`verify`]: verification of a buffered message against DNS through a
+//! - [`verify`](mod@verify): verification of a buffered message against DNS through a
 //!   [`verify::Resolver`] (`Live`: hickory with a cache; `Fixed`: records
 //!   given by tests).
 //! - [`auth_results`]: the RFC 8601 `Authentication-Results` header.

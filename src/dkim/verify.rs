@@ -463,3 +463,35 @@ mod tests {
         assert!(verify(&r, msg).await.is_empty());
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// Broken signatures and odd messages give results, never a panic.
+    #[tokio::test]
+    async fn malformed_signatures_do_not_panic() {
+        let r = Resolver::fixed([(
+            "s._domainkey.example.com",
+            FixedAnswer::Txt("v=DKIM1; k=rsa; p=MIIB".into()),
+        )]);
+        let sigs: &[&str] = &[
+            "",
+            "v=1",
+            "v=1; a=rsa-sha256; d=example.com; s=s; h=From; bh=; b=",
+            "v=1; a=rsa-sha256; d=example.com; s=s; h=From; bh=AAAA; b=AAAA; l=99999999999999999999",
+            "v=1; a=ed25519-sha256; d=; s=; h=; bh=====; b=====",
+            "v=1; a=rsa-sha256; c=simple/relaxed; d=example.com; s=s; h=From:From:From; t=99999999999; x=1; bh=AAAA; b=AAAA",
+            "\u{e9}\u{ff}; ;;; ==",
+        ];
+        for sig in sigs {
+            for body in ["", "\r\n", "x\r\n\r\n"] {
+                let msg = format!("DKIM-Signature: {sig}\r\nFrom: a@example.com\r\n\r\n{body}");
+                let _ = verify(&r, msg.as_bytes()).await;
+            }
+        }
+        let _ = verify(&r, b"").await;
+        let _ = verify(&r, b"\r\n\r\n").await;
+        let _ = verify(&r, b"DKIM-Signature:\r\n").await;
+    }
+}

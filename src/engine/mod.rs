@@ -180,8 +180,14 @@ impl std::error::Error for KeyError {
 /// `LoadCredential=` in the rendered unit) when it exists, else the key's
 /// path under the root.
 pub fn key_file(root: &Root, key: &Key) -> PathBuf {
-    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        let p = Path::new(&dir).join(credential_name(key));
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    key_file_in(root, key, credentials.as_deref())
+}
+
+/// [`key_file`] with the credentials directory given.
+pub fn key_file_in(root: &Root, key: &Key, credentials: Option<&Path>) -> PathBuf {
+    if let Some(dir) = credentials {
+        let p = dir.join(credential_name(key));
         if p.is_file() {
             return p;
         }
@@ -486,4 +492,152 @@ pub fn verify_message_blocking(
         .enable_all()
         .build()?;
     Ok(rt.block_on(verify_message(config, message))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Source, parse};
+    use crate::dkim::verify::{FixedAnswer, Resolver};
+    use crate::dkim::{DkimStatus, sign::split_message};
+    use std::os::unix::fs::PermissionsExt;
+
+    const ED: &str = include_str!("../dkim/testdata/test-only-ed25519.pem");
+
+    fn config(dir: &Path, mode: u32) -> Config {
+        let keys = dir.join("etc/dkimctl/keys/example.com");
+        std::fs::create_dir_all(&keys).unwrap();
+        let p = keys.join("ed1.private");
+        std::fs::write(&p, ED).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        let text = r#"
+[service]
+mode = "sign"
+[defaults]
+algorithms = ["ed25519-sha256"]
+canonicalization = "simple/simple"
+[[domain]]
+name = "example.com"
+[[domain.key]]
+selector = "ed1"
+algorithm = "ed25519-sha256"
+[mta]
+kind = "none"
+"#;
+        let source = Source {
+            real: dir.join("dkim.toml"),
+            host: "/etc/dkimctl/dkim.toml".into(),
+            display: "dkim.toml".into(),
+        };
+        parse(text, &source).config.expect("valid")
+    }
+
+    fn record() -> (String, FixedAnswer) {
+        let k = crate::keys::parse_private_key(ED.as_bytes(), Path::new("t")).unwrap();
+        (
+            "ed1._domainkey.example.com".into(),
+            FixedAnswer::Txt(crate::keys::record_value(
+                k.algorithm,
+                &k.public,
+                Default::default(),
+            )),
+        )
+    }
+
+    #[test]
+    fn credentials_directory_wins_when_the_file_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path(), 0o600);
+        let key = &c.domains[0].keys[0];
+        let root = Root::new(dir.path());
+        let creds = dir.path().join("creds");
+        std::fs::create_dir_all(&creds).unwrap();
+        assert_eq!(
+            key_file_in(&root, key, Some(&creds)),
+            dir.path().join("etc/dkimctl/keys/example.com/ed1.private")
+        );
+        std::fs::write(creds.join("ed1._domainkey.example.com"), ED).unwrap();
+        assert_eq!(
+            key_file_in(&root, key, Some(&creds)),
+            creds.join("ed1._domainkey.example.com")
+        );
+    }
+
+    #[test]
+    fn unsafe_key_is_refused_and_unreadable_key_is_kept_as_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let c = config(dir.path(), 0o644);
+        let err = State::build_with(c.clone(), &root, None, false).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StateError::UnsafeKey {
+                    why: "readable by others",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let mut lax = c.clone();
+        lax.engine.require_safe_keys = false;
+        assert_eq!(
+            State::build_with(lax, &root, None, true)
+                .unwrap()
+                .ready_keys(),
+            1
+        );
+
+        std::fs::write(
+            dir.path().join("etc/dkimctl/keys/example.com/ed1.private"),
+            "junk",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            dir.path().join("etc/dkimctl/keys/example.com/ed1.private"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let at_start = State::build_with(c.clone(), &root, None, false).unwrap();
+        assert!(matches!(
+            at_start.keys_for("example.com"),
+            [KeySlot::Unusable { .. }]
+        ));
+        let on_reload = State::build_with(c, &root, None, true).unwrap_err();
+        assert!(
+            matches!(on_reload, StateError::Key(KeyError::Load(_))),
+            "{on_reload}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sign_file_then_verify_with_lf_line_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let c = config(dir.path(), 0o600);
+        let msg = b"From: Joe <joe@example.com>\nSubject: caf\xe9\n\tfolded\n\nbody\n";
+        let signed = sign_file(&c, &root, msg, 1_700_000_000).unwrap();
+        assert!(signed.starts_with(
+            b"DKIM-Signature: v=1; a=ed25519-sha256; s=ed1; d=example.com; c=simple/simple;\n\t"
+        ));
+        assert!(!signed.contains(&b'\r'), "line ends follow the message");
+        assert!(signed.ends_with(msg));
+        let (h, _) = split_message(&signed);
+        assert_eq!(h[0].name, "DKIM-Signature");
+        let resolver = Resolver::fixed([record()]);
+        let results = verify_with(&resolver, &signed).await;
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].status, DkimStatus::Pass, "{results:?}");
+
+        let two_froms = b"From: a@example.com\nFrom: b@example.com\n\nx\n";
+        assert!(matches!(
+            sign_file(&c, &root, two_froms, 1),
+            Err(SignFileError::From(policy::FromError::Several(2)))
+        ));
+        assert!(matches!(
+            sign_file(&c, &root, b"From: a@example.org\n\nx\n", 1),
+            Err(SignFileError::NoDomain(d)) if d == "example.org"
+        ));
+    }
 }

@@ -106,16 +106,19 @@ pub fn load_config(source: &Source) -> Result<Config, ConfigError> {
     match loaded.config {
         Some(c) if !loaded.diags.has_errors() => Ok(c),
         _ => {
+            // One line per error (no excerpt): this goes to the journal.
             let lines: Vec<String> = loaded
                 .diags
                 .sorted()
                 .into_iter()
                 .filter(|d| d.severity == config::Severity::Error)
-                .map(ToString::to_string)
+                .map(|d| match d.line {
+                    0 => format!("{}: {}", d.file, d.message),
+                    n => format!("{}:{}:{}: {}", d.file, n, d.col, d.message),
+                })
                 .collect();
             Err(ConfigError(format!(
-                "{} is invalid: {}",
-                source.display,
+                "invalid configuration (`dkimctl check` shows details): {}",
                 lines.join("; ")
             )))
         }
@@ -133,6 +136,9 @@ pub fn load_config(source: &Source) -> Result<Config, ConfigError> {
 pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn Error + Send + Sync>> {
     init_logging();
     let config = load_config(&opts.source)?;
+    if config.service.engine != crate::config::model::EngineKind::Bundled {
+        tracing::warn!("service.engine is \"opendkim\"; serving with the bundled engine anyway");
+    }
 
     // Sockets first: from systemd, else our own.
     let mut listeners = systemd_listeners()?;
@@ -150,7 +156,29 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn Error + Send + Sync>> {
     } else {
         tracing::info!("using {} socket(s) passed by systemd", listeners.len());
     }
+    let ours: Vec<PathBuf> = listeners
+        .iter()
+        .filter_map(|l| match l {
+            StdListener::Unix(_, Some(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    let result = serve_bound(opts, config, listeners);
+    if result.is_err() {
+        // Do not leave a socket behind that nobody answers on.
+        for p in ours {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    result
+}
 
+/// The rest of [`serve`] once the sockets are bound.
+fn serve_bound(
+    opts: ServeOptions,
+    config: Config,
+    listeners: Vec<StdListener>,
+) -> Result<(), Box<dyn Error + Send + Sync>> {
     drop_privileges(&config, opts.allow_root)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -158,6 +186,9 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn Error + Send + Sync>> {
         .thread_name("dkimctl-serve")
         .build()?;
     runtime.block_on(async move {
+        // Handlers first: SIGHUP's default action would kill the process
+        // if systemd asked for a reload right after READY=1.
+        let signals = Signals::install()?;
         let state = State::build(config, &opts.root, None, false)?;
         let ready = state.ready_keys();
         let listeners = listeners
@@ -166,7 +197,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), Box<dyn Error + Send + Sync>> {
             .collect::<io::Result<Vec<_>>>()?;
         let shared = Shared::new(state);
         let (tx, rx) = mpsc::channel(8);
-        tokio::spawn(forward_signals(tx));
+        tokio::spawn(signals.forward(tx));
         start_watchdog();
         for l in &listeners {
             tracing::info!(
@@ -219,27 +250,37 @@ fn start_watchdog() {
     }
 }
 
-/// Turns SIGHUP into [`Control::Reload`] and SIGTERM/SIGINT into
-/// [`Control::Shutdown`].
-async fn forward_signals(tx: mpsc::Sender<Control>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    loop {
-        let msg = tokio::select! {
-            _ = hup.recv() => Control::Reload(None),
-            _ = term.recv() => Control::Shutdown,
-            _ = int.recv() => Control::Shutdown,
-        };
-        let stop = matches!(msg, Control::Shutdown);
-        if tx.send(msg).await.is_err() || stop {
-            return;
+/// The signals the engine acts on.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the runtime).
+    fn install() -> io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Turns SIGHUP into [`Control::Reload`] and SIGTERM/SIGINT into
+    /// [`Control::Shutdown`].
+    async fn forward(mut self, tx: mpsc::Sender<Control>) {
+        loop {
+            let msg = tokio::select! {
+                _ = self.hup.recv() => Control::Reload(None),
+                _ = self.term.recv() => Control::Shutdown,
+                _ = self.int.recv() => Control::Shutdown,
+            };
+            let stop = matches!(msg, Control::Shutdown);
+            if tx.send(msg).await.is_err() || stop {
+                return;
+            }
         }
     }
 }
@@ -711,10 +752,13 @@ where
                 },
                 Ok(None) => break,
                 Err(e) => {
+                    // The stream is out of step; answers to the commands
+                    // before the bad packet still go out.
                     tracing::warn!(
                         "{}: closing milter connection from {peer}: {e}",
                         session.queue_id()
                     );
+                    let _ = flush(&mut stream, &mut output).await;
                     return;
                 }
             }

@@ -437,7 +437,11 @@ impl Session {
         self.phase = Phase::Body(match h.direction {
             Direction::Pass => Body::Settled(Outcome {
                 replies: vec![Reply::Continue],
-                log: "not signed or verified (client not trusted, not verifying)".into(),
+                log: if h.state.config.service.mode.verifies() {
+                    "not verified: client in trusted.external_ignore".into()
+                } else {
+                    "not signed: client not trusted (service.mode = \"sign\")".into()
+                },
             }),
             Direction::Sign => decide_signing(h),
             Direction::Verify => start_verifying(h),

@@ -362,6 +362,34 @@ async fn bad_from_action_is_configurable() {
 }
 
 #[tokio::test]
+async fn unreadable_key_tempfails_by_default() {
+    let f = fixture("", None);
+    let dir = tempfile::tempdir().unwrap();
+    // The fixture's config, with key files that are not keys.
+    let keys = dir.path().join("etc/dkimctl/keys/example.com");
+    std::fs::create_dir_all(&keys).unwrap();
+    for name in ["rsa1.private", "ed1.private"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(keys.join(name), "not a key").unwrap();
+        std::fs::set_permissions(keys.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let state =
+        State::build_with(f.state.config.clone(), &Root::new(dir.path()), None, false).unwrap();
+    let broken = Fixture {
+        _dir: dir,
+        shared: Shared::new(state),
+        state: f.state.clone(),
+    };
+    let h: &[(&[u8], &[u8])] = &[(b"From", b" a@example.com")];
+    assert_eq!(
+        eom_of(&broken, "127.0.0.1", h).await,
+        replies(&[Reply::ReplyCode(b(
+            b"451 4.7.1 DKIM key unavailable, try again later"
+        ))])
+    );
+}
+
+#[tokio::test]
 async fn unknown_domain_is_accepted_unsigned() {
     let f = fixture("", None);
     let h: &[(&[u8], &[u8])] = &[(b"From", b" a@other.example")];
@@ -591,4 +619,68 @@ fn parse_ip_forms() {
         parse_ip(b"ipv6:::1"),
         Some(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]))
     );
+}
+
+/// A tiny xorshift64 generator: deterministic, no extra crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+    fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let n = (self.next() % (max as u64 + 1)) as usize;
+        (0..n)
+            .map(|_| self.pick(b"ab@.<>\"(),:;\\ \t\r\n\xe9\xff=-xn"))
+            .collect()
+    }
+}
+
+/// Random command sequences, header values and From fields: the session
+/// answers or fails cleanly, never panics.
+#[tokio::test]
+async fn random_conversations_never_panic() {
+    let f = fixture("", Some(Resolver::fixed(records())));
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let names: &[&[u8]] = &[
+        b"From",
+        b"from",
+        b"DKIM-Signature",
+        b"Authentication-Results",
+        b"Subject",
+        b"X",
+    ];
+    for _ in 0..300 {
+        let mut s = Session::new(f.shared.clone());
+        let mut out = BytesMut::new();
+        let _ = s.handle(offer(), NOW, &mut out).await;
+        for _ in 0..(rng.next() % 40) {
+            let cmd = match rng.next() % 12 {
+                0 => connect(rng.pick(&["127.0.0.1", "192.0.2.1", "::1", "junk"])),
+                1 => Command::Mail(vec![b(b"<a@b>")]),
+                2..=5 => header(rng.pick(names), &rng.bytes(60)),
+                6 => Command::EndOfHeaders,
+                7 | 8 => Command::Body(b(&rng.bytes(200))),
+                9 => Command::EndOfMessage,
+                10 => Command::Abort,
+                _ => Command::Macro {
+                    stage: rng.pick(b"CMNE"),
+                    pairs: vec![(
+                        b(rng.pick(&[&b"{auth_authen}"[..], b"i", b"{daemon_name}"])),
+                        b(&rng.bytes(8)),
+                    )],
+                },
+            };
+            let _ = s.handle(cmd, NOW, &mut out).await;
+        }
+        let _ = s.handle(Command::EndOfMessage, NOW, &mut out).await;
+    }
 }
