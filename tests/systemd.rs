@@ -21,6 +21,10 @@ grep -E '^(CapEff|CapPrm|NoNewPrivs|Uid)' /proc/$pid/status > $out/status 2>&1
 # The engine's view of / and /etc: read-only under ProtectSystem=strict.
 awk '$5 == "/" || $5 == "/etc" { print $5, $6 }' /proc/$pid/mountinfo > $out/mounts 2>&1
 journalctl -u dkimctl.service --no-pager -o cat > $out/journal 2>&1
+# Structured fields of the per-message entries.
+journalctl -u dkimctl.service --no-pager -o export | grep -aE '^(QUEUE_ID|RESULT|DOMAIN|SELECTOR)=' > $out/fields 2>&1
+# The OpenMetrics endpoint, when configured.
+curl -sf http://127.0.0.1:9177/metrics > $out/metrics 2>&1 || true
 systemctl poweroff
 "#;
 
@@ -41,7 +45,11 @@ fn boot(config: &str, enable: &str) -> std::collections::BTreeMap<String, String
     std::fs::create_dir_all(work.path().join("results")).unwrap();
     std::fs::write(work.path().join("results/probe.sh"), PROBE).unwrap();
     std::fs::write(work.path().join("probe.service"), PROBE_UNIT).unwrap();
-    let wants = if enable.ends_with(".socket") { "sockets.target.wants" } else { "multi-user.target.wants" };
+    let wants = if enable.ends_with(".socket") {
+        "sockets.target.wants"
+    } else {
+        "multi-user.target.wants"
+    };
     let script = format!(
         r#"set -e
 B={w}/ovl
@@ -59,12 +67,32 @@ ln -sf /etc/systemd/system/probe.service $M/etc/systemd/system/multi-user.target
 timeout 120 systemd-nspawn -q -D $M --machine={machine} --boot --register=no --keep-unit --bind={w}/results:/results > {w}/results/console 2>&1 || true
 "#,
         bin = bin().display(),
-        machine = format!("dkimctl-test-{}-{}", std::process::id(), enable.replace('.', "-")),
+        machine = format!(
+            "dkimctl-test-{}-{}",
+            std::process::id(),
+            enable.replace('.', "-")
+        ),
     );
-    let r = run(Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]));
-    assert_eq!(r.code(), 0, "container setup failed:\n{}{}", r.stdout(), r.stderr());
+    let r = run(Command::new("unshare").args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert_eq!(
+        r.code(),
+        0,
+        "container setup failed:\n{}{}",
+        r.stdout(),
+        r.stderr()
+    );
     let mut files = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(work.path().join("results")).unwrap().flatten() {
+    for e in std::fs::read_dir(work.path().join("results"))
+        .unwrap()
+        .flatten()
+    {
         let text = std::fs::read_to_string(e.path()).unwrap_or_default();
         files.insert(e.file_name().to_string_lossy().into_owned(), text);
     }
@@ -77,13 +105,34 @@ fn can_boot() -> bool {
 
 fn assert_sandboxed(r: &std::collections::BTreeMap<String, String>) {
     let dump = || format!("{r:#?}");
-    assert_eq!(r.get("selftest.rc").map(|s| s.trim()), Some("0"), "selftest failed: {}", dump());
+    assert_eq!(
+        r.get("selftest.rc").map(|s| s.trim()),
+        Some("0"),
+        "selftest failed: {}",
+        dump()
+    );
     let status = &r["status"];
-    assert!(status.contains("CapEff:\t0000000000000000"), "the engine holds capabilities: {}", dump());
-    assert!(status.contains("NoNewPrivs:\t1"), "NoNewPrivs not set: {}", dump());
-    assert!(!status.contains("Uid:\t0\t"), "the engine runs as root: {}", dump());
+    assert!(
+        status.contains("CapEff:\t0000000000000000"),
+        "the engine holds capabilities: {}",
+        dump()
+    );
+    assert!(
+        status.contains("NoNewPrivs:\t1"),
+        "NoNewPrivs not set: {}",
+        dump()
+    );
+    assert!(
+        !status.contains("Uid:\t0\t"),
+        "the engine runs as root: {}",
+        dump()
+    );
     let mounts = &r["mounts"];
-    assert!(mounts.lines().any(|l| l.starts_with("/ ro")), "/ is writable for the engine: {}", dump());
+    assert!(
+        mounts.lines().any(|l| l.starts_with("/ ro")),
+        "/ is writable for the engine: {}",
+        dump()
+    );
 }
 
 #[test]
@@ -99,6 +148,7 @@ binary = "/usr/local/bin/dkimctl"
 authserv_id = "mail.example.com"
 [engine]
 nameservers = ["127.0.0.1:53"]
+metrics = "127.0.0.1:9177"
 [defaults]
 algorithms = ["rsa-sha256", "ed25519-sha256"]
 [[domain]]
@@ -106,9 +156,11 @@ name = "example.com"
 [[domain.key]]
 selector = "r1"
 algorithm = "rsa-sha256"
+created = "2026-01-01"
 [[domain.key]]
 selector = "e1"
 algorithm = "ed25519-sha256"
+created = "2026-01-01"
 [mta]
 kind = "none"
 "#;
@@ -116,6 +168,20 @@ kind = "none"
     assert!(r["show"].contains("ActiveState=active"), "{r:#?}");
     assert!(r["show"].contains("Type=notify"), "{r:#?}");
     assert_sandboxed(&r);
+    // The journal has the message's outcome as fields, not only as text.
+    let fields = &r["fields"];
+    for want in ["QUEUE_ID=SELFTEST", "RESULT=signed", "DOMAIN=example.com", "SELECTOR=r1,e1"] {
+        assert!(fields.contains(want), "journal lacks {want}: {r:#?}");
+    }
+    // Scraped with curl: the probe message is counted, keys have an age.
+    let metrics = &r["metrics"];
+    assert!(
+        metrics.contains("dkimctl_messages_total{result=\"signed\",domain=\"example.com\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("dkimctl_eom_seconds_count 1"), "{metrics}");
+    assert!(metrics.contains("dkimctl_key_age_days{domain=\"example.com\",selector=\"r1\"}"), "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
 }
 
 #[test]

@@ -21,6 +21,7 @@
 //! ([`Shared`]); a message keeps the snapshot it started with.
 
 pub mod client;
+pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod session;
@@ -344,24 +345,35 @@ impl State {
 /// a reload swaps the pointer. Messages already under way keep the state
 /// they started with.
 #[derive(Debug, Clone)]
-pub struct Shared(Arc<RwLock<Arc<State>>>);
+pub struct Shared {
+    state: Arc<RwLock<Arc<State>>>,
+    metrics: Arc<metrics::Metrics>,
+}
 
 impl Shared {
     /// Wraps an initial state.
     pub fn new(state: State) -> Shared {
-        Shared(Arc::new(RwLock::new(Arc::new(state))))
+        Shared {
+            state: Arc::new(RwLock::new(Arc::new(state))),
+            metrics: Arc::default(),
+        }
     }
 
     /// The state in force now.
     pub fn current(&self) -> Arc<State> {
-        let guard = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let guard = self.state.read().unwrap_or_else(|p| p.into_inner());
         Arc::clone(&guard)
     }
 
     /// Puts a new state in force.
     pub fn replace(&self, state: State) {
-        let mut guard = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
         *guard = Arc::new(state);
+    }
+
+    /// The counters every connection feeds (kept across reloads).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
     }
 }
 

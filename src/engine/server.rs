@@ -64,7 +64,7 @@ use super::session::{Flow, Session};
 use super::{Shared, State};
 use crate::config::model::{Config, Socket};
 use crate::config::{self, Source};
-use crate::milter::{DEFAULT_MAX_PACKET, decode_command};
+use crate::milter::{Command, DEFAULT_MAX_PACKET, decode_command};
 use crate::root::Root;
 
 /// How long SIGTERM waits for connections to finish their message.
@@ -195,7 +195,15 @@ fn serve_bound(
             .into_iter()
             .map(StdListener::into_tokio)
             .collect::<io::Result<Vec<_>>>()?;
+        let metrics_addr = state.config.engine.metrics;
         let shared = Shared::new(state);
+        if let Some(addr) = metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+            tracing::info!("metrics on http://{addr}/metrics");
+            tokio::spawn(super::metrics::serve(listener, shared.clone()));
+        }
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(signals.forward(tx));
         start_watchdog();
@@ -216,17 +224,35 @@ fn serve_bound(
 }
 
 /// Logging to stderr; without timestamps under journald (it adds its own).
+/// Logging: under systemd (stderr connected to the journal, as
+/// `JOURNAL_STREAM` tells) structured journal entries whose fields
+/// (`QUEUE_ID`, `RESULT`, `DOMAIN`, `SELECTOR`, `DKIM`, `ERROR`) can be
+/// queried with `journalctl -u dkimctl QUEUE_ID=...`; elsewhere one human
+/// line per event on stderr, coloured only on a terminal.
 fn init_logging() {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = tracing_subscriber::filter::LevelFilter::INFO;
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            // try_init: the CLI may have installed a subscriber already.
+            let _ = tracing_subscriber::registry()
+                .with(
+                    journald
+                        .with_syslog_identifier("dkimctl".into())
+                        .with_field_prefix(None),
+                )
+                .with(level)
+                .try_init();
+            return;
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
         .with_target(false)
-        .with_writer(io::stderr);
-    // try_init: the CLI may have installed a subscriber already.
-    let _ = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).try_init()
-    } else {
-        builder.try_init()
-    };
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_writer(io::stderr)
+        .try_init();
 }
 
 fn notify(states: &[sd_notify::NotifyState<'_>]) {
@@ -735,7 +761,17 @@ where
         // Handle every complete command already read.
         loop {
             match decode_command(&mut input, DEFAULT_MAX_PACKET) {
-                Ok(Some(cmd)) => match session.handle(cmd, unix_now(), &mut output).await {
+                Ok(Some(cmd)) => match {
+                    // End of message is where signing and verification
+                    // happen; its duration feeds the latency histogram.
+                    let eom = matches!(cmd, Command::EndOfMessage);
+                    let started = std::time::Instant::now();
+                    let flow = session.handle(cmd, unix_now(), &mut output).await;
+                    if eom {
+                        shared.metrics().observe(started.elapsed());
+                    }
+                    flow
+                } {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Close) => {
                         let _ = flush(&mut stream, &mut output).await;

@@ -241,6 +241,43 @@ enum Body {
 struct Outcome {
     replies: Vec<Reply>,
     log: String,
+    /// The same outcome as fields, for the journal and the metrics.
+    event: Event,
+}
+
+/// What happened to one message, as structured fields: journald gets them
+/// as `DOMAIN=`, `SELECTOR=`, `RESULT=`, `ERROR=`, and the metrics count
+/// them.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    /// `signed`, `verified` or `skipped`; with a failure, the action taken
+    /// (`accepted`, `tempfail`, `reject`).
+    pub result: &'static str,
+    /// The signing domain, or the first signature's `d=`.
+    pub domain: String,
+    /// Selectors (comma-separated) that signed or were checked.
+    pub selector: String,
+    /// Per-signature verification results (comma-separated), if verified.
+    pub dkim: String,
+    /// The failure case (`bad_from`, `no_key`, `key_unreadable`,
+    /// `sign_error`, `dns_error`, `bad_signature`, `no_signature`,
+    /// `oversized`), if any.
+    pub error: &'static str,
+}
+
+impl Event {
+    fn failure(action: Action, error: &'static str, domain: &str) -> Event {
+        Event {
+            result: match action {
+                Action::Accept => "accepted",
+                Action::Tempfail => "tempfail",
+                Action::Reject => "reject",
+            },
+            domain: domain.to_string(),
+            error,
+            ..Event::default()
+        }
+    }
 }
 
 /// One milter connection.
@@ -437,6 +474,10 @@ impl Session {
         self.phase = Phase::Body(match h.direction {
             Direction::Pass => Body::Settled(Outcome {
                 replies: vec![Reply::Continue],
+                event: Event {
+                    result: "skipped",
+                    ..Event::default()
+                },
                 log: if h.state.config.service.mode.verifies() {
                     "not verified: client in trusted.external_ignore".into()
                 } else {
@@ -503,9 +544,24 @@ impl Session {
             Phase::Idle | Phase::Headers(_) => Outcome {
                 replies: vec![Reply::Continue],
                 log: "empty message".into(),
+                event: Event {
+                    result: "skipped",
+                    ..Event::default()
+                },
             },
         };
-        tracing::info!("{qid}: {}", outcome.log);
+        let e = &outcome.event;
+        tracing::info!(
+            queue_id = %qid,
+            result = e.result,
+            domain = %e.domain,
+            selector = %e.selector,
+            dkim = %e.dkim,
+            error = e.error,
+            "{qid}: {}",
+            outcome.log
+        );
+        self.shared.metrics().record(e);
         // All replies of this step go into the buffer now and leave in one
         // write (see server.rs); encode failures truncate cleanly.
         for r in &outcome.replies {
@@ -545,10 +601,11 @@ fn act(action: Action, text: &str, mods: Vec<Reply>) -> Vec<Reply> {
     }
 }
 
-fn settled(action: Action, text: &str, log: String) -> Body {
+fn settled(action: Action, error: &'static str, domain: &str, text: &str, log: String) -> Body {
     Body::Settled(Outcome {
         replies: act(action, text, Vec::new()),
         log: format!("{}: {log}", action_word(action)),
+        event: Event::failure(action, error, domain),
     })
 }
 
@@ -566,6 +623,8 @@ fn decide_signing(h: Headers) -> Body {
     if h.too_large {
         return settled(
             f.sign_error,
+            "sign_error",
+            "",
             "header block too large to sign",
             format!(
                 "header block over engine.max_header_size ({} bytes)",
@@ -578,6 +637,8 @@ fn decide_signing(h: Headers) -> Body {
         Err(e) => {
             return settled(
                 f.bad_from,
+                "bad_from",
+                "",
                 "message must have exactly one From header with one address domain",
                 format!("not signed: {e} (RFC 6376 section 8.15)"),
             );
@@ -586,6 +647,8 @@ fn decide_signing(h: Headers) -> Body {
     let Some(domain) = policy::signing_domain(&h.state.config, &from) else {
         return settled(
             f.no_key,
+            "no_key",
+            &from,
             "no DKIM key for the sender domain",
             format!("no signing domain for {from}"),
         );
@@ -598,6 +661,8 @@ fn decide_signing(h: Headers) -> Body {
             KeySlot::Unusable { reason, .. } => {
                 return settled(
                     f.key_unreadable,
+                    "key_unreadable",
+                    &domain_name,
                     "DKIM key unavailable, try again later",
                     format!("key unreadable for {domain_name}: {reason}"),
                 );
@@ -607,6 +672,8 @@ fn decide_signing(h: Headers) -> Body {
     if ready.is_empty() {
         return settled(
             f.no_key,
+            "no_key",
+            &domain_name,
             "no DKIM key for the sender domain",
             format!("no active key for {domain_name}"),
         );
@@ -653,9 +720,20 @@ fn finish_signing(
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            let selector = sigs
+                .iter()
+                .map(|s| s.signature.s.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
             Outcome {
                 replies,
                 log: format!("signed {log}"),
+                event: Event {
+                    result: "signed",
+                    domain: domain.to_string(),
+                    selector,
+                    ..Event::default()
+                },
             }
         }
         Err(e) => {
@@ -663,6 +741,7 @@ fn finish_signing(
             Outcome {
                 replies: act(a, "DKIM signing failed, try again later", Vec::new()),
                 log: format!("{}: signing for {domain} failed: {e}", action_word(a)),
+                event: Event::failure(a, "sign_error", domain),
             }
         }
     }
@@ -753,6 +832,36 @@ async fn finish_verifying(
         name: Bytes::from_static(b"Authentication-Results"),
         value: milter_header_value(value.as_bytes(), opts.leading_space),
     });
+    let error = verify_error(state, &results, skipped.is_some());
+    let mut event = if action == Action::Accept && error.is_empty() {
+        Event {
+            result: "verified",
+            ..Event::default()
+        }
+    } else {
+        Event::failure(action, error, "")
+    };
+    if action == Action::Accept {
+        event.result = "verified";
+    }
+    event.domain = results
+        .iter()
+        .find_map(|r| r.domain.clone())
+        .unwrap_or_default();
+    event.selector = results
+        .iter()
+        .filter_map(|r| r.selector.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    event.dkim = if results.is_empty() {
+        "none".to_string()
+    } else {
+        results
+            .iter()
+            .map(|r| r.status.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let log = match action {
         Action::Accept => log,
         a => format!("{}: {log}", action_word(a)),
@@ -760,7 +869,26 @@ async fn finish_verifying(
     Outcome {
         replies: act(action, text, mods),
         log,
+        event,
     }
+}
+
+/// The failure case of verification results, for the metrics ("" when a
+/// signature passed).
+fn verify_error(_state: &State, results: &[VerifyResult], skipped: bool) -> &'static str {
+    if skipped {
+        return "oversized";
+    }
+    if results.iter().any(|r| r.status == DkimStatus::Pass) {
+        return "";
+    }
+    if results.is_empty() || results.iter().all(|r| r.status == DkimStatus::None) {
+        return "no_signature";
+    }
+    if results.iter().any(|r| r.status == DkimStatus::TempError) {
+        return "dns_error";
+    }
+    "bad_signature"
 }
 
 /// The `on_failure` action for verification results: any passing

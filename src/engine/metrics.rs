@@ -1,0 +1,234 @@
+//! The engine's counters and its OpenMetrics endpoint (`[engine] metrics =
+//! "127.0.0.1:9177"`, off by default; loopback only, enforced by
+//! validation).
+//!
+//! Counted: messages per result and domain, failures per kind, the time
+//! spent at end of message (where signing and verification happen — the
+//! body has streamed into the hash already, and with the no-reply flags it
+//! is the only step the MTA waits for), and the age of each active key in
+//! days, a nudge to rotate. The text format is OpenMetrics 1.0, which
+//! Prometheus scrapes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::session::Event;
+use super::{Shared, State};
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
+
+/// The counters, shared by every connection.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    messages: Mutex<BTreeMap<(&'static str, String), u64>>,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one message's outcome.
+    pub fn record(&self, e: &Event) {
+        if e.result.is_empty() {
+            return;
+        }
+        let mut m = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((e.result, e.domain.clone())).or_default() += 1;
+        drop(m);
+        if !e.error.is_empty() {
+            let mut errs = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+            *errs.entry(e.error).or_default() += 1;
+        }
+    }
+
+    /// Records the time one end-of-message step took.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The OpenMetrics text for the current state.
+    pub fn render(&self, state: &State) -> String {
+        let mut s = String::new();
+        s.push_str("# TYPE dkimctl_messages counter\n# HELP dkimctl_messages Messages by result and domain.\n");
+        for ((result, domain), n) in self
+            .messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                s,
+                "dkimctl_messages_total{{result=\"{result}\",domain=\"{}\"}} {n}",
+                escape(domain)
+            );
+        }
+        s.push_str("# TYPE dkimctl_errors counter\n# HELP dkimctl_errors Failures by kind (on_failure cases).\n");
+        for (kind, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(s, "dkimctl_errors_total{{kind=\"{kind}\"}} {n}");
+        }
+        s.push_str("# TYPE dkimctl_eom_seconds histogram\n# HELP dkimctl_eom_seconds Time spent at end of message (signing, verification).\n");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "dkimctl_eom_seconds_bucket{{le=\"{le}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(s, "dkimctl_eom_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            s,
+            "dkimctl_eom_seconds_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(s, "dkimctl_eom_seconds_count {count}");
+        s.push_str("# TYPE dkimctl_key_age_days gauge\n# HELP dkimctl_key_age_days Days since the key was created (dkim.toml `created`).\n");
+        let today = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 86400) as i64;
+        for d in &state.config.domains {
+            for k in d.signing_keys() {
+                let Some((y, m, day)) = k
+                    .created
+                    .as_deref()
+                    .and_then(crate::config::validate::parse_date)
+                else {
+                    continue;
+                };
+                let age = today - days_from_civil(i64::from(y), m, day);
+                let _ = writeln!(
+                    s,
+                    "dkimctl_key_age_days{{domain=\"{}\",selector=\"{}\"}} {age}",
+                    escape(&d.name),
+                    escape(&k.selector)
+                );
+            }
+        }
+        s.push_str("# EOF\n");
+        s
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Serves `GET /metrics` on a loopback listener until the task is dropped.
+/// Anything else gets 404; requests are read up to 8 KiB.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Shared) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            let mut len = 0;
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while len < buf.len() {
+                    let n = stream.read(&mut buf[len..]).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    len += n;
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let ok = buf[..len].starts_with(b"GET /metrics ")
+                || buf[..len].starts_with(b"GET /metrics?");
+            let (status, ctype, body) = if ok {
+                let state = shared.current();
+                (
+                    "200 OK",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    shared.metrics().render(&state),
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    "text/plain",
+                    "not found: try /metrics\n".to_string(),
+                )
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn counts_by_result_domain_and_error() {
+        let m = Metrics::default();
+        m.record(&Event {
+            result: "signed",
+            domain: "example.com".into(),
+            ..Event::default()
+        });
+        m.record(&Event {
+            result: "signed",
+            domain: "example.com".into(),
+            ..Event::default()
+        });
+        m.record(&Event {
+            result: "tempfail",
+            error: "key_unreadable",
+            ..Event::default()
+        });
+        m.observe(Duration::from_micros(700));
+        let msgs = m.messages.lock().unwrap();
+        assert_eq!(msgs[&("signed", "example.com".to_string())], 2);
+        drop(msgs);
+        assert_eq!(m.errors.lock().unwrap()["key_unreadable"], 1);
+        assert_eq!(m.buckets[0].load(Ordering::Relaxed), 0);
+        assert_eq!(m.buckets[1].load(Ordering::Relaxed), 1);
+    }
+}
