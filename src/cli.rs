@@ -215,7 +215,10 @@ pub enum DnsCommand {
 /// Parses `IP` or `IP:PORT` (`[V6]:PORT`); port 53 by default.
 fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse::<std::net::SocketAddr>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 53)))
+        .or_else(|_| {
+            s.parse::<std::net::IpAddr>()
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+        })
         .map_err(|_| format!("\"{s}\" is not IP or IP:PORT"))
 }
 
@@ -277,9 +280,18 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 &mut std::io::stdout().lock(),
             )
         }
-        Command::Dns(DnsCommand::Check { nameserver, timeout, json }) => {
+        Command::Dns(DnsCommand::Check {
+            nameserver,
+            timeout,
+            json,
+        }) => {
             let (config, _) = load_valid(&root, &source, &cli.global)?;
-            let report = crate::dns::check(&config, &root, nameserver, std::time::Duration::from_secs(timeout))?;
+            let report = crate::dns::check(
+                &config,
+                &root,
+                nameserver,
+                std::time::Duration::from_secs(timeout),
+            )?;
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &report.to_json())?;
@@ -289,12 +301,26 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(report.exit_code())
         }
-        Command::Rotate { domain, cont, nameserver, today } => {
+        Command::Rotate {
+            domain,
+            cont,
+            nameserver,
+            today,
+        } => {
             let today = match today {
-                Some(t) => crate::rotate::Date::parse(&t).ok_or_else(|| format!("invalid date {t}: write YYYY-MM-DD"))?,
+                Some(t) => crate::rotate::Date::parse(&t)
+                    .ok_or_else(|| format!("invalid date {t}: write YYYY-MM-DD"))?,
                 None => crate::rotate::Date::today(),
             };
-            let code = crate::rotate::rotate(&source, &root, &domain, cont, nameserver, today, &mut std::io::stdout().lock())?;
+            let code = crate::rotate::rotate(
+                &source,
+                &root,
+                &domain,
+                cont,
+                nameserver,
+                today,
+                &mut std::io::stdout().lock(),
+            )?;
             Ok(code)
         }
         Command::Serve { socket, allow_root } => {
@@ -309,7 +335,9 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Sign { file } => {
             let (config, _) = load_valid(&root, &source, &cli.global)?;
             let message = read_input(&file)?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
             let signed = crate::engine::sign_file(&config, &root, &message, now)?;
             std::io::stdout().lock().write_all(&signed)?;
             Ok(0)
@@ -332,9 +360,17 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(i32::from(!all_pass))
         }
-        Command::Selftest { socket, local_keys, nameserver } => {
+        Command::Selftest {
+            socket,
+            local_keys,
+            nameserver,
+        } => {
             let (config, _) = load_valid(&root, &source, &cli.global)?;
-            let opts = crate::selftest::SelftestOptions { socket, local_keys, nameserver };
+            let opts = crate::selftest::SelftestOptions {
+                socket,
+                local_keys,
+                nameserver,
+            };
             crate::selftest::selftest(&config, &root, &opts, &mut std::io::stdout().lock())
         }
         Command::Plan { json, verbose } => {

@@ -31,9 +31,15 @@ pub struct SelftestOptions {
 
 /// Runs the self-test; returns 0 when every expected signature was made
 /// and verifies, 1 otherwise.
-pub fn selftest(config: &Config, root: &Root, opts: &SelftestOptions, out: &mut dyn Write) -> Result<i32, Error> {
+pub fn selftest(
+    config: &Config,
+    root: &Root,
+    opts: &SelftestOptions,
+    out: &mut dyn Write,
+) -> Result<i32, Error> {
     let socket = match &opts.socket {
-        Some(s) => crate::config::validate::parse_socket(s).map_err(|e| format!("invalid socket {s}: {e}"))?,
+        Some(s) => crate::config::validate::parse_socket(s)
+            .map_err(|e| format!("invalid socket {s}: {e}"))?,
         None => config.service.socket.clone(),
     };
     let address = match &socket {
@@ -47,13 +53,21 @@ pub fn selftest(config: &Config, root: &Root, opts: &SelftestOptions, out: &mut 
         }
         Resolver::fixed(records)
     } else {
-        let ns: Vec<SocketAddr> = opts.nameserver.map_or_else(|| config.engine.nameservers.clone(), |n| vec![n]);
+        let ns: Vec<SocketAddr> = opts
+            .nameserver
+            .map_or_else(|| config.engine.nameservers.clone(), |n| vec![n]);
         Resolver::live(&ns, config.engine.dns_timeout)?
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut failures = 0;
     for domain in &config.domains {
-        let expected: Vec<_> = domain.keys.iter().filter(|k| k.state == KeyState::Active).collect();
+        let expected: Vec<_> = domain
+            .keys
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .collect();
         if expected.is_empty() {
             continue;
         }
@@ -66,16 +80,25 @@ pub fn selftest(config: &Config, root: &Root, opts: &SelftestOptions, out: &mut 
             (b"Date", b" Thu, 01 Jan 2026 00:00:00 +0000".to_vec()),
             (b"Message-ID", format!(" {message_id}").into_bytes()),
         ];
-        let header_refs: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let header_refs: Vec<(&[u8], &[u8])> =
+            headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
         let body = b"This message was signed by the milter under test.\r\n";
         let signed = runtime.block_on(async {
-            let mut client = tokio::time::timeout(Duration::from_secs(10), MilterClient::connect(&address))
+            let mut client =
+                tokio::time::timeout(Duration::from_secs(10), MilterClient::connect(&address))
+                    .await
+                    .map_err(|_| format!("timed out connecting to {address}"))?
+                    .map_err(|e| format!("cannot connect to the milter at {address}: {e}"))?;
+            client
+                .negotiate()
                 .await
-                .map_err(|_| format!("timed out connecting to {address}"))?
-                .map_err(|e| format!("cannot connect to the milter at {address}: {e}"))?;
-            client.negotiate().await.map_err(|e| format!("option negotiation with {address} failed: {e}"))?;
+                .map_err(|e| format!("option negotiation with {address} failed: {e}"))?;
             // Authenticated, as a submission client is: the milter signs.
-            let macros = [("{auth_authen}", "dkimctl-selftest"), ("{auth_type}", "PLAIN"), ("i", "SELFTEST")];
+            let macros = [
+                ("{auth_authen}", "dkimctl-selftest"),
+                ("{auth_type}", "PLAIN"),
+                ("i", "SELFTEST"),
+            ];
             let replies = client
                 .send_message(&macros, IpAddr::from([127, 0, 0, 1]), &header_refs, body)
                 .await
@@ -87,15 +110,24 @@ pub fn selftest(config: &Config, root: &Root, opts: &SelftestOptions, out: &mut 
         let results = runtime.block_on(crate::engine::verify_with(&resolver, &signed));
         for key in &expected {
             let found = results.iter().find(|r| {
-                r.domain.as_deref() == Some(domain.name.as_str()) && r.selector.as_deref() == Some(key.selector.as_str())
+                r.domain.as_deref() == Some(domain.name.as_str())
+                    && r.selector.as_deref() == Some(key.selector.as_str())
             });
             match found {
                 Some(r) if r.status == DkimStatus::Pass => {
-                    writeln!(out, "ok       {}._domainkey.{} ({}) signed and verified", key.selector, domain.name, key.algorithm)?;
+                    writeln!(
+                        out,
+                        "ok       {}._domainkey.{} ({}) signed and verified",
+                        key.selector, domain.name, key.algorithm
+                    )?;
                 }
                 Some(r) => {
                     failures += 1;
-                    writeln!(out, "FAIL     {}._domainkey.{} ({}): {r}", key.selector, domain.name, key.algorithm)?;
+                    writeln!(
+                        out,
+                        "FAIL     {}._domainkey.{} ({}): {r}",
+                        key.selector, domain.name, key.algorithm
+                    )?;
                 }
                 None => {
                     failures += 1;
@@ -112,7 +144,10 @@ pub fn selftest(config: &Config, root: &Root, opts: &SelftestOptions, out: &mut 
         writeln!(out, "selftest passed: every domain is signed and verifies")?;
         Ok(0)
     } else {
-        writeln!(out, "selftest failed: {failures} signature(s) missing or not verifying")?;
+        writeln!(
+            out,
+            "selftest failed: {failures} signature(s) missing or not verifying"
+        )?;
         Ok(1)
     }
 }

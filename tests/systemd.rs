@@ -170,7 +170,12 @@ kind = "none"
     assert_sandboxed(&r);
     // The journal has the message's outcome as fields, not only as text.
     let fields = &r["fields"];
-    for want in ["QUEUE_ID=SELFTEST", "RESULT=signed", "DOMAIN=example.com", "SELECTOR=r1,e1"] {
+    for want in [
+        "QUEUE_ID=SELFTEST",
+        "RESULT=signed",
+        "DOMAIN=example.com",
+        "SELECTOR=r1,e1",
+    ] {
         assert!(fields.contains(want), "journal lacks {want}: {r:#?}");
     }
     // Scraped with curl: the probe message is counted, keys have an age.
@@ -180,7 +185,10 @@ kind = "none"
         "{metrics}"
     );
     assert!(metrics.contains("dkimctl_eom_seconds_count 1"), "{metrics}");
-    assert!(metrics.contains("dkimctl_key_age_days{domain=\"example.com\",selector=\"r1\"}"), "{metrics}");
+    assert!(
+        metrics.contains("dkimctl_key_age_days{domain=\"example.com\",selector=\"r1\"}"),
+        "{metrics}"
+    );
     assert!(metrics.ends_with("# EOF\n"), "{metrics}");
 }
 
