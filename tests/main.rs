@@ -5,7 +5,6 @@
 
 mod support;
 
-mod admin;
 mod apply;
 mod check;
 mod cli;
