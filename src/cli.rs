@@ -154,6 +154,29 @@ pub enum Command {
         #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
         nameserver: Option<std::net::SocketAddr>,
     },
+    /// Inspect the live DKIM setup read-only (OpenDKIM, Postfix, Sendmail,
+    /// units, keys; with dkim.toml also drift from the plan) and report
+    /// findings. Exit 0 none at or above --fail-on, 1 findings, 2 could not
+    /// audit.
+    Audit {
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The least severity that makes the exit code 1.
+        #[arg(long, value_enum, default_value_t = FailOn::Error)]
+        fail_on: FailOn,
+        /// Also check every selector's published DNS record.
+        #[arg(long)]
+        dns: bool,
+        /// Ask this name server (IP[:PORT]) for --dns.
+        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+        nameserver: Option<std::net::SocketAddr>,
+    },
+    /// Write the dkim.toml equivalent to an existing OpenDKIM setup (its
+    /// opendkim.conf, tables, TrustedHosts, Postfix milter settings) to
+    /// standard output, with a comment on whatever could not be carried
+    /// over.
+    Import,
     /// Carry out the plan: atomic writes, owners, modes, then reloads.
     Apply {
         /// Do not ask for confirmation.
@@ -220,6 +243,17 @@ fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, String> {
                 .map(|ip| std::net::SocketAddr::new(ip, 53))
         })
         .map_err(|_| format!("\"{s}\" is not IP or IP:PORT"))
+}
+
+/// The least severity that fails an audit.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FailOn {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warning,
+    /// Any finding.
+    Info,
 }
 
 /// The MTA a new dkim.toml is written for.
@@ -372,6 +406,47 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 nameserver,
             };
             crate::selftest::selftest(&config, &root, &opts, &mut std::io::stdout().lock())
+        }
+        Command::Audit {
+            json,
+            fail_on,
+            dns,
+            nameserver,
+        } => {
+            // With --config (or a dkim.toml at the default place), drift from
+            // the plan is reported too; the file must then be valid.
+            let config = if cli.global.config.is_some() || source.real.exists() {
+                Some(load_valid(&root, &source, &cli.global)?.0)
+            } else {
+                None
+            };
+            let opts = crate::audit::AuditOptions {
+                dns,
+                nameserver,
+                ..Default::default()
+            };
+            let report = crate::audit::audit(&root, config.as_ref(), &opts);
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+                writeln!(out)?;
+            } else {
+                report.print(&mut out, color)?;
+            }
+            let severity = match fail_on {
+                FailOn::Error => Severity::Error,
+                FailOn::Warning => Severity::Warning,
+                FailOn::Info => Severity::Info,
+            };
+            Ok(report.exit_code(severity))
+        }
+        Command::Import => {
+            let result = crate::audit::import(&root)?;
+            std::io::stdout().lock().write_all(result.toml.as_bytes())?;
+            for n in &result.notes {
+                eprintln!("dkimctl: note: {n}");
+            }
+            Ok(0)
         }
         Command::Plan { json, verbose } => {
             let (config, templates) = load_valid(&root, &source, &cli.global)?;

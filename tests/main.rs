@@ -6,6 +6,7 @@
 mod support;
 
 mod apply;
+mod audit;
 mod check;
 mod cli;
 mod dns;

@@ -131,24 +131,27 @@ impl Renderer<'_> {
     fn keys(&self, out: &mut Vec<Artifact>) {
         let s = &self.c.service;
         let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut keys: Vec<&Path> = Vec::new();
         for d in self.c.domains.iter().filter(|d| d.key_from.is_none()) {
             for k in d.keys.iter().filter(|k| k.state.needs_private_key()) {
+                // Two domains may name one key file by `path`: one artifact.
+                if keys.contains(&k.path.as_path()) {
+                    continue;
+                }
+                keys.push(&k.path);
+                // Only directories inside the key directory are ours to
+                // own; a key kept elsewhere (the ArchWiki Security setup
+                // keeps it in /etc/opendkim) leaves its directory alone.
                 if let Some(parent) = k.path.parent() {
                     for anc in parent.ancestors() {
                         if anc.starts_with(&s.key_dir) && !dirs.iter().any(|x| x == anc) {
                             dirs.push(anc.to_path_buf());
                         }
                     }
-                    if !dirs.iter().any(|x| x == parent) {
-                        dirs.push(parent.to_path_buf());
-                    }
                 }
                 out.push(Artifact {
                     path: k.path.clone(),
-                    kind: ArtifactKind::PrivateKey {
-                        algorithm: k.algorithm,
-                        rsa_bits: k.rsa_bits,
-                    },
+                    kind: ArtifactKind::PrivateKey { algorithm: k.algorithm, rsa_bits: k.rsa_bits },
                     owner: s.user.clone(),
                     group: s.group.clone(),
                     mode: 0o600,

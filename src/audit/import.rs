@@ -1,0 +1,1165 @@
+//! `dkimctl import`: the installed OpenDKIM setup written as `dkim.toml`.
+//!
+//! The same snapshot the audit reads ([`super::inventory`]) is mapped onto
+//! the dkim.toml model: the service (user, group, socket, umask, mode),
+//! signing defaults, trusted hosts, one `[[domain]]` per signing domain
+//! with its selector and key file, and the Postfix services that call the
+//! milter. What the model cannot say is kept as a `# not imported: ...`
+//! comment next to where it would belong, and listed in
+//! [`ImportResult::notes`].
+//!
+//! The output always passes `dkimctl check` without errors: a value that
+//! dkim.toml would refuse (a root user, a socket a chrooted Postfix cannot
+//! see, a `0.0.0.0/0` trusted range) is left out with a note, and
+//! dkimctl's hardened default takes its place. Domains, selectors, key
+//! files, trusted hosts and a valid socket are never dropped silently.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::checks::{Reach, reach, run_as};
+use super::findings::id;
+use super::inventory::{OpenDkim, Places, System};
+use super::mta::{self, Chroot};
+use super::opendkim::{self, Dataset, Host, KeySource};
+use crate::config::model::{Algorithm, Canon, HostPattern, Socket};
+use crate::config::validate::{
+    DEFAULT_SIGN_HEADERS, default_key_path, is_selector, normalize_domain, parse_canonicalization,
+    parse_host_pattern, parse_socket,
+};
+use crate::root::Root;
+
+/// A `dkim.toml` describing the installed setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportResult {
+    /// The file's text.
+    pub toml: String,
+    /// Every setting that was not carried over, and why (also in the text
+    /// as `# not imported:` comments).
+    pub notes: Vec<String>,
+}
+
+/// Why nothing could be imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportError {
+    /// No OpenDKIM configuration under the root.
+    NotFound {
+        /// The root searched.
+        root: PathBuf,
+    },
+    /// The configuration exists but cannot be read.
+    Unreadable {
+        /// What went wrong (names the file).
+        message: String,
+    },
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::NotFound { root } => write!(
+                f,
+                "no OpenDKIM configuration under {} (looked for the -x file of opendkim.service, /etc/opendkim.conf and /etc/opendkim/opendkim.conf)",
+                root.display()
+            ),
+            ImportError::Unreadable { message } => write!(f, "{message}"),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+/// Settings dkimctl's rendered opendkim.conf sets itself; they are listed
+/// in one note rather than one each.
+const RENDERED: &[&str] = &[
+    "Syslog",
+    "SyslogSuccess",
+    "LogWhy",
+    "Background",
+    "BaseDirectory",
+    "TemporaryDirectory",
+    "PidFile",
+    "RequireSafeKeys",
+    "MultipleSignatures",
+];
+
+/// Settings the import carries into dkim.toml.
+const CARRIED: &[&str] = &[
+    "Socket",
+    "UMask",
+    "Mode",
+    "Canonicalization",
+    "SignHeaders",
+    "OversignHeaders",
+    "KeyTable",
+    "SigningTable",
+    "InternalHosts",
+    "ExternalIgnoreList",
+    "Domain",
+    "Selector",
+    "KeyFile",
+    "SubDomains",
+    "AuthservID",
+    "SignatureTTL",
+    "SignatureAlgorithm",
+    "Nameservers",
+    "MTA",
+    "UserID",
+];
+
+/// `dkimctl import`: reads the OpenDKIM setup under `root` and writes the
+/// equivalent dkim.toml. Never writes to the filesystem.
+pub fn import(root: &Root) -> Result<ImportResult, ImportError> {
+    let sys = System::gather(root, &Places::default());
+    let Some(od) = &sys.opendkim else {
+        if let Some(f) = sys
+            .findings
+            .iter()
+            .find(|f| f.id == id::UNREADABLE_FILE || f.id == id::MISSING_FILE)
+        {
+            return Err(ImportError::Unreadable {
+                message: f.message.clone(),
+            });
+        }
+        return Err(ImportError::NotFound {
+            root: root.dir().to_path_buf(),
+        });
+    };
+    let mut w = Writer::default();
+    w.import(&sys, od);
+    Ok(w.finish(od))
+}
+
+/// One key of a domain being built.
+#[derive(Debug, Clone)]
+struct ImportedKey {
+    selector: String,
+    path: PathBuf,
+    algorithm: Algorithm,
+    pending: bool,
+}
+
+/// One domain being built.
+#[derive(Debug, Clone, Default)]
+struct ImportedDomain {
+    name: String,
+    subdomains: bool,
+    keys: Vec<ImportedKey>,
+    key_from: Option<String>,
+    notes: Vec<String>,
+}
+
+#[derive(Default)]
+struct Writer {
+    service: Vec<String>,
+    defaults: Vec<String>,
+    trusted: Vec<String>,
+    engine: Vec<String>,
+    mta: Vec<String>,
+    general: Vec<String>,
+    domains: Vec<ImportedDomain>,
+    notes: Vec<String>,
+}
+
+/// A TOML basic string.
+fn q(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn list(items: &[String]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| q(s)).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Text from the admin's files, safe inside a `#` comment line.
+fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn is_account_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+impl Writer {
+    /// Records a note in a section.
+    fn note(&mut self, section: Section, text: String) {
+        let text = comment_text(&text);
+        let line = format!("# not imported: {text}");
+        match section {
+            Section::Service => self.service.push(line),
+            Section::Defaults => self.defaults.push(line),
+            Section::Trusted => self.trusted.push(line),
+            Section::Engine => self.engine.push(line),
+            Section::Mta => self.mta.push(line),
+            Section::General => self.general.push(line),
+        }
+        self.notes.push(text);
+    }
+
+    fn import(&mut self, sys: &System, od: &OpenDkim) {
+        if let Some(u) = sys.unit("opendkim.service") {
+            self.general.push(format!(
+                "# {} is replaced by the hardened unit dkimctl renders in /etc/systemd/system",
+                comment_text(&u.fragment.display().to_string())
+            ));
+        }
+        self.unparsed(sys, od);
+        let chroot = self.mta(sys, od);
+        self.service(sys, od, chroot);
+        self.defaults(sys, od);
+        self.trusted(od);
+        self.domains(sys, od);
+        self.other_settings(od);
+        if od.signs() && self.domains.is_empty() {
+            // dkim.toml refuses a signing service without domains.
+            let at = self.service.iter().position(|l| l.starts_with("mode ="));
+            if let Some(i) = at {
+                self.service[i] = "mode = \"verify\"".into();
+            }
+            self.note(
+                Section::Service,
+                "OpenDKIM may sign (Mode s) but no domain with a usable key was found: imported as mode = \"verify\"".into(),
+            );
+        }
+    }
+
+    /// Lines OpenDKIM would reject, and table lines that did not parse.
+    fn unparsed(&mut self, sys: &System, _od: &OpenDkim) {
+        for f in &sys.findings {
+            let place = f.place().unwrap_or_default();
+            match f.id {
+                id::UNKNOWN_OPTION | id::OPTION_VALUE => {
+                    self.note(Section::General, format!("{place}: {}", f.message))
+                }
+                id::TABLE_SYNTAX | id::UNREADABLE_FILE | id::MISSING_FILE => {
+                    self.note(Section::General, format!("{place}: {}", f.message))
+                }
+                id::DATASET_NOT_CHECKED => {
+                    self.note(Section::General, format!("{place}: {}", f.message))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `[mta]`; returns whether Postfix runs the milter's services
+    /// chrooted.
+    fn mta(&mut self, sys: &System, od: &OpenDkim) -> bool {
+        let ours = od.socket().and_then(|(t, _)| parse_socket(&t).ok());
+        if let Some(pf) = &sys.postfix {
+            self.mta.push("kind = \"postfix\"".into());
+            let queue = pf.queue_directory();
+            if queue != Path::new(mta::DEFAULT_QUEUE_DIRECTORY) {
+                self.mta.push(format!(
+                    "queue_directory = {}",
+                    q(&queue.display().to_string())
+                ));
+            }
+            let smtpds = pf.services_running("smtpd");
+            let chroots: Vec<Chroot> = smtpds.iter().map(|s| pf.chroot_of(s, sys.debian)).collect();
+            let chroot = if pf.master.is_none() {
+                sys.debian || pf.looks_debian()
+            } else {
+                chroots.contains(&Chroot::Yes)
+            };
+            if !chroot && chroots.contains(&Chroot::Default) {
+                self.mta.push(
+                    "# master.cf says `-` (the compiled-in default): `n` upstream since Postfix 3.0"
+                        .into(),
+                );
+            }
+            self.mta.push(format!("chroot = {chroot}"));
+            let c = if chroot { Chroot::Yes } else { Chroot::No };
+            let reaches = |value: &str| {
+                let Some(ours) = &ours else { return false };
+                mta::milter_entries(&pf.expand(value)).iter().any(|e| {
+                    let (addr, _) = mta::entry_parts(e);
+                    parse_socket(&addr).is_ok_and(|t| {
+                        matches!(
+                            reach(ours, &t, c, &queue),
+                            Reach::Yes | Reach::OutsideChroot | Reach::ChrootPath
+                        )
+                    })
+                })
+            };
+            let mut services: Vec<String> = Vec::new();
+            if pf.param("smtpd_milters").is_some_and(|p| reaches(&p.value)) {
+                services.push("smtpd".into());
+            }
+            if pf
+                .param("non_smtpd_milters")
+                .is_some_and(|p| reaches(&p.value))
+            {
+                services.push("non_smtpd".into());
+            }
+            for svc in pf.master.iter().flatten() {
+                let valid = svc
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:[]".contains(&b));
+                if svc
+                    .overrides
+                    .iter()
+                    .any(|o| o.name == "smtpd_milters" && reaches(&o.value))
+                    && valid
+                    && !services.contains(&svc.name)
+                {
+                    services.push(svc.name.clone());
+                }
+            }
+            if services.is_empty() {
+                self.note(
+                    Section::Mta,
+                    "Postfix's milter lists do not reach the milter's socket: dkimctl will add it to smtpd_milters and non_smtpd_milters".into(),
+                );
+            } else {
+                self.mta.push(format!("services = {}", list(&services)));
+            }
+            if let Some(p) = pf.param("milter_default_action") {
+                let v = pf.expand(&p.value);
+                match v.trim() {
+                    a @ ("accept" | "tempfail" | "reject") => {
+                        self.mta.push(format!("default_action = {}", q(a)))
+                    }
+                    other => self.note(
+                        Section::Mta,
+                        format!(
+                            "milter_default_action = {other} ({}): dkimctl takes accept, tempfail or reject",
+                            p.at
+                        ),
+                    ),
+                }
+            }
+            return chroot;
+        }
+        if sys.sendmail.is_some() {
+            self.mta.push("kind = \"sendmail\"".into());
+            return false;
+        }
+        self.mta.push("kind = \"none\"".into());
+        false
+    }
+
+    fn service(&mut self, sys: &System, od: &OpenDkim, chroot: bool) {
+        self.service.push("engine = \"opendkim\"".into());
+        let unit = sys.unit("opendkim.service");
+        let (user, group) = run_as(od, unit);
+        match user {
+            Some((u, _)) if u != "root" && u != "0" && is_account_name(&u) => {
+                self.service.push(format!("user = {}", q(&u)))
+            }
+            Some((u, at)) => self.note(
+                Section::Service,
+                format!(
+                    "the user {u} ({at}): dkimctl runs OpenDKIM as its own system user, opendkim"
+                ),
+            ),
+            None => self.note(
+                Section::Service,
+                "OpenDKIM ran as root (no UserID, no User=): dkimctl runs it as opendkim".into(),
+            ),
+        }
+        if let Some(g) = group {
+            if is_account_name(&g) && g != "root" {
+                self.service.push(format!("group = {}", q(&g)));
+            } else {
+                self.note(Section::Service, format!("the group {g}"));
+            }
+        }
+        match od.socket() {
+            None => self.note(
+                Section::Service,
+                "no Socket was configured: dkimctl's default is used".into(),
+            ),
+            Some((text, at)) => match parse_socket(&text) {
+                Err(why) => self.note(Section::Service, format!("Socket {text} ({at}): {why}")),
+                Ok(Socket::Inet { host, .. }) => {
+                    self.service.push(format!("socket = {}", q(&text)));
+                    let loopback = host.eq_ignore_ascii_case("localhost")
+                        || host
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback());
+                    if !loopback {
+                        self.service.push(
+                            "# OpenDKIM listened on a non-loopback address; dkimctl asks for this to be explicit"
+                                .into(),
+                        );
+                        self.service.push("allow_remote_socket = true".into());
+                    }
+                }
+                Ok(Socket::Unix(path)) => {
+                    let queue = sys
+                        .postfix
+                        .as_ref()
+                        .map(|p| p.queue_directory())
+                        .unwrap_or_else(|| PathBuf::from(mta::DEFAULT_QUEUE_DIRECTORY));
+                    let bad = if path.as_os_str().len() >= 108 {
+                        Some("the path is longer than a socket address holds".to_string())
+                    } else if path.starts_with("/tmp") || path.starts_with("/var/tmp") {
+                        Some("it lies in a world-writable directory".to_string())
+                    } else if path.parent().is_none_or(|p| p == Path::new("/")) {
+                        Some("the socket needs a directory of its own".to_string())
+                    } else if chroot && sys.postfix.is_some() && !path.starts_with(&queue) {
+                        Some(format!(
+                            "Postfix runs chrooted in {} and cannot see it; dkimctl's default socket under the queue directory is used",
+                            queue.display()
+                        ))
+                    } else {
+                        None
+                    };
+                    match bad {
+                        Some(why) => {
+                            self.note(Section::Service, format!("Socket {text} ({at}): {why}"))
+                        }
+                        None => self.service.push(format!("socket = {}", q(&text))),
+                    }
+                }
+            },
+        }
+        if let Some(s) = od.get("UMask") {
+            match opendkim::parse_c_int(&s.value) {
+                Some(u) if (0..=0o777).contains(&u) && u & 0o600 == 0 => self
+                    .service
+                    .push(format!("umask = {}", q(&format!("{u:03o}")))),
+                _ => self.note(
+                    Section::Service,
+                    format!(
+                        "UMask {} ({}): it would keep OpenDKIM from its own socket",
+                        s.value, s.at
+                    ),
+                ),
+            }
+        }
+        let mode = od.get("Mode").map(|m| m.value.to_ascii_lowercase());
+        let word = match mode.as_deref() {
+            None => Some("sign+verify"),
+            Some(m) if m.chars().all(|c| c == 's' || c == 'v') => {
+                match (m.contains('s'), m.contains('v')) {
+                    (true, true) => Some("sign+verify"),
+                    (true, false) => Some("sign"),
+                    (false, true) => Some("verify"),
+                    (false, false) => None,
+                }
+            }
+            Some(_) => None,
+        };
+        match word {
+            Some(w) => self.service.push(format!("mode = {}", q(w))),
+            None => {
+                let s = od.get("Mode").map(|s| s.at.to_string()).unwrap_or_default();
+                self.note(
+                    Section::Service,
+                    format!(
+                        "Mode {} ({s}): only s and v are understood",
+                        mode.unwrap_or_default()
+                    ),
+                );
+                self.service.push("mode = \"sign+verify\"".into());
+            }
+        }
+        if let Some(s) = od.get("AuthservID") {
+            let ok = s.value != "HOSTNAME"
+                && s.value.len() <= 255
+                && s.value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            if ok {
+                self.service.push(format!("authserv_id = {}", q(&s.value)));
+            } else {
+                self.note(
+                    Section::Service,
+                    format!(
+                        "AuthservID {} ({}): dkimctl uses the host name when unset",
+                        s.value, s.at
+                    ),
+                );
+            }
+        }
+    }
+
+    fn defaults(&mut self, sys: &System, od: &OpenDkim) {
+        match od.get("Canonicalization") {
+            None => {
+                self.defaults.push(
+                    "# OpenDKIM's default when Canonicalization is unset; relaxed/relaxed survives reformatting in transit"
+                        .into(),
+                );
+                self.defaults
+                    .push("canonicalization = \"simple/simple\"".into());
+            }
+            Some(s) => match parse_canonicalization(&s.value) {
+                Some((h, b)) => self.defaults.push(format!(
+                    "canonicalization = {}",
+                    q(&format!("{}/{}", canon(h), canon(b)))
+                )),
+                None => self.note(
+                    Section::Defaults,
+                    format!(
+                        "Canonicalization {} ({}): not simple or relaxed",
+                        s.value, s.at
+                    ),
+                ),
+            },
+        }
+        if let Some(s) = od.get("SignatureAlgorithm") {
+            match s.value.to_ascii_lowercase().as_str() {
+                "rsa-sha256" | "ed25519-sha256" => {}
+                other => self.note(
+                    Section::Defaults,
+                    format!(
+                        "SignatureAlgorithm {other} ({}): dkimctl signs with rsa-sha256 or ed25519-sha256 by key type",
+                        s.at
+                    ),
+                ),
+            }
+        }
+        let header_list = |name: &str, sys: &System| -> Option<Result<Vec<String>, String>> {
+            let (ds, at) = od.dataset(name)?;
+            Some(match ds {
+                Dataset::List(items) => Ok(items),
+                Dataset::File(p) | Dataset::Refile(p) => sys
+                    .reader
+                    .read(&p)
+                    .map(|t| {
+                        opendkim::parse_table(&t, &p)
+                            .into_iter()
+                            .map(|l| l.key)
+                            .collect()
+                    })
+                    .map_err(|_| format!("{name} ({at}): {} cannot be read", p.display())),
+                Dataset::Other(kind) => Err(format!("{name} ({at}): a {kind}: dataset")),
+            })
+        };
+        let valid_header =
+            |h: &str| !h.is_empty() && h.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+        let mut signed: Vec<String> = DEFAULT_SIGN_HEADERS.iter().map(|s| s.to_string()).collect();
+        match header_list("SignHeaders", sys) {
+            None => {}
+            Some(Err(why)) => self.note(Section::Defaults, why),
+            Some(Ok(items)) => {
+                let mut v: Vec<String> = Vec::new();
+                for h in items {
+                    if valid_header(&h) && !v.iter().any(|o| o.eq_ignore_ascii_case(&h)) {
+                        v.push(h);
+                    }
+                }
+                if v.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+                    self.defaults.push(format!("sign_headers = {}", list(&v)));
+                    signed = v;
+                } else {
+                    self.note(
+                        Section::Defaults,
+                        "SignHeaders without From: RFC 6376 requires From to be signed; dkimctl's default list is used".into(),
+                    );
+                }
+            }
+        }
+        match header_list("OversignHeaders", sys) {
+            None => self.note(
+                Section::Defaults,
+                "OpenDKIM oversigned no header; dkimctl oversigns From".into(),
+            ),
+            Some(Err(why)) => self.note(Section::Defaults, why),
+            Some(Ok(items)) => {
+                let mut v: Vec<String> = Vec::new();
+                for h in items {
+                    if !valid_header(&h) || v.iter().any(|o| o.eq_ignore_ascii_case(&h)) {
+                        continue;
+                    }
+                    if signed.iter().any(|s| s.eq_ignore_ascii_case(&h)) {
+                        v.push(h);
+                    } else {
+                        self.note(
+                            Section::Defaults,
+                            format!("OversignHeaders {h}: it is not among the signed headers"),
+                        );
+                    }
+                }
+                if !v.iter().any(|h| h.eq_ignore_ascii_case("from")) {
+                    v.insert(0, "From".into());
+                    self.defaults
+                        .push("# From added: dkimctl always oversigns it".into());
+                }
+                self.defaults
+                    .push(format!("oversign_headers = {}", list(&v)));
+            }
+        }
+        if let Some(s) = od.get("SignatureTTL") {
+            match opendkim::parse_c_int(&s.value) {
+                Some(n) if n > 0 => self
+                    .defaults
+                    .push(format!("expire = {}", q(&format!("{n}s")))),
+                _ => {}
+            }
+        }
+    }
+
+    fn host_list(&mut self, entries: &[opendkim::HostEntry], what: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for h in entries {
+            if h.negated {
+                self.note(
+                    Section::Trusted,
+                    format!(
+                        "{what} {} ({}): exclusions have no dkim.toml form",
+                        h.text, h.at
+                    ),
+                );
+                continue;
+            }
+            match &h.host {
+                Host::Pattern(HostPattern::Net(ip, len))
+                    if *len < 8 && !HostPattern::Net(*ip, *len).is_loopback() =>
+                {
+                    self.note(
+                        Section::Trusted,
+                        format!(
+                            "{what} {} ({}): dkimctl refuses ranges wider than /8 (anyone in it could sign as your domains)",
+                            h.text, h.at
+                        ),
+                    );
+                }
+                Host::Pattern(p) => {
+                    let s = p.to_string();
+                    if parse_host_pattern(&s).is_ok() && !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+                Host::Domain(_) | Host::Name(_) => self.note(
+                    Section::Trusted,
+                    format!(
+                        "{what} {} ({}): dkimctl takes addresses, ranges and fully qualified host names",
+                        h.text, h.at
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    fn trusted(&mut self, od: &OpenDkim) {
+        let internal = match (&od.internal_hosts, od.get("InternalHosts")) {
+            (Some(entries), _) => Some(self.host_list(entries, "InternalHosts")),
+            (None, Some(s)) => {
+                self.note(
+                    Section::Trusted,
+                    format!(
+                        "InternalHosts ({}) could not be read: dkimctl's default is used",
+                        s.at
+                    ),
+                );
+                None
+            }
+            (None, None) => {
+                self.trusted
+                    .push("# OpenDKIM's default when InternalHosts is unset".into());
+                Some(vec!["127.0.0.1".to_string()])
+            }
+        };
+        if let Some(i) = &internal {
+            self.trusted.push(format!("internal_hosts = {}", list(i)));
+        }
+        let external = match (&od.external_ignore, od.get("ExternalIgnoreList")) {
+            (Some(entries), _) => Some(self.host_list(entries, "ExternalIgnoreList")),
+            (None, Some(s)) => {
+                self.note(
+                    Section::Trusted,
+                    format!("ExternalIgnoreList ({}) could not be read", s.at),
+                );
+                None
+            }
+            (None, None) => {
+                self.trusted
+                    .push("# OpenDKIM's default when ExternalIgnoreList is unset".into());
+                Some(Vec::new())
+            }
+        };
+        if let Some(e) = external
+            && Some(&e) != internal.as_ref()
+        {
+            self.trusted.push(format!("external_ignore = {}", list(&e)));
+        }
+    }
+
+    /// Domains from the SigningTable + KeyTable, or from Domain/Selector/
+    /// KeyFile.
+    fn domains(&mut self, sys: &System, od: &OpenDkim) {
+        let mut algorithms: BTreeMap<PathBuf, Algorithm> = BTreeMap::new();
+        let mut algorithm_of = |path: &Path, w: &mut Writer| -> Algorithm {
+            if let Some(a) = algorithms.get(path) {
+                return *a;
+            }
+            let a = match sys
+                .reader
+                .resolve(path)
+                .ok()
+                .map(|r| crate::keys::load_private_key(&r))
+            {
+                Some(Ok(k)) => k.algorithm,
+                _ => {
+                    w.note(
+                        Section::General,
+                        format!("the key {} could not be read: assumed RSA", path.display()),
+                    );
+                    Algorithm::RsaSha256
+                }
+            };
+            algorithms.insert(path.to_path_buf(), a);
+            a
+        };
+        // (sender domain, subdomain pattern, key entry index, signs): without
+        // MultipleSignatures only the first matching line signs.
+        let multiple = od
+            .get("MultipleSignatures")
+            .is_some_and(|s| opendkim::parse_bool(&s.value) == Some(true));
+        let mut uses: Vec<(String, bool, usize, bool)> = Vec::new();
+        if od.key_table {
+            let refile = matches!(od.dataset("SigningTable"), Some((Dataset::Refile(_), _)));
+            for e in &od.signing {
+                let Some(ki) = od.keys.iter().position(|k| k.name == e.key_name) else {
+                    self.note(
+                        Section::General,
+                        format!(
+                            "SigningTable {} {} ({}): the key is not in the KeyTable",
+                            e.pattern, e.key_name, e.at
+                        ),
+                    );
+                    continue;
+                };
+                let p = e.pattern.to_ascii_lowercase();
+                let parsed = if refile {
+                    match p.strip_prefix("*@") {
+                        Some(rest) => match rest.strip_prefix("*.") {
+                            Some(d) => Some((d.to_string(), true)),
+                            None => Some((rest.to_string(), false)),
+                        },
+                        None => None,
+                    }
+                } else {
+                    match p.strip_prefix('.') {
+                        Some(d) => Some((d.to_string(), true)),
+                        None if !p.contains(['@', '*']) => Some((p.clone(), false)),
+                        None => None,
+                    }
+                };
+                let Some((d, sub)) = parsed.filter(|(d, _)| !d.contains(['*', '@'])) else {
+                    self.note(
+                        Section::General,
+                        format!(
+                            "SigningTable pattern {} ({}): only `*@domain` and `*@*.domain` have a dkim.toml form",
+                            e.pattern, e.at
+                        ),
+                    );
+                    continue;
+                };
+                let Ok(d) = normalize_domain(&d) else {
+                    self.note(
+                        Section::General,
+                        format!(
+                            "SigningTable pattern {} ({}): not a domain",
+                            e.pattern, e.at
+                        ),
+                    );
+                    continue;
+                };
+                let k = &od.keys[ki];
+                if k.domain != "%" && k.domain != d {
+                    self.note(
+                        Section::General,
+                        format!(
+                            "SigningTable {} ({}): mail from {d} signed as d={}, which dkim.toml cannot express",
+                            e.pattern, e.at, k.domain
+                        ),
+                    );
+                    continue;
+                }
+                let signs = multiple || !uses.iter().any(|u| u.0 == d && u.1 == sub);
+                uses.push((d, sub, ki, signs));
+            }
+        } else {
+            let sub = od
+                .get("SubDomains")
+                .is_some_and(|s| opendkim::parse_bool(&s.value) == Some(true));
+            for (ki, k) in od.keys.iter().enumerate() {
+                match normalize_domain(&k.domain) {
+                    Ok(d) => {
+                        uses.push((d.clone(), false, ki, true));
+                        if sub {
+                            uses.push((d, true, ki, true));
+                        }
+                    }
+                    Err(why) => self.note(
+                        Section::General,
+                        format!("Domain {} ({}): {why}", k.domain, k.at),
+                    ),
+                }
+            }
+        }
+        let mut exact: Vec<String> = Vec::new();
+        for (d, sub, ki, signs) in &uses {
+            let k = &od.keys[*ki];
+            let KeySource::File(path) = &k.key else {
+                self.note(
+                    Section::General,
+                    format!(
+                        "the key {} ({}) is written inline in the KeyTable: move it into a file (mode 0600) and import again",
+                        k.name, k.at
+                    ),
+                );
+                continue;
+            };
+            if !is_selector(&k.selector) {
+                continue;
+            }
+            if !sub {
+                exact.push(d.clone());
+            }
+            let algorithm = algorithm_of(path, self);
+            let idx = match self.domains.iter().position(|x| x.name == *d) {
+                Some(i) => i,
+                None => {
+                    self.domains.push(ImportedDomain {
+                        name: d.clone(),
+                        ..ImportedDomain::default()
+                    });
+                    self.domains.len() - 1
+                }
+            };
+            let dom = &mut self.domains[idx];
+            if *sub {
+                dom.subdomains = true;
+            }
+            if dom.keys.iter().any(|x| x.selector == k.selector) {
+                continue;
+            }
+            let pending = !signs
+                || dom
+                    .keys
+                    .iter()
+                    .any(|x| x.algorithm == algorithm && !x.pending);
+            if !signs {
+                dom.notes.push(format!(
+                    "the key {} ({}) never signed: an earlier SigningTable line matches first and MultipleSignatures is off; kept as pending",
+                    k.selector, k.at
+                ));
+            } else if pending {
+                dom.notes.push(format!(
+                    "the key {} also signed {d}; dkimctl signs with one key per algorithm, so it is kept as pending",
+                    k.selector
+                ));
+            }
+            dom.keys.push(ImportedKey {
+                selector: k.selector.clone(),
+                path: path.clone(),
+                algorithm,
+                pending,
+            });
+        }
+        for dom in &mut self.domains {
+            if dom.subdomains && !exact.contains(&dom.name) {
+                dom.notes.push(format!(
+                    "only subdomains of {} were signed; dkimctl signs the domain itself too",
+                    dom.name
+                ));
+            }
+        }
+        // Domains sharing one key file: key_from when the selector matches.
+        let snapshot = self.domains.clone();
+        for (i, dom) in self.domains.iter_mut().enumerate() {
+            if dom.keys.len() != 1 {
+                continue;
+            }
+            let k = &dom.keys[0];
+            let owner = snapshot[..i].iter().find(|o| {
+                o.key_from.is_none()
+                    && o.keys.len() == 1
+                    && o.keys[0].path == k.path
+                    && o.keys[0].selector == k.selector
+            });
+            if let Some(o) = owner
+                && !snapshot[..i]
+                    .iter()
+                    .any(|x| x.name == o.name && x.key_from.is_some())
+            {
+                dom.key_from = Some(o.name.clone());
+            }
+        }
+        let notes: Vec<String> = self.domains.iter().flat_map(|d| d.notes.clone()).collect();
+        self.notes
+            .extend(notes.into_iter().map(|n| comment_text(&n)));
+    }
+
+    fn other_settings(&mut self, od: &OpenDkim) {
+        if let Some(s) = od.get("Nameservers") {
+            let servers: Vec<String> = s
+                .value
+                .split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect();
+            if servers
+                .iter()
+                .all(|x| x.parse::<std::net::IpAddr>().is_ok())
+            {
+                self.engine
+                    .push(format!("nameservers = {}", list(&servers)));
+            } else {
+                self.note(
+                    Section::Engine,
+                    format!("Nameservers {} ({})", s.value, s.at),
+                );
+            }
+        }
+        if let Some((ds, at)) = od.dataset("MTA") {
+            match ds {
+                Dataset::List(items) if !items.is_empty() => self
+                    .engine
+                    .push(format!("sign_daemon_names = {}", list(&items))),
+                _ => self.note(Section::Engine, format!("MTA ({at}): not a plain list")),
+            }
+        }
+        let mut rendered = Vec::new();
+        let mut seen = Vec::new();
+        for s in &od.settings {
+            if seen.contains(&s.name) {
+                continue;
+            }
+            seen.push(s.name);
+            if od.key_table && ["Domain", "Selector", "KeyFile", "SubDomains"].contains(&s.name) {
+                self.note(
+                    Section::General,
+                    format!(
+                        "{} {} ({}): also given with a KeyTable, which OpenDKIM uses instead",
+                        s.name, s.value, s.at
+                    ),
+                );
+                continue;
+            }
+            if CARRIED.contains(&s.name) {
+                continue;
+            }
+            if RENDERED.contains(&s.name) {
+                rendered.push(s.name);
+                continue;
+            }
+            self.note(
+                Section::General,
+                format!(
+                    "{} {} ({}): dkim.toml has no such setting",
+                    s.name, s.value, s.at
+                ),
+            );
+        }
+        if !rendered.is_empty() {
+            self.general.push(format!(
+                "# dkimctl's rendered opendkim.conf sets these itself: {}",
+                rendered.join(", ")
+            ));
+        }
+    }
+
+    fn finish(mut self, od: &OpenDkim) -> ImportResult {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "# dkim.toml written by `dkimctl import` from {}.\n\
+             # Review it, then `dkimctl check` and `dkimctl plan` show what dkimctl would change.\n",
+            comment_text(&od.conf_path.display().to_string())
+        ));
+        for l in &self.general {
+            out.push_str(l);
+            out.push('\n');
+        }
+        let section = |out: &mut String, name: &str, lines: &[String]| {
+            if lines.is_empty() {
+                return;
+            }
+            out.push_str(&format!("\n[{name}]\n"));
+            for l in lines {
+                out.push_str(l);
+                out.push('\n');
+            }
+        };
+        section(&mut out, "service", &self.service);
+        section(&mut out, "defaults", &self.defaults);
+        section(&mut out, "trusted", &self.trusted);
+        for d in &self.domains {
+            out.push_str("\n[[domain]]\n");
+            for n in &d.notes {
+                out.push_str(&format!("# not imported: {}\n", comment_text(n)));
+            }
+            out.push_str(&format!("name = {}\n", q(&d.name)));
+            if d.subdomains {
+                out.push_str("subdomains = true\n");
+            }
+            if let Some(from) = &d.key_from {
+                out.push_str(&format!("key_from = {}\n", q(from)));
+                continue;
+            }
+            // The algorithms it signs with: those of its active keys.
+            let mut algs: Vec<Algorithm> = Vec::new();
+            for k in d.keys.iter().filter(|k| !k.pending) {
+                if !algs.contains(&k.algorithm) {
+                    algs.push(k.algorithm);
+                }
+            }
+            algs.sort();
+            if algs != [Algorithm::RsaSha256] && !algs.is_empty() {
+                let names: Vec<String> = algs.iter().map(|a| a.as_str().to_string()).collect();
+                out.push_str(&format!("algorithms = {}\n", list(&names)));
+            }
+            for k in &d.keys {
+                out.push_str("\n[[domain.key]]\n");
+                out.push_str(&format!("selector = {}\n", q(&k.selector)));
+                let implied = if algs.is_empty() {
+                    Algorithm::RsaSha256
+                } else {
+                    algs[0]
+                };
+                if algs.len() > 1 || k.algorithm != implied {
+                    out.push_str(&format!("algorithm = {}\n", q(k.algorithm.as_str())));
+                }
+                let default =
+                    default_key_path(Path::new("/etc/opendkim/keys"), &d.name, &k.selector);
+                if k.path != default {
+                    out.push_str(&format!("path = {}\n", q(&k.path.display().to_string())));
+                }
+                if k.pending {
+                    out.push_str("state = \"pending\"\n");
+                }
+            }
+        }
+        section(&mut out, "mta", &self.mta);
+        section(&mut out, "engine", &self.engine);
+        self.notes.dedup();
+        ImportResult {
+            toml: out,
+            notes: self.notes,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Section {
+    Service,
+    Defaults,
+    Trusted,
+    Engine,
+    Mta,
+    General,
+}
+
+fn canon(c: Canon) -> &'static str {
+    c.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Source, parse};
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn check(toml: &str, root: &Root) -> crate::config::Config {
+        let source = Source::resolve(root, None);
+        let loaded = parse(toml, &source);
+        assert!(
+            !loaded.diags.has_errors(),
+            "{toml}\n{:#?}",
+            loaded.diags.sorted()
+        );
+        loaded.config.unwrap()
+    }
+
+    #[test]
+    fn single_key_form_with_a_keytable_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        write(
+            dir.path(),
+            "etc/opendkim/opendkim.conf",
+            "Domain example.com\nSelector old\nKeyFile /etc/opendkim/old.private\n\
+             KeyTable /etc/opendkim/KeyTable\nSigningTable refile:/etc/opendkim/SigningTable\n\
+             Socket inet:8891@localhost\nFrobnicate yes\nTrustAnchorFile /usr/share/dns/root.key\n",
+        );
+        write(
+            dir.path(),
+            "etc/opendkim/KeyTable",
+            "s1._domainkey.example.com example.com:s1:/etc/opendkim/keys/example.com/s1.private\n",
+        );
+        write(
+            dir.path(),
+            "etc/opendkim/SigningTable",
+            "*@example.com s1._domainkey.example.com\n*@*.example.com s1._domainkey.example.com\nuser@example.org s1._domainkey.example.com\n",
+        );
+        let r = import(&root).unwrap();
+        let c = check(&r.toml, &root);
+        assert_eq!(c.domains.len(), 1);
+        assert!(c.domains[0].subdomains);
+        assert_eq!(c.domains[0].keys[0].selector, "s1");
+        let joined = r.notes.join("\n");
+        assert!(joined.contains("Frobnicate"), "{joined}");
+        assert!(joined.contains("TrustAnchorFile"), "{joined}");
+        assert!(joined.contains("user@example.org"), "{joined}");
+        assert!(
+            joined.contains(
+                "Selector old (/etc/opendkim/opendkim.conf:2): also given with a KeyTable"
+            ),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("KeyFile /etc/opendkim/old.private"),
+            "{joined}"
+        );
+        assert!(r.toml.contains("# not imported:"), "{}", r.toml);
+    }
+
+    #[test]
+    fn nothing_to_import() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            import(&Root::new(dir.path())),
+            Err(ImportError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn wide_ranges_and_root_are_left_out_but_the_result_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        write(
+            dir.path(),
+            "etc/opendkim/opendkim.conf",
+            "UserID root\nSocket inet:8891\nInternalHosts 0.0.0.0/0, 10.0.0.0/8, !10.1.0.0/16, .example.com\nMode sv\nUMask 700\n",
+        );
+        let r = import(&root).unwrap();
+        let c = check(&r.toml, &root);
+        assert_eq!(c.service.user, "opendkim");
+        assert!(c.service.allow_remote_socket);
+        assert_eq!(c.trusted.internal_hosts.len(), 1, "{}", r.toml);
+        assert_eq!(c.service.mode, crate::config::model::OperatingMode::Verify);
+        assert!(r.toml.contains("\"verify\""));
+    }
+}
