@@ -14,6 +14,8 @@ packages=(
   python3-dkim libmail-dkim-perl       # independent verifiers (dkimpy, Mail::DKIM)
   systemd-container                    # systemd-nspawn for the container tests
   openssl                              # key interop checks
+  python3-venv groff-base dpkg-dev     # ansible-core/taplo venv, man page lint, shlibdeps for cargo-deb
+  rspamd                               # benchmark peer (the bench smoke pass)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -34,6 +36,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     systemctl stop "$s" >/dev/null 2>&1 || service "$s" stop >/dev/null 2>&1 || true
   done
 fi
+
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -177,6 +177,20 @@ pub enum Command {
     /// standard output, with a comment on whatever could not be carried
     /// over.
     Import,
+    /// Print the JSON Schema of dkim.toml (for editors: taplo, Even Better
+    /// TOML).
+    Schema,
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh or fish.
+        shell: String,
+    },
+    /// Write the man pages (dkimctl(8), one per subcommand, dkim.toml(5))
+    /// into a directory.
+    Man {
+        /// The directory to write into.
+        dir: PathBuf,
+    },
     /// Carry out the plan: atomic writes, owners, modes, then reloads.
     Apply {
         /// Do not ask for confirmation.
@@ -439,6 +453,27 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 FailOn::Info => Severity::Info,
             };
             Ok(report.exit_code(severity))
+        }
+        Command::Schema => {
+            print!("{}", crate::schema::schema_text());
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            crate::docs::write_completions(&shell, &mut cmd, &mut std::io::stdout().lock())
+                .map_err(|e| format!("cannot write {shell} completions: {e}"))?;
+            Ok(0)
+        }
+        Command::Man { dir } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+            let pages = crate::docs::write_man_pages(&cmd, &dir)
+                .map_err(|e| format!("failed to write man pages into {}: {e}", dir.display()))?;
+            for p in pages {
+                println!("{}", p.display());
+            }
+            Ok(0)
         }
         Command::Import => {
             let result = crate::audit::import(&root)?;
