@@ -39,6 +39,6 @@ pub mod milter;
 pub mod plan;
 pub mod render;
 pub mod root;
+pub mod rotate;
 pub mod schema;
 pub mod selftest;
-pub mod rotate;

@@ -50,6 +50,11 @@ fn boot(config: &str, enable: &str) -> std::collections::BTreeMap<String, String
     } else {
         "multi-user.target.wants"
     };
+    let machine = format!(
+        "dkimctl-test-{}-{}",
+        std::process::id(),
+        enable.replace('.', "-")
+    );
     let script = format!(
         r#"set -e
 B={w}/ovl
@@ -67,11 +72,6 @@ ln -sf /etc/systemd/system/probe.service $M/etc/systemd/system/multi-user.target
 timeout 120 systemd-nspawn -q -D $M --machine={machine} --boot --register=no --keep-unit --bind={w}/results:/results > {w}/results/console 2>&1 || true
 "#,
         bin = bin().display(),
-        machine = format!(
-            "dkimctl-test-{}-{}",
-            std::process::id(),
-            enable.replace('.', "-")
-        ),
     );
     let r = run(Command::new("unshare").args([
         "--mount",

@@ -224,6 +224,23 @@ fn serve_bound(
 }
 
 /// Logging to stderr; without timestamps under journald (it adds its own).
+/// Runs one command through the session; end of message is where signing
+/// and verification happen, so its duration feeds the latency histogram.
+async fn handle_timed(
+    session: &mut Session,
+    shared: &Shared,
+    cmd: Command,
+    output: &mut BytesMut,
+) -> Result<Flow, super::session::SessionError> {
+    let eom = matches!(cmd, Command::EndOfMessage);
+    let started = std::time::Instant::now();
+    let flow = session.handle(cmd, unix_now(), output).await;
+    if eom {
+        shared.metrics().observe(started.elapsed());
+    }
+    flow
+}
+
 /// Logging: under systemd (stderr connected to the journal, as
 /// `JOURNAL_STREAM` tells) structured journal entries whose fields
 /// (`QUEUE_ID`, `RESULT`, `DOMAIN`, `SELECTOR`, `DKIM`, `ERROR`) can be
@@ -233,8 +250,10 @@ fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let level = tracing_subscriber::filter::LevelFilter::INFO;
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        if let Ok(journald) = tracing_journald::layer() {
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        {
             // try_init: the CLI may have installed a subscriber already.
             let _ = tracing_subscriber::registry()
                 .with(
@@ -761,31 +780,23 @@ where
         // Handle every complete command already read.
         loop {
             match decode_command(&mut input, DEFAULT_MAX_PACKET) {
-                Ok(Some(cmd)) => match {
-                    // End of message is where signing and verification
-                    // happen; its duration feeds the latency histogram.
-                    let eom = matches!(cmd, Command::EndOfMessage);
-                    let started = std::time::Instant::now();
-                    let flow = session.handle(cmd, unix_now(), &mut output).await;
-                    if eom {
-                        shared.metrics().observe(started.elapsed());
+                Ok(Some(cmd)) => {
+                    match handle_timed(&mut session, &shared, cmd, &mut output).await {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Close) => {
+                            let _ = flush(&mut stream, &mut output).await;
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(
+                                "{}: closing milter connection from {peer}: {e}",
+                                session.queue_id()
+                            );
+                            let _ = flush(&mut stream, &mut output).await;
+                            return;
+                        }
                     }
-                    flow
-                } {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Close) => {
-                        let _ = flush(&mut stream, &mut output).await;
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(
-                            "{}: closing milter connection from {peer}: {e}",
-                            session.queue_id()
-                        );
-                        let _ = flush(&mut stream, &mut output).await;
-                        return;
-                    }
-                },
+                }
                 Ok(None) => break,
                 Err(e) => {
                     // The stream is out of step; answers to the commands

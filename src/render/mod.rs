@@ -151,7 +151,10 @@ impl Renderer<'_> {
                 }
                 out.push(Artifact {
                     path: k.path.clone(),
-                    kind: ArtifactKind::PrivateKey { algorithm: k.algorithm, rsa_bits: k.rsa_bits },
+                    kind: ArtifactKind::PrivateKey {
+                        algorithm: k.algorithm,
+                        rsa_bits: k.rsa_bits,
+                    },
                     owner: s.user.clone(),
                     group: s.group.clone(),
                     mode: 0o600,
