@@ -37,6 +37,7 @@ pub mod engine;
 pub mod keys;
 pub mod milter;
 pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod root;
 pub mod rotate;

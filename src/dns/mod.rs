@@ -98,7 +98,9 @@ pub fn check(
 pub fn check_with(config: &Config, root: &Root, resolver: &dyn TxtResolver) -> DnsReport {
     let mut private = PrivateKeys::new(root);
     let mut report = DnsReport::default();
-    for d in &config.domains {
+    let progress = crate::progress::Progress::new("checking DNS", config.domains.len());
+    for (i, d) in config.domains.iter().enumerate() {
+        progress.step(i, &d.name);
         for k in &d.keys {
             report
                 .selectors
@@ -108,6 +110,7 @@ pub fn check_with(config: &Config, root: &Root, resolver: &dyn TxtResolver) -> D
         let dmarc = resolver.lookup_txt(&format!("_dmarc.{}", d.name));
         report.domains.push(judge_domain(&d.name, &spf, &dmarc));
     }
+    progress.finish();
     report
 }
 

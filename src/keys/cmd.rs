@@ -60,7 +60,23 @@ pub fn generate_all(
         if let Some(dir) = real.parent() {
             create_key_dirs(dir, root, &config.service.key_dir, uid, gid)?;
         }
+        let progress = crate::progress::Progress::new("generating keys", 1);
+        progress.step(
+            0,
+            &format!(
+                "{} {}-bit key for {}._domainkey.{}",
+                key.algorithm.key_type(),
+                if key.algorithm == crate::config::model::Algorithm::RsaSha256 {
+                    key.rsa_bits
+                } else {
+                    256
+                },
+                key.selector,
+                domain.name
+            ),
+        );
         let pair = super::generate(key.algorithm, key.rsa_bits)?;
+        progress.finish();
         super::write_private_key(&real, &pair.private_pem, uid, gid, 0o600, force)?;
         created += 1;
         writeln!(
