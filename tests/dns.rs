@@ -189,7 +189,7 @@ fn kdig(port: u16, rtype: &str, name: &str) -> String {
 }
 
 /// A loopback port free for both UDP and TCP right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
         let port = udp.local_addr().unwrap().port();

@@ -13,5 +13,6 @@ mod cli;
 mod dns;
 mod engine;
 mod golden;
+mod interop;
 mod realtools;
 mod systemd;
