@@ -15,4 +15,5 @@ mod engine;
 mod golden;
 mod interop;
 mod realtools;
+mod reliability;
 mod systemd;

@@ -228,7 +228,14 @@ impl Writer {
         self.trusted(od);
         self.domains(sys, od);
         self.other_settings(od);
-        if od.signs() && self.domains.is_empty() {
+        // Judged from the mode actually written: an unknown Mode falls back
+        // to sign+verify, which also needs a domain.
+        let _ = od;
+        let signs = self
+            .service
+            .iter()
+            .any(|l| l == "mode = \"sign+verify\"" || l == "mode = \"sign\"");
+        if signs && self.domains.is_empty() {
             // dkim.toml refuses a signing service without domains.
             let at = self.service.iter().position(|l| l.starts_with("mode ="));
             if let Some(i) = at {

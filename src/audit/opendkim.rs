@@ -324,11 +324,12 @@ pub fn parse_c_int(value: &str) -> Option<i64> {
     } else {
         (10, s)
     };
-    if digits.is_empty() {
+    // A second sign ("--5") is not a number; from_str_radix would take it.
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
         return None;
     }
     let n = i64::from_str_radix(digits, radix).ok()?;
-    Some(if neg { -n } else { n })
+    if neg { n.checked_neg() } else { Some(n) }
 }
 
 /// Where a dataset's entries come from.

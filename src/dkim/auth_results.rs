@@ -75,6 +75,26 @@ pub fn authentication_results(
 /// and was forged by whoever sent the message (RFC 8601 §5).
 pub fn claims_authserv_id(value: &[u8], authserv_id: &str) -> bool {
     let rest = skip_cfws(value);
+    // RFC 8601 §2.2: the authserv-id is a `value`, a token or a quoted
+    // string; a forger may quote it to slip past a token comparison.
+    if let Some(quoted) = rest.strip_prefix(b"\"") {
+        let mut id = Vec::new();
+        let mut i = 0;
+        while let Some(&b) = quoted.get(i) {
+            match b {
+                b'"' => return !id.is_empty() && id.eq_ignore_ascii_case(authserv_id.as_bytes()),
+                b'\\' => {
+                    i += 1;
+                    if let Some(&escaped) = quoted.get(i) {
+                        id.push(escaped);
+                    }
+                }
+                _ => id.push(b),
+            }
+            i += 1;
+        }
+        return false;
+    }
     let end = rest
         .iter()
         .position(|&b| b == b';' || b == b'(' || b.is_ascii_whitespace())

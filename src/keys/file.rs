@@ -142,19 +142,29 @@ pub fn write_private_key(
     };
 
     if !force {
-        let file = create_exclusive(path).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                KeyFileError::Exists {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                io_error("create", path, e)
-            }
-        })?;
-        if let Err(e) = fill(file, path, pem, uid, gid, mode) {
-            let _ = fs::remove_file(path);
-            return Err(e);
+        // Fill a temporary file completely, then link it to the final name:
+        // link(2) fails when the name exists (no overwrite without
+        // --force), and a crash can never leave a partial key under the
+        // final name that later runs would keep as "exists".
+        if fs::symlink_metadata(path).is_ok() {
+            return Err(KeyFileError::Exists {
+                path: path.to_path_buf(),
+            });
         }
+        let (tmp, file) = create_temp(dir, path)?;
+        let result = fill(file, &tmp, pem, uid, gid, mode).and_then(|()| {
+            fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    KeyFileError::Exists {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    io_error("link a temporary file to", path, e)
+                }
+            })
+        });
+        let _ = fs::remove_file(&tmp);
+        result?;
     } else {
         let (tmp, file) = create_temp(dir, path)?;
         let result = fill(file, &tmp, pem, uid, gid, mode).and_then(|()| {
@@ -193,7 +203,8 @@ fn create_temp(dir: &Path, path: &Path) -> Result<(PathBuf, File), KeyFileError>
         match create_exclusive(&tmp) {
             Ok(file) => return Ok((tmp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(io_error("create", &tmp, e)),
+            // Named after the key the caller asked for, not the temporary.
+            Err(e) => return Err(io_error("create", path, e)),
         }
     }
     Err(io_error(
