@@ -7,7 +7,7 @@
 //! file is still checked. The model is only handed out when no error was
 //! found.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -1480,19 +1480,6 @@ fn parse_nameserver(s: &str) -> Option<SocketAddr> {
     s.parse::<SocketAddr>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
-}
-
-/// Every selector/domain pair, for duplicate checks by other stages.
-pub fn selector_names(config: &Config) -> BTreeSet<String> {
-    config
-        .domains
-        .iter()
-        .flat_map(|d| {
-            d.keys
-                .iter()
-                .map(move |k| format!("{}._domainkey.{}", k.selector, d.name))
-        })
-        .collect()
 }
 
 #[cfg(test)]

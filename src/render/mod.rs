@@ -57,7 +57,7 @@ pub fn engine_units(config: &Config) -> Vec<String> {
 /// The credential name under which systemd hands a key to the bundled
 /// engine (`LoadCredential=`): the record name, which is unique per key.
 pub fn credential_name(key: &Key) -> String {
-    format!("{}._domainkey.{}", key.selector, key.owner_domain)
+    crate::keys::record_name(&key.selector, &key.owner_domain)
 }
 
 /// Renders every artifact the model asks for.
@@ -414,7 +414,7 @@ impl Renderer<'_> {
         let mut entries = Vec::new();
         for d in &c.domains {
             for k in d.signing_keys() {
-                let name = format!("{}._domainkey.{}", k.selector, d.name);
+                let name = crate::keys::record_name(&k.selector, &d.name);
                 keys.push(
                     json!({"name": name, "domain": d.name, "selector": k.selector, "path": k.path}),
                 );
