@@ -57,14 +57,26 @@ pub fn initial_config(domains: &[String], date: &str, choices: Choices) -> Strin
         );
     }
     s.push_str("# Sign mail from trusted hosts and authenticated users; verify the rest.\nmode = \"sign+verify\"\n\n");
-    s.push_str(
-        "[defaults]\n\
-         # Two signatures per message: RSA for every receiver, Ed25519 (RFC 8463)\n\
-         # for those that support it.\n\
-         algorithms = [\"rsa-sha256\", \"ed25519-sha256\"]\n\
-         canonicalization = \"relaxed/relaxed\"\n\
-         rsa_bits = 2048\n\n",
-    );
+    if choices.opendkim {
+        s.push_str(
+            "[defaults]\n\
+             # OpenDKIM signs every key with one algorithm, so RSA only: every\n\
+             # receiver verifies it. For RSA + Ed25519 (RFC 8463) dual signing\n\
+             # use engine = \"bundled\".\n\
+             algorithms = [\"rsa-sha256\"]\n\
+             canonicalization = \"relaxed/relaxed\"\n\
+             rsa_bits = 2048\n\n",
+        );
+    } else {
+        s.push_str(
+            "[defaults]\n\
+             # Two signatures per message: RSA for every receiver, Ed25519 (RFC 8463)\n\
+             # for those that support it.\n\
+             algorithms = [\"rsa-sha256\", \"ed25519-sha256\"]\n\
+             canonicalization = \"relaxed/relaxed\"\n\
+             rsa_bits = 2048\n\n",
+        );
+    }
     s.push_str(
         "[trusted]\n\
          # Hosts whose mail is signed. Add your own relays (addresses or CIDR ranges).\n\
@@ -74,9 +86,14 @@ pub fn initial_config(domains: &[String], date: &str, choices: Choices) -> Strin
         let _ = write!(
             s,
             "[[domain]]\nname = \"{d}\"\n\n\
-             [[domain.key]]\nselector = \"{stamp}r\"\nalgorithm = \"rsa-sha256\"\ncreated = \"{date}\"\n\n\
-             [[domain.key]]\nselector = \"{stamp}e\"\nalgorithm = \"ed25519-sha256\"\ncreated = \"{date}\"\n\n"
+             [[domain.key]]\nselector = \"{stamp}r\"\nalgorithm = \"rsa-sha256\"\ncreated = \"{date}\"\n\n"
         );
+        if !choices.opendkim {
+            let _ = write!(
+                s,
+                "[[domain.key]]\nselector = \"{stamp}e\"\nalgorithm = \"ed25519-sha256\"\ncreated = \"{date}\"\n\n"
+            );
+        }
     }
     let _ = write!(s, "[mta]\nkind = \"{}\"\n", choices.mta);
     if choices.mta == "postfix" {
@@ -98,19 +115,24 @@ mod tests {
 
     #[test]
     fn initial_config_is_valid() {
-        let text = initial_config(
-            &["example.com".into(), "example.org".into()],
-            "2026-11-28",
-            Choices {
-                opendkim: false,
-                mta: "postfix",
-            },
-        );
-        let source = crate::config::Source::resolve(&crate::root::Root::new("/nonexistent"), None);
-        let loaded = crate::config::parse(&text, &source);
-        assert!(!loaded.diags.has_errors(), "{:?}", loaded.diags.sorted());
-        let c = loaded.config.unwrap();
-        assert_eq!(c.domains.len(), 2);
-        assert_eq!(c.domains[0].keys[0].selector, "20261128r");
+        for opendkim in [false, true] {
+            let text = initial_config(
+                &["example.com".into(), "example.org".into()],
+                "2026-11-28",
+                Choices {
+                    opendkim,
+                    mta: "postfix",
+                },
+            );
+            let source =
+                crate::config::Source::resolve(&crate::root::Root::new("/nonexistent"), None);
+            let loaded = crate::config::parse(&text, &source);
+            assert!(!loaded.diags.has_errors(), "{:?}", loaded.diags.sorted());
+            let c = loaded.config.unwrap();
+            assert_eq!(c.domains.len(), 2);
+            assert_eq!(c.domains[0].keys[0].selector, "20261128r");
+            // OpenDKIM signs with one algorithm (issue 17, point 1).
+            assert_eq!(c.domains[0].keys.len(), if opendkim { 1 } else { 2 });
+        }
     }
 }

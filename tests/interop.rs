@@ -1697,3 +1697,167 @@ fn postfix_over_tcp_signs_smtp_and_sendmail_mail() {
 fn postfix_over_unix_socket_signs_smtp_and_sendmail_mail() {
     postfix_end_to_end(true, "simple/simple");
 }
+
+// ---- OpenDKIM started from a rendered tree --------------------------------------
+
+/// The real OpenDKIM started from a tree dkimctl applied, as its unit
+/// starts it: `opendkim -f -x /etc/opendkim/opendkim.conf` as the service
+/// user, with the tree as / (a chroot in a private mount namespace; the
+/// host's /usr bound read-only inside). Stopped by PID.
+struct RenderedOpenDkim {
+    child: Child,
+    /// The socket in miltertest's notation, as seen from the host.
+    milter: String,
+    log: PathBuf,
+}
+
+impl RenderedOpenDkim {
+    fn start(tree: &Path) -> RenderedOpenDkim {
+        let conf = std::fs::read_to_string(tree.join("etc/opendkim/opendkim.conf")).unwrap();
+        let socket = conf
+            .lines()
+            .find_map(|l| l.strip_prefix("Socket"))
+            .map(|s| s.trim().to_string())
+            .expect("a Socket line");
+        let path = socket.strip_prefix("local:").expect("a unix socket");
+        let passwd = std::fs::read_to_string(tree.join("etc/passwd")).unwrap();
+        let ids = passwd
+            .lines()
+            .find(|l| l.starts_with("opendkim:"))
+            .map(|l| l.split(':').skip(2).take(2).collect::<Vec<_>>().join(":"))
+            .expect("apply created the opendkim user");
+        // What the unit's RuntimeDirectory= and StateDirectory= provide.
+        for d in ["usr", "run/opendkim", "var/lib/opendkim", "dev"] {
+            std::fs::create_dir_all(tree.join(d)).unwrap();
+        }
+        let (uid, gid) = ids.split_once(':').unwrap();
+        for d in ["run/opendkim", "var/lib/opendkim"] {
+            nix::unistd::chown(
+                &tree.join(d),
+                Some(nix::unistd::Uid::from_raw(uid.parse().unwrap())),
+                Some(nix::unistd::Gid::from_raw(gid.parse().unwrap())),
+            )
+            .unwrap();
+            std::fs::set_permissions(tree.join(d), std::fs::Permissions::from_mode(0o750)).unwrap();
+        }
+        for (link, target) in [
+            ("lib", "usr/lib"),
+            ("lib64", "usr/lib64"),
+            ("bin", "usr/bin"),
+        ] {
+            let _ = std::os::unix::fs::symlink(target, tree.join(link));
+        }
+        for f in ["etc/ld.so.cache", "etc/nsswitch.conf"] {
+            let _ = std::fs::copy(Path::new("/").join(f), tree.join(f));
+        }
+        let log = tree.join("opendkim.log");
+        let script = format!(
+            "mount --bind /usr {t}/usr && mount -o remount,bind,ro {t}/usr && \
+             exec chroot --userspec={ids} {t} /usr/sbin/opendkim -f -x /etc/opendkim/opendkim.conf",
+            t = tree.display()
+        );
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(File::create(&log).unwrap())
+            .stderr(File::create(tree.join("opendkim.err")).unwrap())
+            .spawn()
+            .expect("start opendkim");
+        let host_path = tree.join(path.trim_start_matches('/'));
+        let mut od = RenderedOpenDkim {
+            child,
+            milter: format!("unix:{}", host_path.display()),
+            log,
+        };
+        let up = wait_until(Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&host_path).is_ok()
+                || matches!(od.child.try_wait(), Ok(Some(_)))
+        });
+        assert!(
+            up && std::os::unix::net::UnixStream::connect(&host_path).is_ok(),
+            "opendkim did not start from the rendered tree:\n{}",
+            od.log_text()
+        );
+        od
+    }
+
+    fn log_text(&self) -> String {
+        let err = self.log.with_file_name("opendkim.err");
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+            + &std::fs::read_to_string(err).unwrap_or_default()
+    }
+
+    /// Has OpenDKIM sign `msg` for a client on 127.0.0.1 (an internal
+    /// host); returns the reply and the message as delivered.
+    fn sign(&self, msg: &Msg) -> (char, Msg, String) {
+        let outcome = Conversation {
+            milter: &self.milter,
+            client_ip: "127.0.0.1",
+            mail_macros: &[],
+            msg,
+            collect: "DKIM-Signature",
+            protocol: None,
+        }
+        .run();
+        let mut signed = msg.clone();
+        for v in outcome.values.iter().rev() {
+            let mut value = v.clone();
+            if !outcome.leading_space {
+                value.insert(0, b' ');
+            }
+            signed
+                .headers
+                .insert(0, (b"DKIM-Signature".to_vec(), value));
+        }
+        (outcome.reply, signed, outcome.transcript)
+    }
+}
+
+impl Drop for RenderedOpenDkim {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+/// `bootstrap --opendkim` renders a setup the real OpenDKIM signs with:
+/// its defaults once made OpenDKIM answer 451 to every message (an
+/// Ed25519 key beside the RSA key under one global SignatureAlgorithm).
+/// The signature verifies with dkimpy and Mail::DKIM against the records
+/// `dns records` prints. Regression test for issue 17, point 1.
+#[test]
+fn opendkim_signs_with_bootstrap_defaults() {
+    if !support::require_tool("opendkim")
+        || !have_miltertest()
+        || !support::require_root("chroot and mount namespaces for opendkim")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = TempRoot { dir };
+    root.dkimctl(&[
+        "bootstrap",
+        "--opendkim",
+        "--mta",
+        "none",
+        "--domain",
+        "example.com",
+        "--yes",
+        "--no-reload",
+    ])
+    .expect(0);
+    let Some(knot) = Knot::start(&published_zone(&root)) else {
+        return;
+    };
+    let od = RenderedOpenDkim::start(root.path());
+    let (reply, signed, transcript) = od.sign(&message());
+    assert!(
+        reply == 'c' || reply == 'a',
+        "OpenDKIM answered {reply:?} instead of signing:\n{transcript}\n--- opendkim\n{}",
+        od.log_text()
+    );
+    let sigs = signed.signatures();
+    assert_eq!(sigs.len(), 1, "{transcript}");
+    let selector = sigs[0]["s"].clone();
+    let j = judge("OpenDKIM, bootstrap defaults", &knot, None, &signed);
+    assert_all_pass(&j, &[selector.as_str()], &signed);
+}

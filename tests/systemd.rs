@@ -25,16 +25,60 @@ journalctl -u dkimctl.service --no-pager -o cat > $out/journal 2>&1
 journalctl -u dkimctl.service --no-pager -o export | grep -aE '^(QUEUE_ID|RESULT|DOMAIN|SELECTOR)=' > $out/fields 2>&1
 # The OpenMetrics endpoint, when configured.
 curl -sf http://127.0.0.1:9177/metrics > $out/metrics 2>&1 || true
+# An outside sender's message carrying a forged Authentication-Results that
+# names this host (the engine's default authserv-id), when asked for.
+hostname > $out/hostname
+if [ -f $out/forged.lua ]; then
+  sed "s/@HOST@/$(hostname)/" $out/forged.lua > /tmp/forged.lua
+  miltertest -s /tmp/forged.lua > $out/forged 2>&1
+  echo $? > $out/forged.rc
+fi
 systemctl poweroff
 "#;
 
 const PROBE_UNIT: &str = "[Unit]\nAfter=multi-user.target dkimctl.service dkimctl.socket\n\
 [Service]\nType=oneshot\nExecStart=/bin/sh /results/probe.sh\n[Install]\nWantedBy=multi-user.target\n";
 
+/// A milter conversation from an outside client (192.0.2.1) whose message
+/// carries `Authentication-Results: <this host>; dkim=pass`, as a forger
+/// would write it; prints "deleted" when the engine removes that header.
+const FORGED_AR: &str = r#"local conn = mt.connect("unix:/run/dkimctl/dkimctl.sock")
+if conn == nil then error("connect") end
+mt.set_timeout(10)
+local e = mt.negotiate(conn, nil, nil, nil)
+if e ~= nil then error("negotiate: " .. e) end
+mt.macro(conn, SMFIC_CONNECT, "j", "@HOST@", "{daemon_name}", "smtpd")
+if mt.conninfo(conn, "outside.example", "192.0.2.1") ~= nil then error("conninfo") end
+mt.macro(conn, SMFIC_MAIL, "i", "FORGED1")
+if mt.mailfrom(conn, "<a@outside.example>") ~= nil then error("mailfrom") end
+-- The engine negotiates SMFIP_NORCPT; miltertest refuses to send RCPT then.
+if not mt.test_option(conn, SMFIP_NORCPT) and mt.rcptto(conn, "<b@example.com>") ~= nil then
+  error("rcptto")
+end
+mt.header(conn, "From", "a@outside.example")
+mt.header(conn, "Authentication-Results", "@HOST@; dkim=pass header.d=bank.example")
+mt.header(conn, "Subject", "forged")
+mt.eoh(conn)
+mt.bodystring(conn, "hello\r\n")
+if mt.eom(conn) ~= nil then error("eom") end
+if mt.eom_check(conn, MT_HDRDELETE, "Authentication-Results") then print("deleted") end
+mt.disconnect(conn)
+"#;
+
 /// Boots a container whose /etc/dkimctl/dkim.toml is `config`, applied
 /// with `dkimctl apply`; `enable` names the unit to enable. Returns the
 /// results directory's files as (name, text).
 fn boot(config: &str, enable: &str) -> std::collections::BTreeMap<String, String> {
+    boot_with(config, enable, &[])
+}
+
+/// Like [`boot`], with extra files put into the results directory first
+/// (`forged.lua` runs [`FORGED_AR`]).
+fn boot_with(
+    config: &str,
+    enable: &str,
+    extra: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, String> {
     // One container at a time: with --keep-unit each container's systemd
     // takes over the cgroup of the test process, which two cannot share.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -44,6 +88,9 @@ fn boot(config: &str, enable: &str) -> std::collections::BTreeMap<String, String
     std::fs::write(work.path().join("dkim.toml"), config).unwrap();
     std::fs::create_dir_all(work.path().join("results")).unwrap();
     std::fs::write(work.path().join("results/probe.sh"), PROBE).unwrap();
+    for (name, text) in extra {
+        std::fs::write(work.path().join("results").join(name), text).unwrap();
+    }
     std::fs::write(work.path().join("probe.service"), PROBE_UNIT).unwrap();
     let wants = if enable.ends_with(".socket") {
         "sockets.target.wants"
@@ -190,6 +237,38 @@ kind = "none"
         "{metrics}"
     );
     assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+}
+
+/// The default authserv-id is the real host name under the rendered unit
+/// (ProcSubset=pid hides /proc/sys/kernel/hostname), so a forged
+/// Authentication-Results naming this host is removed, not delivered.
+/// Regression test for issue 14, point 2.
+#[test]
+fn forged_authentication_results_naming_the_host_is_removed_under_the_unit() {
+    if !can_boot() || !require_tool("miltertest") {
+        return;
+    }
+    let config = r#"
+[service]
+mode = "sign+verify"
+socket = "unix:/run/dkimctl/dkimctl.sock"
+binary = "/usr/local/bin/dkimctl"
+[engine]
+nameservers = ["127.0.0.1:53"]
+[[domain]]
+name = "example.com"
+selector = "s1"
+[mta]
+kind = "none"
+"#;
+    let r = boot_with(config, "dkimctl.service", &[("forged.lua", FORGED_AR)]);
+    assert!(r["show"].contains("ActiveState=active"), "{r:#?}");
+    assert_eq!(r.get("forged.rc").map(|s| s.trim()), Some("0"), "{r:#?}");
+    assert!(
+        r["forged"].contains("deleted"),
+        "the forged A-R naming {} was kept: {r:#?}",
+        r["hostname"].trim()
+    );
 }
 
 #[test]

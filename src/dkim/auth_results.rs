@@ -82,7 +82,7 @@ pub fn claims_authserv_id(value: &[u8], authserv_id: &str) -> bool {
         let mut i = 0;
         while let Some(&b) = quoted.get(i) {
             match b {
-                b'"' => return !id.is_empty() && id.eq_ignore_ascii_case(authserv_id.as_bytes()),
+                b'"' => return same_authserv_id(&id, authserv_id),
                 b'\\' => {
                     i += 1;
                     if let Some(&escaped) = quoted.get(i) {
@@ -99,8 +99,21 @@ pub fn claims_authserv_id(value: &[u8], authserv_id: &str) -> bool {
         .iter()
         .position(|&b| b == b';' || b == b'(' || b.is_ascii_whitespace())
         .unwrap_or(rest.len());
-    let id = rest.get(..end).unwrap_or_default();
-    !id.is_empty() && id.eq_ignore_ascii_case(authserv_id.as_bytes())
+    same_authserv_id(rest.get(..end).unwrap_or_default(), authserv_id)
+}
+
+/// Compares authserv-ids as host names: without case and without a final
+/// dot (`MX.example.net.` names the same host as `mx.example.net`).
+fn same_authserv_id(id: &[u8], ours: &str) -> bool {
+    let strip = |s: &[u8]| -> Vec<u8> {
+        let mut s = s.to_vec();
+        while s.last() == Some(&b'.') {
+            s.pop();
+        }
+        s
+    };
+    let (id, ours) = (strip(id), strip(ours.as_bytes()));
+    !id.is_empty() && id.eq_ignore_ascii_case(&ours)
 }
 
 /// Skips folding white space and (nested) comments.
@@ -226,6 +239,10 @@ mod tests {
             (b"MX.Example.NET;dkim=pass", true),
             (b" (comment (nested)) mx.example.net 1; none", true),
             (b" mx.example.net.evil; dkim=pass", false),
+            // A final dot names the same host (issue 15, point 4).
+            (b" mx.example.net.; dkim=pass", true),
+            (b" \"MX.example.net.\"; dkim=pass", true),
+            (b" .; dkim=pass", false),
             (b" other.example; dkim=pass", false),
             (b"", false),
             (b" (unterminated", false),

@@ -230,14 +230,31 @@ pub fn load_signer(
     Ok(signer)
 }
 
-/// The host name (the kernel's, as `gethostname(2)` returns it), as the
+/// The host name as `gethostname(2)` returns it (from uname(2), so it works
+/// under `ProcSubset=pid`, which hides /proc/sys/kernel/hostname), as the
 /// default authserv-id.
+///
+/// Note: a wrong default here is a security problem, not a cosmetic one:
+/// forged Authentication-Results headers are removed only when they claim
+/// our authserv-id, so with "localhost" a forged header naming the real
+/// host would reach the mailbox.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
+    match nix::unistd::gethostname() {
+        Ok(name) => {
+            let name = name.to_string_lossy();
+            let name = name.trim().trim_end_matches('.');
+            if name.is_empty() {
+                tracing::warn!("the host name is empty; set [service] authserv_id");
+                "localhost".to_string()
+            } else {
+                name.to_string()
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot read the host name ({e}); set [service] authserv_id");
+            "localhost".to_string()
+        }
+    }
 }
 
 impl State {

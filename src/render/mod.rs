@@ -373,11 +373,17 @@ impl Renderer<'_> {
             "/etc/opendkim/TrustedHosts"
         };
         let multiple = c.domains.iter().any(|d| d.signing_keys().count() > 1);
-        let algorithm = if sg.algorithms.first() == Some(&Algorithm::Ed25519Sha256) {
-            "ed25519-sha256"
-        } else {
-            "rsa-sha256"
-        };
+        // OpenDKIM has one global algorithm; validation makes sure every
+        // domain signs with the same one.
+        let algorithm = c
+            .domains
+            .iter()
+            .flat_map(|d| d.algorithms.first())
+            .next()
+            .or(sg.algorithms.first())
+            .copied()
+            .unwrap_or(Algorithm::RsaSha256)
+            .to_string();
         let nameservers: Vec<String> = c
             .engine
             .nameservers
