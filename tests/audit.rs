@@ -659,11 +659,6 @@ const CLEAN: &[(&str, Original)] = &[
                     "/etc/dkimkeys/example.com/2025.private",
                 ),
                 (
-                    "example.com",
-                    "2025e",
-                    "/etc/dkimkeys/example.com/2025e.private",
-                ),
-                (
                     "example.net",
                     "2025",
                     "/etc/dkimkeys/example.com/2025.private",
