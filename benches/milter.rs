@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use dkimctl::config::model::{Algorithm, RecordFlags};
 use dkimctl::dkim::verify::{DkimStatus, FixedAnswer, Resolver};
-use dkimctl::engine::client::apply_replies;
 use dkimctl::keys;
+use dkimctl::milter::client::apply_replies;
 use dkimctl::milter::negotiate::protocol;
 use dkimctl::milter::{Command, DEFAULT_MAX_PACKET, Family, OptNeg, Reply, decode_reply};
 

@@ -24,22 +24,18 @@
 //! - [`keys`]: key generation and DNS TXT record text.
 //! - [`milter`]: the milter protocol codec (engine side).
 
-pub mod accounts;
 pub mod apply;
 pub mod audit;
-pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod dkim;
 pub mod dns;
-pub mod docs;
 pub mod engine;
+pub mod formats;
+pub mod host;
 pub mod keys;
 pub mod milter;
 pub mod plan;
-pub mod progress;
 pub mod render;
-pub mod root;
+pub mod report;
 pub mod rotate;
-pub mod schema;
-pub mod selftest;

@@ -80,7 +80,7 @@ fn man_pages_are_valid_roff() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let pages = dkimctl::docs::write_man_pages(&command(), dir.path()).unwrap();
+    let pages = dkimctl::cli::docs::write_man_pages(&command(), dir.path()).unwrap();
     assert!(pages.len() > 5, "{pages:?}");
     for page in pages {
         // -ww: every warning; -z: parse and format, print nothing.
@@ -124,7 +124,7 @@ fn subcommands(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>
 
 fn completion(shell: &str) -> String {
     let mut out = Vec::new();
-    dkimctl::docs::write_completions(shell, &mut command(), &mut out).unwrap();
+    dkimctl::cli::docs::write_completions(shell, &mut command(), &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 
@@ -211,11 +211,11 @@ fn subcommands_print_the_committed_files() {
     let committed = std::fs::read_to_string(repo().join("dkim.schema.json")).unwrap();
     assert!(schema == committed, "{}", diff(&committed, &schema));
     let value: serde_json::Value = serde_json::from_str(&schema).unwrap();
-    assert_eq!(value, dkimctl::schema::json_schema());
+    assert_eq!(value, dkimctl::config::schema::json_schema());
 
     for shell in ["bash", "zsh", "fish"] {
         let got = dkimctl(&["completions", shell]).expect(0).stdout();
-        let name = dkimctl::docs::completion_file_name(shell).unwrap();
+        let name = dkimctl::cli::docs::completion_file_name(shell).unwrap();
         let want = std::fs::read_to_string(repo().join("completions").join(name)).unwrap();
         assert!(got == want, "completions {shell}:\n{}", diff(&want, &got));
     }
@@ -659,7 +659,7 @@ fn debian_package_ships_every_asset_and_its_units_verify() {
             .arg(x.path().join("usr/share/man/man5/dkim.toml.5.gz")))
         .expect(0)
         .stdout();
-        assert_eq!(page, dkimctl::docs::DKIM_TOML_5);
+        assert_eq!(page, dkimctl::cli::docs::DKIM_TOML_5);
     }
 
     // The units verify. ExecStart names /usr/bin/dkimctl, which need not

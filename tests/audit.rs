@@ -20,9 +20,10 @@ use std::sync::OnceLock;
 
 use dkimctl::audit::{self, AuditOptions};
 use dkimctl::config::model::Algorithm;
-use dkimctl::config::{self, Severity, Source};
+use dkimctl::config::{self, Source};
+use dkimctl::host::Root;
 use dkimctl::keys;
-use dkimctl::root::Root;
+use dkimctl::report::Severity;
 use serde_json::Value;
 
 use crate::support;

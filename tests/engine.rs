@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use dkimctl::config::Source;
 use dkimctl::config::model::{Algorithm, Socket};
-use dkimctl::engine::client::{MilterClient, apply_replies};
 use dkimctl::engine::server::{self, Control, Reloader, StdListener};
 use dkimctl::engine::{Shared, State};
+use dkimctl::host::Root;
 use dkimctl::keys;
 use dkimctl::milter::Reply;
+use dkimctl::milter::client::{MilterClient, apply_replies};
 use dkimctl::milter::command::OptNeg;
-use dkimctl::root::Root;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::support::{self, TempRoot};

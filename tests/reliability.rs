@@ -33,8 +33,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use dkimctl::config::model::Algorithm;
 use dkimctl::dkim::verify::{DkimStatus, FixedAnswer, Resolver};
-use dkimctl::engine::client::{MilterClient, apply_replies};
 use dkimctl::milter::Reply;
+use dkimctl::milter::client::{MilterClient, apply_replies};
 use dkimctl::milter::command::{Command as Milter, Family};
 use dkimctl::milter::negotiate::protocol;
 use nix::sys::signal::{Signal, kill};
@@ -761,7 +761,7 @@ type Field = (Vec<u8>, Vec<u8>);
 /// A signed message as the MTA would hand it over, signed by the library
 /// with the root's key: header (name, value) pairs and the body.
 fn signed_incoming(root: &TempRoot) -> (Vec<Field>, Vec<u8>) {
-    let r = dkimctl::root::Root::new(root.path());
+    let r = dkimctl::host::Root::new(root.path());
     let source = dkimctl::config::Source::resolve(&r, None);
     let config = dkimctl::config::parse(&dkim_toml("sign", ""), &source)
         .config
@@ -1734,7 +1734,7 @@ fn config_with_unknown_top_level_table_is_refused_by_every_command() {
     let (root, _) = signing_root("sign", "");
     let text = dkim_toml("sign", "").replace("[service]", "[serviZe]");
     root.write("etc/dkimctl/dkim.toml", &text);
-    let source = dkimctl::config::Source::resolve(&dkimctl::root::Root::new(root.path()), None);
+    let source = dkimctl::config::Source::resolve(&dkimctl::host::Root::new(root.path()), None);
     let loaded = dkimctl::config::parse(&text, &source);
     assert!(loaded.diags.has_errors());
     for args in [
@@ -1784,7 +1784,7 @@ fn import_of_an_opendkim_conf_without_signing_domains_passes_check() {
             ),
         );
         let imported =
-            dkimctl::audit::import(&dkimctl::root::Root::new(root.path())).expect("import");
+            dkimctl::audit::import(&dkimctl::host::Root::new(root.path())).expect("import");
         let source = dkimctl::config::Source {
             real: root.join("etc/dkimctl/dkim.toml"),
             host: "/etc/dkimctl/dkim.toml".into(),
@@ -1794,7 +1794,7 @@ fn import_of_an_opendkim_conf_without_signing_domains_passes_check() {
         let errors: Vec<String> = loaded
             .diags
             .iter()
-            .filter(|d| d.severity == dkimctl::config::Severity::Error)
+            .filter(|d| d.severity == dkimctl::report::Severity::Error)
             .map(ToString::to_string)
             .collect();
         if !errors.is_empty() {

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use dkimctl::audit::findings::Origin;
 use dkimctl::audit::{import, mta, opendkim, systemd};
 use dkimctl::config::{Source, parse};
-use dkimctl::root::Root;
+use dkimctl::host::Root;
 use libfuzzer_sys::fuzz_target;
 
 const TABLES: &str = "KeyTable file:/etc/opendkim/KeyTable\n\
@@ -112,7 +112,7 @@ fuzz_target!(|data: &[u8]| {
     // (an unknown Mode with nothing to sign imports as sign+verify without
     // a domain); skipped here so the target can look for other problems.
     let known = loaded.diags.iter().all(|d| {
-        d.severity != dkimctl::config::Severity::Error
+        d.severity != dkimctl::report::Severity::Error
             || d.message.contains("no [[domain]] is configured")
     });
     if loaded.diags.has_errors() && !known {

@@ -33,7 +33,7 @@ use dkimctl::engine::{Shared, State};
 use dkimctl::milter::{
     Command, DEFAULT_MAX_PACKET, Family, OptNeg, Reply, decode_command, decode_reply,
 };
-use dkimctl::root::Root;
+use dkimctl::host::Root;
 use libfuzzer_sys::fuzz_target;
 
 const ED: &str = include_str!("../../src/dkim/testdata/test-only-ed25519.pem");

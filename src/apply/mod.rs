@@ -21,6 +21,7 @@
 //! complete, old or new). A failing reload does not stop the other
 //! reloads; it makes the result an error once all of them ran.
 
+pub mod accounts;
 pub mod atomic;
 mod reload;
 
@@ -33,11 +34,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::accounts::{self, Accounts, AccountsError};
+use crate::host::Root;
+use crate::host::accounts::{Accounts, LoadError};
 use crate::keys;
+use crate::plan::accounts::SysusersError;
 use crate::plan::{self, Action, Change, Plan, mode_string};
 use crate::render::artifact::{Artifact, ArtifactKind, Reload};
-use crate::root::Root;
 
 /// How [`apply`] runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,8 +64,10 @@ pub enum ApplyError {
         /// The cause.
         source: io::Error,
     },
-    /// Users or groups could not be read or created.
-    Accounts(AccountsError),
+    /// Users or groups could not be read.
+    Accounts(LoadError),
+    /// The accounts the sysusers.d artifact asks for cannot be created.
+    Sysusers(SysusersError),
     /// An owner or group does not exist (and no sysusers.d file made it).
     UnknownAccount {
         /// `user` or `group`.
@@ -97,6 +101,7 @@ impl fmt::Display for ApplyError {
         match self {
             ApplyError::Io { op, .. } => write!(f, "failed to {op}"),
             ApplyError::Accounts(e) => write!(f, "{e}"),
+            ApplyError::Sysusers(e) => write!(f, "{e}"),
             ApplyError::UnknownAccount { kind, name, path } => write!(
                 f,
                 "{kind} {name} (owner of {}) does not exist",
@@ -128,15 +133,23 @@ impl std::error::Error for ApplyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ApplyError::Io { source, .. } => Some(source),
-            ApplyError::Accounts(e) => std::error::Error::source(e),
+            ApplyError::Accounts(e) => Some(e),
             ApplyError::Key { source, .. } => Some(source.as_ref()),
-            ApplyError::UnknownAccount { .. } | ApplyError::Reloads(_) => None,
+            ApplyError::UnknownAccount { .. }
+            | ApplyError::Sysusers(_)
+            | ApplyError::Reloads(_) => None,
         }
     }
 }
 
-impl From<AccountsError> for ApplyError {
-    fn from(e: AccountsError) -> Self {
+impl From<SysusersError> for ApplyError {
+    fn from(e: SysusersError) -> Self {
+        ApplyError::Sysusers(e)
+    }
+}
+
+impl From<LoadError> for ApplyError {
+    fn from(e: LoadError) -> Self {
         ApplyError::Accounts(e)
     }
 }
@@ -293,7 +306,7 @@ pub(crate) fn apply_as(
         report.accounts = accounts::apply_sysusers_as(root, &entries, as_root)?;
     }
     let ids = Ids {
-        accounts: Accounts::load(root)?,
+        accounts: crate::host::accounts::load(root)?,
         as_root,
     };
 

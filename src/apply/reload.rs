@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::atomic::write_atomic;
 use super::{ApplyOptions, ReloadOutcome};
+use crate::host::Root;
 use crate::render::artifact::Reload;
-use crate::root::Root;
 
 /// One thing to do after the files are written.
 #[derive(Debug, Clone, PartialEq, Eq)]

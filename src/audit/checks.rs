@@ -1,6 +1,6 @@
 //! The checks: the gathered [`System`] (and dkim.toml, when given) in,
 //! findings out. Each check reads the snapshot only; none of them touches
-//! the filesystem except through the snapshot's [`Reader`](super::inventory::Reader) (metadata and
+//! the filesystem except through the snapshot's [`Reader`](crate::host::Reader) (metadata and
 //! key files), and none writes.
 //!
 //! The checks follow the ArchWiki OpenDKIM page's advice and the failure
@@ -17,15 +17,17 @@ use std::path::{Path, PathBuf};
 
 use super::AuditOptions;
 use super::findings::{Finding, Origin, id};
-use super::inventory::{OpenDkim, ReadError, System, owner_mode, read_finding};
+use super::inventory::{OpenDkim, System, owner_mode, read_finding};
 use super::mta::{self, Chroot};
 use super::opendkim::{self, Dataset, Host, KeySource};
 use super::systemd::{self, Unit};
-use crate::accounts::Accounts;
+use crate::config::Config;
 use crate::config::model::{Canon, EngineKind, HostPattern, Socket};
 use crate::config::validate::{parse_canonicalization, parse_socket};
-use crate::config::{Config, Severity};
+use crate::host::ReadError;
+use crate::host::accounts::Accounts;
 use crate::keys;
+use crate::report::Severity;
 
 /// Runs every check and returns the findings (unsorted).
 pub fn run(sys: &System, config: Option<&Config>, opts: &AuditOptions) -> Vec<Finding> {
@@ -1829,7 +1831,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(r.join("keys"), std::fs::Permissions::from_mode(0o775)).unwrap();
-        let sys = System::gather(&crate::root::Root::new(r), &Default::default());
+        let sys = System::gather(&crate::host::Root::new(r), &Default::default());
         let opts = AuditOptions {
             systemd_analyze: systemd::Analyzer::Skip,
             ..AuditOptions::default()

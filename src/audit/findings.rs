@@ -1,16 +1,10 @@
-//! One audit finding, and the stable ids findings carry.
-//!
-//! A finding says what is wrong, where (host path and line), why it
-//! matters and how to fix it. Its id never changes once released: scripts
-//! and `--json` consumers match on it. The table in the module docs of
+//! The stable ids audit findings carry ([`crate::report::Finding`] is the
+//! finding itself). An id never changes once released: scripts and
+//! `--json` consumers match on it. The table in the module docs of
 //! [`super`] lists every id; a unit test keeps the two in step.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
-
-use serde_json::{Value, json};
-
-use crate::config::Severity;
+use crate::report::Severity;
+pub use crate::report::{Finding, Origin, clean};
 
 /// Every finding id, with the severity it usually has. Some ids take a
 /// lower or higher severity depending on the case (see the table in
@@ -121,119 +115,6 @@ pub mod id {
     pub const DNS_UNAVAILABLE: &str = "dns-unavailable";
 }
 
-/// A place in a file: host path and 1-based line (`None`: the whole file).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Origin {
-    /// Host path (`/etc/opendkim.conf`), not the path under `--root`.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: Option<usize>,
-}
-
-impl Origin {
-    /// A line of a file.
-    pub fn line(file: &Path, line: usize) -> Origin {
-        Origin {
-            file: file.to_path_buf(),
-            line: Some(line),
-        }
-    }
-
-    /// A whole file.
-    pub fn file(file: &Path) -> Origin {
-        Origin {
-            file: file.to_path_buf(),
-            line: None,
-        }
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{l}", self.file.display()),
-            None => write!(f, "{}", self.file.display()),
-        }
-    }
-}
-
-/// One problem found on the system.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// Stable id (see the table in [`super`]).
-    pub id: &'static str,
-    /// How bad it is.
-    pub severity: Severity,
-    /// Host path of the file where it applies, if any.
-    pub file: Option<PathBuf>,
-    /// 1-based line in that file, if any.
-    pub line: Option<usize>,
-    /// What is wrong, one clause, lower case.
-    pub message: String,
-    /// Why it matters.
-    pub why: String,
-    /// How to fix it.
-    pub fix: String,
-}
-
-impl Finding {
-    /// A finding at a place (or nowhere in particular).
-    pub fn new(
-        id: &'static str,
-        severity: Severity,
-        at: Option<&Origin>,
-        message: impl Into<String>,
-        why: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Finding {
-        Finding {
-            id,
-            severity,
-            file: at.map(|o| o.file.clone()),
-            line: at.and_then(|o| o.line),
-            message: clean(&message.into()),
-            why: why.into(),
-            fix: clean(&fix.into()),
-        }
-    }
-
-    /// `FILE:LINE`, `FILE` or nothing.
-    pub fn place(&self) -> Option<String> {
-        let file = self.file.as_ref()?;
-        Some(match self.line {
-            Some(l) => format!("{}:{l}", file.display()),
-            None => file.display().to_string(),
-        })
-    }
-
-    /// The JSON form: `{id, severity, file, line, message, why, fix}`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "severity": self.severity.as_str(),
-            "file": self.file.as_ref().map(|f| f.display().to_string()),
-            "line": self.line,
-            "message": self.message,
-            "why": self.why,
-            "fix": self.fix,
-        })
-    }
-}
-
-/// Text from admin-written files made safe to print: control characters
-/// (a terminal escape hidden in a config file) shown as `\xNN`.
-pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() && c != '\n' {
-            out.push_str(&format!("\\x{:02x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,11 +135,5 @@ mod tests {
             .filter(|l| l.starts_with("//! | `") && l.contains("` |"))
             .count();
         assert_eq!(rows, IDS.len(), "the id table has rows for unknown ids");
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(clean("a\x1b[31mb"), "a\\x1b[31mb");
-        assert_eq!(clean("plain"), "plain");
     }
 }

@@ -28,7 +28,7 @@ use crate::config::validate::{
     DEFAULT_SIGN_HEADERS, default_key_path, is_selector, normalize_domain, parse_canonicalization,
     parse_host_pattern, parse_socket,
 };
-use crate::root::Root;
+use crate::host::Root;
 
 /// A `dkim.toml` describing the installed setup.
 #[derive(Debug, Clone, PartialEq, Eq)]

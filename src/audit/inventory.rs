@@ -10,10 +10,10 @@
 //! that names it; gathering never stops early, so one bad file does not
 //! hide the rest of the audit. Nothing here writes.
 
-use std::fs::{self, Metadata, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::fs::Metadata;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use super::findings::{Finding, Origin, id};
 use super::mta::{self, Postfix, SendmailFilter};
@@ -22,205 +22,25 @@ use super::opendkim::{
     SigningEntry,
 };
 use super::systemd::{self, Unit};
-use crate::accounts::Accounts;
-use crate::config::Severity;
-use crate::root::Root;
+use crate::host::accounts::{self, Accounts};
+use crate::host::{ReadError, Reader, Root};
+use crate::report::Severity;
 
-/// Largest configuration file read (a table of a few thousand domains is
-/// well below it).
-const MAX_FILE: u64 = 8 << 20;
-
-/// Most symbolic links followed while resolving one path (Linux's own
-/// limit is 40).
-const MAX_LINKS: usize = 40;
-
-/// Why a file could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadError {
-    /// Nothing is there.
-    Missing,
-    /// Something is there but cannot be read: the reason.
-    Unreadable(String),
-}
-
-/// Reads host paths under a root, never writing and never leaving it.
-#[derive(Debug, Clone)]
-pub struct Reader {
-    root: Root,
-}
-
-impl Reader {
-    /// A reader for the tree under `root`.
-    pub fn new(root: &Root) -> Reader {
-        Reader { root: root.clone() }
-    }
-
-    /// The root.
-    pub fn root(&self) -> &Root {
-        &self.root
-    }
-
-    /// The real path of a host path, symbolic links resolved inside the
-    /// root, component by component.
-    pub fn resolve(&self, host: &Path) -> Result<PathBuf, ReadError> {
-        if self.root.is_live() {
-            return Ok(self.root.join(host));
+/// Reads a file, turning a failure into a finding at `at` (the line that
+/// names the file). `what` names the file in the message.
+pub fn read_or_report(
+    reader: &Reader,
+    host: &Path,
+    at: Option<&Origin>,
+    what: &str,
+    findings: &mut Vec<Finding>,
+) -> Option<String> {
+    match reader.read(host) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            findings.push(read_finding(host, at, what, &e));
+            None
         }
-        let mut pending: Vec<PathBuf> = host
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(p) => Some(PathBuf::from(p)),
-                Component::ParentDir => Some(PathBuf::from("..")),
-                _ => None,
-            })
-            .rev()
-            .collect();
-        let mut done = PathBuf::from("/");
-        let mut links = 0;
-        while let Some(part) = pending.pop() {
-            if part == Path::new("..") {
-                done.pop();
-                continue;
-            }
-            let next = done.join(&part);
-            let real = self.root.join(&next);
-            match fs::symlink_metadata(&real) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return Err(ReadError::Unreadable("too many symbolic links".into()));
-                    }
-                    let target =
-                        fs::read_link(&real).map_err(|e| ReadError::Unreadable(e.to_string()))?;
-                    if target.is_absolute() {
-                        done = PathBuf::from("/");
-                    }
-                    let parts: Vec<PathBuf> = target
-                        .components()
-                        .filter_map(|c| match c {
-                            Component::Normal(p) => Some(PathBuf::from(p)),
-                            Component::ParentDir => Some(PathBuf::from("..")),
-                            _ => None,
-                        })
-                        .collect();
-                    pending.extend(parts.into_iter().rev());
-                }
-                Ok(_) => done = next,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    // The rest cannot exist; join it as written.
-                    let mut rest = next;
-                    while let Some(p) = pending.pop() {
-                        rest.push(p);
-                    }
-                    return Ok(self.root.join(&rest));
-                }
-                Err(e) => return Err(ReadError::Unreadable(e.to_string())),
-            }
-        }
-        Ok(self.root.join(&done))
-    }
-
-    /// Metadata of a host path (links followed inside the root).
-    pub fn metadata(&self, host: &Path) -> Result<Metadata, ReadError> {
-        let real = self.resolve(host)?;
-        fs::symlink_metadata(&real).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => ReadError::Missing,
-            _ => ReadError::Unreadable(e.to_string()),
-        })
-    }
-
-    /// True when something is at the host path.
-    pub fn exists(&self, host: &Path) -> bool {
-        self.metadata(host).is_ok()
-    }
-
-    /// Reads a regular file as text (invalid UTF-8 replaced).
-    pub fn read(&self, host: &Path) -> Result<String, ReadError> {
-        let real = self.resolve(host)?;
-        let meta = fs::symlink_metadata(&real).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => ReadError::Missing,
-            _ => ReadError::Unreadable(e.to_string()),
-        })?;
-        check_regular(&meta)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&real)
-            .map_err(|e| ReadError::Unreadable(e.to_string()))?;
-        // The file may have been swapped since the check above.
-        check_regular(
-            &file
-                .metadata()
-                .map_err(|e| ReadError::Unreadable(e.to_string()))?,
-        )?;
-        let mut buf = Vec::new();
-        file.take(MAX_FILE + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| ReadError::Unreadable(e.to_string()))?;
-        if buf.len() as u64 > MAX_FILE {
-            return Err(ReadError::Unreadable(format!(
-                "larger than {} MiB",
-                MAX_FILE >> 20
-            )));
-        }
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    }
-
-    /// The names in a directory (sorted), empty when it cannot be listed.
-    pub fn list_dir(&self, host: &Path) -> Vec<String> {
-        let Ok(real) = self.resolve(host) else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = fs::read_dir(real)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    }
-
-    /// Reads a file, turning a failure into a finding at `at` (the line
-    /// that names the file). `what` names the file in the message.
-    pub fn read_or_report(
-        &self,
-        host: &Path,
-        at: Option<&Origin>,
-        what: &str,
-        findings: &mut Vec<Finding>,
-    ) -> Option<String> {
-        match self.read(host) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                findings.push(read_finding(host, at, what, &e));
-                None
-            }
-        }
-    }
-}
-
-fn check_regular(meta: &Metadata) -> Result<(), ReadError> {
-    let ft = meta.file_type();
-    if ft.is_file() {
-        Ok(())
-    } else if ft.is_dir() {
-        Err(ReadError::Unreadable("it is a directory".into()))
-    } else if ft.is_fifo() {
-        Err(ReadError::Unreadable(
-            "it is a fifo, not a regular file".into(),
-        ))
-    } else if ft.is_socket() {
-        Err(ReadError::Unreadable(
-            "it is a socket, not a regular file".into(),
-        ))
-    } else if ft.is_block_device() || ft.is_char_device() {
-        Err(ReadError::Unreadable(
-            "it is a device, not a regular file".into(),
-        ))
-    } else {
-        Err(ReadError::Unreadable("it is not a regular file".into()))
     }
 }
 
@@ -373,7 +193,7 @@ impl System {
         let mut findings = Vec::new();
         let debian = reader.exists(Path::new("/etc/debian_version"));
         let accounts = if reader.exists(Path::new("/etc/passwd")) {
-            match Accounts::load(root) {
+            match accounts::load(root) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     findings.push(read_finding(
@@ -516,7 +336,8 @@ fn load_conf(
                     continue;
                 }
                 let inc = PathBuf::from(&file);
-                if let Some(t) = reader.read_or_report(&inc, Some(&at), "included file", findings) {
+                if let Some(t) = read_or_report(reader, &inc, Some(&at), "included file", findings)
+                {
                     load_conf(reader, &inc, &t, depth + 1, out, findings);
                 }
             }
@@ -564,7 +385,7 @@ fn dataset_lines(
     let (ds, at) = od.dataset(name)?;
     match &ds {
         Dataset::File(p) | Dataset::Refile(p) => {
-            let text = reader.read_or_report(p, Some(&at), name, findings)?;
+            let text = read_or_report(reader, p, Some(&at), name, findings)?;
             let lines = opendkim::parse_table(&text, p);
             Some((ds, at, lines))
         }
@@ -636,15 +457,16 @@ fn gather_keys(reader: &Reader, od: &mut OpenDkim, findings: &mut Vec<Finding>) 
         };
         let domains = match opendkim::parse_dataset(&domain.value, base.as_deref()) {
             Dataset::List(items) => items.into_iter().map(|d| (d, domain.at.clone())).collect(),
-            Dataset::File(p) | Dataset::Refile(p) => reader
-                .read_or_report(&p, Some(&domain.at), "Domain", findings)
-                .map(|t| {
-                    opendkim::parse_table(&t, &p)
-                        .into_iter()
-                        .map(|l| (l.key, l.at))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Dataset::File(p) | Dataset::Refile(p) => {
+                read_or_report(reader, &p, Some(&domain.at), "Domain", findings)
+                    .map(|t| {
+                        opendkim::parse_table(&t, &p)
+                            .into_iter()
+                            .map(|l| (l.key, l.at))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
             Dataset::Other(_) => Vec::new(),
         };
         for (d, at) in domains {

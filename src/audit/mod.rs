@@ -105,12 +105,13 @@ pub use findings::{Finding, Origin};
 pub use import::{ImportError, ImportResult, import};
 pub use systemd::Analyzer;
 
+use crate::config::Config;
 use crate::config::model::{Algorithm, Domain, Key, KeyState, Mta, RecordFlags};
-use crate::config::{Config, Severity};
 use crate::dns::{self, TxtResolver};
+use crate::host::Root;
 use crate::plan::{self, Action, mode_string};
 use crate::render::{self, templates::Templates};
-use crate::root::Root;
+use crate::report::Severity;
 use findings::id;
 use inventory::{Places, System};
 use opendkim::KeySource;
@@ -423,30 +424,15 @@ impl AuditReport {
     /// 2 when the audit could not be done, 1 when a finding is at or
     /// above `fail_on`, else 0.
     pub fn exit_code(&self, fail_on: Severity) -> i32 {
-        if self.could_not_audit.is_some() {
-            2
-        } else if self.findings.iter().any(|f| f.severity >= fail_on) {
-            1
-        } else {
-            0
-        }
+        let worst = self.findings.iter().map(|f| f.severity).max();
+        crate::report::exit_code(self.could_not_audit.is_some(), worst, fail_on)
     }
 
     /// Human output: `FILE:LINE: SEVERITY [ID]: message`, then `why` and
     /// `fix` indented, then a summary line.
     pub fn print(&self, out: &mut dyn Write, color: bool) -> io::Result<()> {
         for f in &self.findings {
-            let sev = f.severity.as_str();
-            let sev = if color {
-                let code = match f.severity {
-                    Severity::Error => "\x1b[31m",
-                    Severity::Warning => "\x1b[33m",
-                    Severity::Info => "\x1b[34m",
-                };
-                format!("{code}{sev}\x1b[0m")
-            } else {
-                sev.to_string()
-            };
+            let sev = f.severity.colored(color);
             match f.place() {
                 Some(p) => writeln!(out, "{p}: {sev} [{}]: {}", f.id, f.message)?,
                 None => writeln!(out, "{sev} [{}]: {}", f.id, f.message)?,

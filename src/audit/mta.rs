@@ -13,7 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use super::findings::{Finding, Origin};
-use super::inventory::{ReadError, Reader, read_finding};
+use super::inventory::read_finding;
+use crate::host::{ReadError, Reader};
 
 /// Postfix's compiled-in queue directory.
 pub const DEFAULT_QUEUE_DIRECTORY: &str = "/var/spool/postfix";

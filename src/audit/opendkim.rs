@@ -25,9 +25,9 @@
 use std::path::{Path, PathBuf};
 
 use super::findings::{Finding, Origin, id};
-use crate::config::Severity;
 use crate::config::model::HostPattern;
 use crate::config::validate::{is_selector, normalize_domain, parse_host_pattern};
+use crate::report::Severity;
 
 /// The type of an opendkim.conf parameter, as opendkim.conf(5) gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,27 +9,7 @@
 use std::fmt;
 use std::ops::Range;
 
-/// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// Worth knowing; nothing is wrong.
-    Info,
-    /// Works, but is weak or surprising.
-    Warning,
-    /// Must be fixed before anything is rendered or applied.
-    Error,
-}
-
-impl Severity {
-    /// The word printed before the message.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
+use crate::report::Severity;
 
 /// One problem in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use super::Diagnostics;
 use super::model::{Algorithm, Canon, Config, EngineKind, Key};
 use super::raw::{RawConfig, Sp};
 use super::validate::normalize_domain;
-use crate::accounts::Accounts;
-use crate::root::Root;
+use crate::host::Root;
+use crate::host::accounts;
 
 /// Adds findings about the system under `root` to `diags`.
 ///
@@ -74,7 +74,7 @@ fn key_span(raw: &RawConfig, domain: &str, selector: &str) -> Option<Range<usize
 }
 
 fn accounts(config: &Config, raw: &RawConfig, root: &Root, diags: &mut Diagnostics) {
-    let accounts = match Accounts::load(root) {
+    let accounts = match accounts::load(root) {
         Ok(a) => a,
         Err(e) => {
             diags.warning(

@@ -1,6 +1,6 @@
 //! The declarative file `dkim.toml`: loading, diagnostics and validation.
 //!
-//! [`load`] reads the file under a [`crate::root::Root`], [`raw`] walks the
+//! [`load`] reads the file under a [`crate::host::Root`], [`raw`] walks the
 //! TOML document and collects every shape problem (unknown keys, wrong
 //! types) with its span, and [`validate`] turns the raw values into the
 //! checked [`model::Config`], collecting every semantic problem as well.
@@ -11,15 +11,16 @@ pub mod diag;
 pub mod environment;
 pub mod model;
 pub mod raw;
+pub mod schema;
 pub mod validate;
 
-pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use diag::{Diagnostic, Diagnostics};
 pub use model::Config;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::root::Root;
+use crate::host::Root;
 
 /// Where the configuration comes from.
 #[derive(Debug, Clone)]

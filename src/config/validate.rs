@@ -52,7 +52,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/dkimctl/dkim.toml";
 /// file, named in rendered headers. Returns `None` when any error was
 /// found (all of them are in `diags`).
 pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Option<Config> {
-    let errors_before = diags.count(super::Severity::Error);
+    let errors_before = diags.count(crate::report::Severity::Error);
     let mut v = Validator { d: diags };
 
     let mta = v.mta(raw);
@@ -84,7 +84,7 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
     if service.engine == EngineKind::OpenDkim && service.mode.signs() {
         v.opendkim_algorithms(raw, &signing, &domains);
     }
-    if diags.count(super::Severity::Error) > errors_before {
+    if diags.count(crate::report::Severity::Error) > errors_before {
         return None;
     }
     Some(Config {
@@ -748,7 +748,7 @@ impl Validator<'_> {
                             // Names are the admin's own hosts by nature.
                         } else {
                             self.d.push(
-                                super::Severity::Info,
+                                crate::report::Severity::Info,
                                 h.at(),
                                 format!("{} is not loopback: mail from it will be signed", h.value),
                                 Some("fine for your own relays; make sure it is".into()),

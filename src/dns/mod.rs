@@ -32,8 +32,8 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::config::model::{Domain, Key};
+use crate::host::Root;
 use crate::keys;
-use crate::root::Root;
 
 pub use judge::{PrivateState, judge_domain, judge_selector};
 pub use live::Live;
@@ -98,7 +98,7 @@ pub fn check(
 pub fn check_with(config: &Config, root: &Root, resolver: &dyn TxtResolver) -> DnsReport {
     let mut private = PrivateKeys::new(root);
     let mut report = DnsReport::default();
-    let progress = crate::progress::Progress::new("checking DNS", config.domains.len());
+    let progress = crate::cli::progress::Progress::new("checking DNS", config.domains.len());
     for (i, d) in config.domains.iter().enumerate() {
         progress.step(i, &d.name);
         for k in &d.keys {

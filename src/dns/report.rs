@@ -10,40 +10,7 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::config::model::{Algorithm, KeyState};
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// Correct.
-    Ok,
-    /// Worth knowing; nothing to fix.
-    Info,
-    /// Works, but weak or not as configured.
-    Warning,
-    /// Verification fails (or the record could not be checked).
-    Error,
-}
-
-impl Severity {
-    /// The word printed in the first column and used in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Ok => "ok",
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-
-    fn color(self) -> &'static str {
-        match self {
-            Severity::Ok => "\x1b[32m",
-            Severity::Info => "\x1b[34m",
-            Severity::Warning => "\x1b[33m",
-            Severity::Error => "\x1b[31m",
-        }
-    }
-}
+pub use crate::report::Severity;
 
 /// What was found at a selector's record. The ids ([`Status::as_str`]) are
 /// stable: scripts match on them.
@@ -210,17 +177,8 @@ impl DnsReport {
     /// 0: every record is correct (info findings allowed); 1: a warning or
     /// error finding; 2: some name could not be checked.
     pub fn exit_code(&self) -> i32 {
-        if self.incomplete() {
-            2
-        } else if self
-            .selectors
-            .iter()
-            .any(|s| s.severity >= Severity::Warning)
-        {
-            1
-        } else {
-            0
-        }
+        let worst = self.selectors.iter().map(|s| s.severity).max();
+        crate::report::exit_code(self.incomplete(), worst, Severity::Warning)
     }
 
     /// The finding for a record name, if checked.
@@ -324,13 +282,8 @@ impl DnsReport {
 
 /// The severity word padded to the column, coloured if asked.
 fn label(severity: Severity, color: bool) -> String {
-    let word = severity.as_str();
-    let padding = " ".repeat(COLUMN.saturating_sub(word.len()));
-    if color {
-        format!("{}{word}\x1b[0m{padding}", severity.color())
-    } else {
-        format!("{word}{padding}")
-    }
+    let padding = " ".repeat(COLUMN.saturating_sub(severity.as_str().len()));
+    format!("{}{padding}", severity.colored(color))
 }
 
 fn policy_line(rec: &PolicyRecord) -> (Severity, String) {

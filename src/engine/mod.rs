@@ -13,14 +13,12 @@
 //! - [`session`]: one milter connection as a state machine over decoded
 //!   commands; no sockets and no clock, so byte vectors test it.
 //! - [`policy`]: sign, verify or pass; which domain signs.
-//! - [`client`]: an MTA-side client (tests and the benchmark).
 //!
 //! [`State`] is everything a message needs that comes from the
 //! configuration: the validated [`Config`], the loaded keys and the DNS
 //! resolver. A reload builds a new one completely and swaps it in
 //! ([`Shared`]); a message keeps the snapshot it started with.
 
-pub mod client;
 pub mod metrics;
 pub mod policy;
 pub mod server;
@@ -38,9 +36,9 @@ use crate::config::Config;
 use crate::config::model::{Algorithm, Domain, Key};
 use crate::dkim::sign::{MessageSigner, SignError, Signer, split_message};
 use crate::dkim::verify::{Resolver, ResolverError, VerifyResult};
+use crate::host::Root;
 use crate::keys::{LoadError, check_key_file_mode, load_private_key};
 use crate::render::credential_name;
-use crate::root::Root;
 
 /// A key of a domain, ready or not.
 #[derive(Debug, Clone)]

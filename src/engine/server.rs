@@ -64,8 +64,8 @@ use super::session::{Flow, Session};
 use super::{Shared, State};
 use crate::config::model::{Config, Socket};
 use crate::config::{self, Source};
+use crate::host::Root;
 use crate::milter::{Command, DEFAULT_MAX_PACKET, decode_command};
-use crate::root::Root;
 
 /// How long SIGTERM waits for connections to finish their message.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -111,7 +111,7 @@ pub fn load_config(source: &Source) -> Result<Config, ConfigError> {
                 .diags
                 .sorted()
                 .into_iter()
-                .filter(|d| d.severity == config::Severity::Error)
+                .filter(|d| d.severity == crate::report::Severity::Error)
                 .map(|d| match d.line {
                     0 => format!("{}: {}", d.file, d.message),
                     n => format!("{}:{}:{}: {}", d.file, n, d.col, d.message),

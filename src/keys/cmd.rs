@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::accounts::Accounts;
 use crate::config::model::{Config, Domain, Key, KeyState};
-use crate::root::Root;
+use crate::host::Root;
+use crate::host::accounts;
 
 /// A failure of a key command; names the file.
 pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
@@ -18,7 +18,7 @@ pub fn key_owner(config: &Config, root: &Root) -> (Option<u32>, Option<u32>) {
     if !nix::unistd::geteuid().is_root() {
         return (None, None);
     }
-    let Ok(acc) = Accounts::load(root) else {
+    let Ok(acc) = accounts::load(root) else {
         return (None, None);
     };
     let uid = acc.user(&config.service.user).map(|u| u.uid);
@@ -60,7 +60,7 @@ pub fn generate_all(
         if let Some(dir) = real.parent() {
             create_key_dirs(dir, root, &config.service.key_dir, uid, gid)?;
         }
-        let progress = crate::progress::Progress::new("generating keys", 1);
+        let progress = crate::cli::progress::Progress::new("generating keys", 1);
         progress.step(
             0,
             &format!(

@@ -41,6 +41,7 @@
 //!
 //! Nothing here does I/O; the server and session code drive sockets.
 
+pub mod client;
 pub mod codec;
 pub mod command;
 pub mod negotiate;

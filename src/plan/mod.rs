@@ -13,12 +13,11 @@
 //! Ownership is compared only when running as root, since nobody else can
 //! chown; the plan then says so once.
 
+pub mod accounts;
 mod change;
 mod diff;
-mod inspect;
-mod lines;
-mod postfix;
-mod sendmail;
+
+use self::accounts as accounts_plan;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -27,41 +26,24 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+pub use crate::formats::postfix::MARKER_PREFIX;
+pub use crate::host::inspect::Current;
 pub use change::{Action, Change, ModeChange, OwnerChange, mode_string, reload_name};
-pub use inspect::Current;
-pub use postfix::MARKER_PREFIX;
 
-use crate::accounts::{Accounts, AccountsError, SysusersChanges, SysusersEntry, parse_sysusers};
+use crate::formats::sysusers::{SysusersEntry, parse_sysusers};
+use crate::formats::{postfix, sendmail};
+use crate::host::Root;
+use crate::host::accounts::{Accounts, LoadError};
+use crate::host::inspect::{self, InspectError, Want};
 use crate::render::artifact::{Artifact, ArtifactKind, Reload};
-use crate::root::Root;
-use inspect::Want;
+use accounts_plan::{SysusersChanges, SysusersError, resolve_sysusers};
 
 /// Why a plan could not be made.
 #[derive(Debug)]
 pub enum PlanError {
-    /// A path could not be inspected or read.
-    Io {
-        /// The operation (`inspect`, `read`).
-        op: &'static str,
-        /// The real path.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// A symbolic link sits where a managed file or directory belongs.
-    Symlink {
-        /// The real path.
-        path: PathBuf,
-    },
-    /// Something other than the wanted type sits at a managed path.
-    WrongType {
-        /// The real path.
-        path: PathBuf,
-        /// What the artifact needs.
-        want: &'static str,
-        /// What is there.
-        found: &'static str,
-    },
+    /// A managed path could not be inspected or read, or holds a link or
+    /// the wrong type of file.
+    Host(InspectError),
     /// master.cf lacks a service the configuration names.
     MissingService {
         /// master.cf's real path.
@@ -92,21 +74,15 @@ pub enum PlanError {
         path: PathBuf,
     },
     /// Reading users and groups failed.
-    Accounts(AccountsError),
+    Accounts(LoadError),
+    /// The accounts the sysusers.d artifact asks for cannot be created.
+    Sysusers(SysusersError),
 }
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PlanError::Io { op, path, .. } => write!(f, "failed to {op} {}", path.display()),
-            PlanError::Symlink { path } => write!(
-                f,
-                "{} is a symbolic link; dkimctl does not follow links at paths it manages",
-                path.display()
-            ),
-            PlanError::WrongType { path, want, found } => {
-                write!(f, "{} is a {found}, not a {want}", path.display())
-            }
+            PlanError::Host(e) => write!(f, "{e}"),
             PlanError::MissingService { path, service } => write!(
                 f,
                 "{} has no service `{service}`; enable it (uncomment it) in master.cf first",
@@ -126,6 +102,7 @@ impl fmt::Display for PlanError {
                 path.display()
             ),
             PlanError::Accounts(e) => write!(f, "{e}"),
+            PlanError::Sysusers(e) => write!(f, "{e}"),
         }
     }
 }
@@ -133,15 +110,21 @@ impl fmt::Display for PlanError {
 impl std::error::Error for PlanError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            PlanError::Io { source, .. } => Some(source),
-            PlanError::Accounts(e) => std::error::Error::source(e),
+            PlanError::Host(e) => e.source(),
+            PlanError::Accounts(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl From<AccountsError> for PlanError {
-    fn from(e: AccountsError) -> Self {
+impl From<SysusersError> for PlanError {
+    fn from(e: SysusersError) -> Self {
+        PlanError::Sysusers(e)
+    }
+}
+
+impl From<LoadError> for PlanError {
+    fn from(e: LoadError) -> Self {
         PlanError::Accounts(e)
     }
 }
@@ -329,7 +312,7 @@ pub(crate) fn plan_as(
     root: &Root,
     as_root: bool,
 ) -> Result<Plan, PlanError> {
-    let accounts = Accounts::load(root)?;
+    let accounts = crate::host::accounts::load(root)?;
     let mut sorted: Vec<&Artifact> = artifacts.iter().collect();
     // Path order compares component by component, so a directory sorts
     // right before its contents (`/a` < `/a/b` < `/a-b`).
@@ -341,7 +324,7 @@ pub(crate) fn plan_as(
             });
         }
     }
-    let pending = accounts.resolve_sysusers(&sysusers_entries(sorted.iter().copied()))?;
+    let pending = resolve_sysusers(&accounts, &sysusers_entries(sorted.iter().copied()))?;
     let ctx = Context {
         root,
         accounts: &accounts,
@@ -367,10 +350,10 @@ fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
         ArtifactKind::Directory => Want::Directory,
         _ => Want::File,
     };
-    let current = inspect::inspect(&real, want)?;
+    let current = inspect::inspect(&real, want).map_err(PlanError::Host)?;
     let read_old = || -> Result<Option<Vec<u8>>, PlanError> {
         match current {
-            Some(_) => inspect::read_file(&real).map(Some),
+            Some(_) => inspect::read_file(&real).map(Some).map_err(PlanError::Host),
             None => Ok(None),
         }
     };
@@ -761,7 +744,7 @@ mod tests {
         fs::create_dir_all(&etc).expect("mkdir");
         symlink("/etc/passwd", etc.join("link.conf")).expect("symlink");
         let e = plan_as(&[file("/etc/link.conf", "x")], &root, false).expect_err("symlink");
-        assert!(matches!(e, PlanError::Symlink { .. }));
+        assert!(matches!(e, PlanError::Host(InspectError::Symlink { .. })));
         assert!(e.to_string().ends_with(
             "/etc/link.conf is a symbolic link; dkimctl does not follow links at paths it manages"
         ));
@@ -777,7 +760,7 @@ mod tests {
             false,
         )
         .expect_err("symlink dir");
-        assert!(matches!(e, PlanError::Symlink { .. }));
+        assert!(matches!(e, PlanError::Host(InspectError::Symlink { .. })));
 
         fs::create_dir(etc.join("d.conf")).expect("mkdir");
         let e = plan_as(&[file("/etc/d.conf", "x")], &root, false).expect_err("dir");

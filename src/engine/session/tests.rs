@@ -11,10 +11,10 @@ use crate::config::{Source, parse};
 use crate::dkim::sign::{HeaderField, MessageSigner, Signer};
 use crate::dkim::verify::{FixedAnswer, Resolver};
 use crate::engine::{Shared, State};
+use crate::host::Root;
 use crate::keys::{parse_private_key, record_value};
 use crate::milter::command::OptNeg;
 use crate::milter::decode_command;
-use crate::root::Root;
 
 const RSA: &str = include_str!("../../dkim/testdata/test-only-rsa2048.pem");
 const ED: &str = include_str!("../../dkim/testdata/test-only-ed25519.pem");

@@ -10,9 +10,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, Config, Severity, Source};
+pub mod bootstrap;
+pub mod docs;
+pub mod progress;
+pub mod selftest;
+
+use crate::config::{self, Config, Source};
+use crate::host::Root;
 use crate::render::{self, templates::Templates};
-use crate::root::Root;
+use crate::report::Severity;
 
 /// A correct, hardened DKIM setup from one declarative file, and a bundled
 /// signing milter.
@@ -414,12 +420,12 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             nameserver,
         } => {
             let (config, _) = load_valid(&root, &source, &cli.global)?;
-            let opts = crate::selftest::SelftestOptions {
+            let opts = crate::cli::selftest::SelftestOptions {
                 socket,
                 local_keys,
                 nameserver,
             };
-            crate::selftest::selftest(&config, &root, &opts, &mut std::io::stdout().lock())
+            crate::cli::selftest::selftest(&config, &root, &opts, &mut std::io::stdout().lock())
         }
         Command::Audit {
             json,
@@ -455,12 +461,12 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             Ok(report.exit_code(severity))
         }
         Command::Schema => {
-            print!("{}", crate::schema::schema_text());
+            print!("{}", crate::config::schema::schema_text());
             Ok(0)
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            crate::docs::write_completions(&shell, &mut cmd, &mut std::io::stdout().lock())
+            crate::cli::docs::write_completions(&shell, &mut cmd, &mut std::io::stdout().lock())
                 .map_err(|e| format!("cannot write {shell} completions: {e}"))?;
             Ok(0)
         }
@@ -468,7 +474,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             let cmd = <Cli as clap::CommandFactory>::command();
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
-            let pages = crate::docs::write_man_pages(&cmd, &dir)
+            let pages = crate::cli::docs::write_man_pages(&cmd, &dir)
                 .map_err(|e| format!("failed to write man pages into {}: {e}", dir.display()))?;
             for p in pages {
                 println!("{}", p.display());
@@ -618,7 +624,7 @@ fn bootstrap(
                     .map_err(|e| format!("invalid domain {d}: {e}"))?,
             );
         }
-        let choices = crate::bootstrap::Choices {
+        let choices = crate::cli::bootstrap::Choices {
             opendkim,
             mta: match mta {
                 MtaChoice::Postfix => "postfix",
@@ -626,7 +632,8 @@ fn bootstrap(
                 MtaChoice::None => "none",
             },
         };
-        let text = crate::bootstrap::initial_config(&names, &crate::bootstrap::today(), choices);
+        let text =
+            crate::cli::bootstrap::initial_config(&names, &crate::cli::bootstrap::today(), choices);
         if let Some(dir) = source.real.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;

@@ -634,7 +634,8 @@ mod tests {
     use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};
 
-    use crate::config::{self, Severity, Source};
+    use crate::config::{self, Source};
+    use crate::report::Severity;
 
     // ---- a validator for the subset of JSON Schema the schema uses ----
 
@@ -799,7 +800,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> config::Loaded {
-        let root = crate::root::Root::new("/nonexistent");
+        let root = crate::host::Root::new("/nonexistent");
         config::parse(text, &Source::resolve(&root, None))
     }
 

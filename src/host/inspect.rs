@@ -6,12 +6,64 @@
 //! the link points (a classic way to make a root process overwrite
 //! `/etc/shadow`).
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::PlanError;
+/// Why a managed path could not be inspected or read.
+#[derive(Debug)]
+pub enum InspectError {
+    /// A system call failed.
+    Io {
+        /// The operation (`inspect`, `read`).
+        op: &'static str,
+        /// The real path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A symbolic link sits where a managed file or directory belongs.
+    Symlink {
+        /// The real path.
+        path: PathBuf,
+    },
+    /// Something other than the wanted type sits at the path.
+    WrongType {
+        /// The real path.
+        path: PathBuf,
+        /// What is wanted.
+        want: &'static str,
+        /// What is there.
+        found: &'static str,
+    },
+}
+
+impl fmt::Display for InspectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InspectError::Io { op, path, .. } => write!(f, "failed to {op} {}", path.display()),
+            InspectError::Symlink { path } => write!(
+                f,
+                "{} is a symbolic link; dkimctl does not follow links at paths it manages",
+                path.display()
+            ),
+            InspectError::WrongType { path, want, found } => {
+                write!(f, "{} is a {found}, not a {want}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for InspectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InspectError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// What is on disk at a managed path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +78,7 @@ pub struct Current {
 
 /// The type an artifact needs at its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Want {
+pub enum Want {
     /// A regular file.
     File,
     /// A directory.
@@ -53,12 +105,12 @@ fn type_name(ft: fs::FileType) -> &'static str {
 
 /// The state of `real`, `None` when nothing is there. A symbolic link, or
 /// a file type other than the wanted one, is an error naming the path.
-pub(crate) fn inspect(real: &Path, want: Want) -> Result<Option<Current>, PlanError> {
+pub fn inspect(real: &Path, want: Want) -> Result<Option<Current>, InspectError> {
     let meta = match fs::symlink_metadata(real) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
-            return Err(PlanError::Io {
+            return Err(InspectError::Io {
                 op: "inspect",
                 path: real.to_path_buf(),
                 source,
@@ -67,7 +119,7 @@ pub(crate) fn inspect(real: &Path, want: Want) -> Result<Option<Current>, PlanEr
     };
     let ft = meta.file_type();
     if ft.is_symlink() {
-        return Err(PlanError::Symlink {
+        return Err(InspectError::Symlink {
             path: real.to_path_buf(),
         });
     }
@@ -76,7 +128,7 @@ pub(crate) fn inspect(real: &Path, want: Want) -> Result<Option<Current>, PlanEr
         Want::Directory => ft.is_dir(),
     };
     if !ok {
-        return Err(PlanError::WrongType {
+        return Err(InspectError::WrongType {
             path: real.to_path_buf(),
             want: match want {
                 Want::File => "regular file",
@@ -95,8 +147,8 @@ pub(crate) fn inspect(real: &Path, want: Want) -> Result<Option<Current>, PlanEr
 /// Reads a regular file without following a symbolic link at its path
 /// (`O_NOFOLLOW`), and without blocking on a fifo swapped in after
 /// [`inspect`] (`O_NONBLOCK`, then a type check on the open file).
-pub(crate) fn read_file(real: &Path) -> Result<Vec<u8>, PlanError> {
-    let err = |source| PlanError::Io {
+pub fn read_file(real: &Path) -> Result<Vec<u8>, InspectError> {
+    let err = |source| InspectError::Io {
         op: "read",
         path: real.to_path_buf(),
         source,
@@ -107,7 +159,7 @@ pub(crate) fn read_file(real: &Path) -> Result<Vec<u8>, PlanError> {
         .open(real)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
-                PlanError::Symlink {
+                InspectError::Symlink {
                     path: real.to_path_buf(),
                 }
             } else {
@@ -116,7 +168,7 @@ pub(crate) fn read_file(real: &Path) -> Result<Vec<u8>, PlanError> {
         })?;
     let meta = f.metadata().map_err(err)?;
     if !meta.is_file() {
-        return Err(PlanError::WrongType {
+        return Err(InspectError::WrongType {
             path: real.to_path_buf(),
             want: "regular file",
             found: type_name(meta.file_type()),

@@ -17,7 +17,7 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
 
 /// The hand-written file-format page, dkim.toml(5).
-pub const DKIM_TOML_5: &str = include_str!("../man/dkim.toml.5");
+pub const DKIM_TOML_5: &str = include_str!("../../man/dkim.toml.5");
 
 /// The file name of the file-format page.
 pub const DKIM_TOML_5_NAME: &str = "dkim.toml.5";
@@ -438,7 +438,7 @@ mod tests {
                 path.pop();
             }
         }
-        walk(&crate::schema::json_schema(), &mut Vec::new());
+        walk(&crate::config::schema::json_schema(), &mut Vec::new());
     }
 
     /// The EXAMPLES of dkim.toml(5) are valid configurations.
@@ -465,7 +465,7 @@ mod tests {
             .filter(|e| e.contains("[[domain]]"))
             .collect();
         assert_eq!(examples.len(), 4, "{examples:#?}");
-        let root = crate::root::Root::new("/nonexistent");
+        let root = crate::host::Root::new("/nonexistent");
         let source = crate::config::Source::resolve(&root, None);
         for text in examples {
             let loaded = crate::config::parse(text, &source);

@@ -53,13 +53,13 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::accounts::Accounts;
 use crate::config::model::{Algorithm, Config, Domain, Key, KeyState, RetiredKeys};
 use crate::config::validate::{default_key_path, normalize_domain};
 use crate::config::{self, Source};
 use crate::dns::{self, DnsError, Live, PrivateKeys, Status, TxtResolver};
+use crate::host::Root;
+use crate::host::accounts;
 use crate::keys::{self, KeyPair};
-use crate::root::Root;
 
 use edit::{EditError, NewKey};
 
@@ -929,7 +929,7 @@ impl Ctx<'_> {
     /// The service user's uid and group's gid under the root, when they
     /// exist there; otherwise `dkimctl apply` sets the owner later.
     fn service_owner(&self) -> Result<(Option<u32>, Option<u32>), RotateError> {
-        let accounts = Accounts::load(self.root).map_err(|e| RotateError::Accounts(Box::new(e)))?;
+        let accounts = accounts::load(self.root).map_err(|e| RotateError::Accounts(Box::new(e)))?;
         let service = &self.config.service;
         let uid = accounts.user(&service.user).map(|u| u.uid);
         let gid = accounts.group(&service.group).map(|g| g.gid);

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::config::model::{Config, KeyState};
 use crate::dkim::verify::{DkimStatus, FixedAnswer, Resolver};
-use crate::engine::client::{MilterClient, apply_replies};
-use crate::root::Root;
+use crate::host::Root;
+use crate::milter::client::{MilterClient, apply_replies};
 
 /// A failure that stops the self-test (exit 2).
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -125,7 +125,7 @@ mod tests {
                 },
             );
             let source =
-                crate::config::Source::resolve(&crate::root::Root::new("/nonexistent"), None);
+                crate::config::Source::resolve(&crate::host::Root::new("/nonexistent"), None);
             let loaded = crate::config::parse(&text, &source);
             assert!(!loaded.diags.has_errors(), "{:?}", loaded.diags.sorted());
             let c = loaded.config.unwrap();

@@ -1,0 +1,21 @@
+//! The file formats of other programs, parsed and edited in one place
+//! each, without I/O.
+//!
+//! audit and import read these formats; plan edits them; both use the
+//! same code, so what audit reports and what plan changes cannot disagree.
+//! Edits keep every byte they do not need to change.
+//!
+//! - [`lines`]: physical lines with their terminators (byte-exact edits).
+//! - [`postfix`]: main.cf and master.cf (postconf(5), master(5)): logical
+//!   lines, parameters, `-o` overrides, milter lists, merging our milter.
+//! - [`sendmail`]: sendmail.mc `INPUT_MAIL_FILTER` lines.
+//! - [`systemd`]: unit files and systemd's word splitting.
+//! - [`passwd`]: `/etc/passwd` and `/etc/group`.
+//! - [`sysusers`]: sysusers.d(5) lines.
+
+pub mod lines;
+pub mod passwd;
+pub mod postfix;
+pub mod sendmail;
+pub mod systemd;
+pub mod sysusers;
