@@ -719,6 +719,8 @@ mod tests {
                     set: vec![("milter_protocol".into(), "6".into())],
                     milter_lists: vec!["smtpd_milters".into(), "non_smtpd_milters".into()],
                     milter: "unix:/dkimctl/milter.sock".into(),
+                    queue_directory: "/var/spool/postfix".into(),
+                    chroot: true,
                 }),
                 "root",
                 0o644,

@@ -24,6 +24,7 @@ use super::systemd::{self, Unit};
 use crate::config::Config;
 use crate::config::model::{Canon, EngineKind, HostPattern, Socket};
 use crate::config::validate::{parse_canonicalization, parse_socket};
+use crate::formats::postfix::{Endpoint, View, endpoint, entry_parts, milter_entries};
 use crate::host::ReadError;
 use crate::host::accounts::Accounts;
 use crate::keys;
@@ -539,7 +540,7 @@ impl<'a> Checks<'a> {
             lists.push((
                 "smtpd_milters".into(),
                 pf.expand(&p.value),
-                p.at.clone(),
+                pf.main_at(p),
                 aggregate(smtpds),
                 true,
             ));
@@ -548,7 +549,7 @@ impl<'a> Checks<'a> {
             lists.push((
                 "non_smtpd_milters".into(),
                 pf.expand(&p.value),
-                p.at.clone(),
+                pf.main_at(p),
                 aggregate(pf.services_running("cleanup")),
                 false,
             ));
@@ -559,7 +560,7 @@ impl<'a> Checks<'a> {
                     lists.push((
                         format!("{} -o {}", svc.name, o.name),
                         pf.expand(&o.value),
-                        o.at.clone(),
+                        pf.master_at(o.line),
                         pf.chroot_of(svc, debian),
                         o.name == "smtpd_milters",
                     ));
@@ -570,7 +571,7 @@ impl<'a> Checks<'a> {
         let mut smtpd_side = false;
         let mut non_smtpd_side = false;
         for (what, value, at, chroot, smtpd) in &lists {
-            let entries = mta::milter_entries(value);
+            let entries = milter_entries(value);
             if entries.is_empty() {
                 continue;
             }
@@ -582,11 +583,8 @@ impl<'a> Checks<'a> {
             let mut best = Reach::No;
             let mut best_settings = Vec::new();
             for e in &entries {
-                let (addr, settings) = mta::entry_parts(e);
-                let Ok(theirs) = parse_socket(&addr) else {
-                    continue;
-                };
-                let r = reach(ours, &theirs, *chroot, &queue);
+                let (addr, settings) = entry_parts(e);
+                let r = reach(ours, &addr, *chroot, &queue);
                 if r > best {
                     best = r;
                     best_settings = settings;
@@ -700,10 +698,11 @@ impl<'a> Checks<'a> {
         };
         let mut matched = false;
         for f in filters {
-            let Some(theirs) = f.socket.as_deref().and_then(|s| parse_socket(s).ok()) else {
+            let Some(theirs) = f.socket.as_deref() else {
                 continue;
             };
-            if reach(ours, &theirs, Chroot::No, Path::new("/")) == Reach::Yes {
+            // Sendmail does not chroot; its S= uses OpenDKIM's notation.
+            if reach(ours, theirs, Chroot::No, Path::new("/")) == Reach::Yes {
                 matched = true;
                 let tempfail = f
                     .flags
@@ -776,7 +775,7 @@ impl<'a> Checks<'a> {
                     self.push(Finding::new(
                         id::MILTER_PROTOCOL,
                         Severity::Error,
-                        Some(&p.at),
+                        Some(&pf.main_at(p)),
                         format!("milter_protocol = {}", v.trim()),
                         "OpenDKIM needs protocol 6 features; Postfix then rejects or defers mail with \"milter-reject: END-OF-MESSAGE\"",
                         "milter_protocol = 6",
@@ -796,7 +795,7 @@ impl<'a> Checks<'a> {
             Some(p) => {
                 let v = pf.expand(&p.value);
                 if v.trim() == "accept" {
-                    self.push(accept_finding(&p.at, "milter_default_action = accept"));
+                    self.push(accept_finding(&pf.main_at(p), "milter_default_action = accept"));
                 }
             }
         }
@@ -1625,7 +1624,7 @@ impl<'a> Checks<'a> {
 
 /// True when main.cf or master.cf names any milter list.
 fn has_milter_lists(pf: &mta::Postfix) -> bool {
-    let named = |v: &str| !mta::milter_entries(&pf.expand(v)).is_empty();
+    let named = |v: &str| !milter_entries(&pf.expand(v)).is_empty();
     ["smtpd_milters", "non_smtpd_milters"]
         .iter()
         .any(|n| pf.param(n).is_some_and(|p| named(&p.value)))
@@ -1661,59 +1660,84 @@ pub(crate) enum Reach {
     Yes,
 }
 
-fn canonical_host(h: &str) -> String {
-    if h.eq_ignore_ascii_case("localhost") {
-        "127.0.0.1".into()
-    } else {
-        h.parse::<IpAddr>()
-            .map(|ip| ip.to_string())
-            .unwrap_or_else(|_| h.to_ascii_lowercase())
+/// What our socket (OpenDKIM's or the engine's, a host path or a TCP
+/// address) is, in the terms Postfix addresses are compared in.
+fn socket_endpoint(s: &Socket) -> Endpoint {
+    match s {
+        Socket::Unix(p) => Endpoint::Unix(p.clone()),
+        Socket::Inet { host, port } => Endpoint::Inet {
+            host: host.clone(),
+            port: *port,
+        },
     }
 }
 
-/// Compares the milter's socket with the address Postfix uses, given the
-/// service's chroot (`localhost` and 127.0.0.1 are the same here).
-pub(crate) fn reach(ours: &Socket, theirs: &Socket, chroot: Chroot, queue: &Path) -> Reach {
-    match (ours, theirs) {
-        (Socket::Inet { host: h1, port: p1 }, Socket::Inet { host: h2, port: p2 }) => {
-            if p1 == p2 && canonical_host(h1) == canonical_host(h2) {
+/// Whether Postfix's address `theirs`, used by a service with the given
+/// chroot, reaches the milter listening on `ours` (the one rule of
+/// [`crate::formats::postfix::endpoint`]: aliases of a host, relative
+/// paths from the queue directory, both socket notations).
+pub(crate) fn reach(ours: &Socket, theirs: &str, chroot: Chroot, queue: &Path) -> Reach {
+    let ours = socket_endpoint(ours);
+    let seen = |chroot| {
+        endpoint(
+            theirs,
+            &View {
+                queue_directory: queue,
+                chroot,
+            },
+        )
+        .is_some_and(|e| e.same(&ours))
+    };
+    match chroot {
+        Chroot::No => {
+            if seen(Chroot::No) {
                 Reach::Yes
             } else {
                 Reach::No
             }
         }
-        (Socket::Unix(p), Socket::Unix(x)) => {
-            let inside = queue.join(x.strip_prefix("/").unwrap_or(x));
-            match chroot {
-                Chroot::No => {
-                    if p == x {
-                        Reach::Yes
-                    } else {
-                        Reach::No
-                    }
+        Chroot::Yes | Chroot::Default => {
+            if seen(Chroot::Yes) {
+                Reach::Yes
+            } else if seen(Chroot::No) {
+                match &ours {
+                    Endpoint::Unix(p) if p.starts_with(queue) => Reach::ChrootPath,
+                    _ => Reach::OutsideChroot,
                 }
-                Chroot::Yes | Chroot::Default => {
-                    if &inside == p {
-                        Reach::Yes
-                    } else if p == x {
-                        if p.starts_with(queue) {
-                            Reach::ChrootPath
-                        } else {
-                            Reach::OutsideChroot
-                        }
-                    } else {
-                        Reach::No
-                    }
-                }
+            } else {
+                Reach::No
             }
         }
-        _ => Reach::No,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// audit's half of the vectors plan also runs over: whether
+    /// smtpd_milters reaches the socket.
+    #[test]
+    fn shared_postfix_vectors() {
+        for v in crate::formats::postfix::vectors::postfix_vectors() {
+            let pf = mta::Postfix {
+                main_path: "/etc/postfix/main.cf".into(),
+                main: crate::formats::postfix::MainCf::parse(v.main_cf.as_bytes()),
+                master_path: "/etc/postfix/master.cf".into(),
+                master: None,
+            };
+            let queue = pf.queue_directory();
+            let chroot = if v.chroot { Chroot::Yes } else { Chroot::No };
+            let list = pf
+                .param("smtpd_milters")
+                .map(|p| pf.expand(&p.value))
+                .unwrap_or_default();
+            let reached = milter_entries(&list)
+                .iter()
+                .any(|e| reach(&v.socket, &entry_parts(e).0, chroot, &queue) == Reach::Yes);
+            assert_eq!(reached, v.reaches, "{}", v.name);
+        }
+    }
 
     fn s(t: &str) -> Socket {
         parse_socket(t).unwrap()
@@ -1780,7 +1804,7 @@ mod tests {
         ];
         for (ours, theirs, chroot, want) in cases {
             assert_eq!(
-                reach(&s(ours), &s(theirs), chroot, q),
+                reach(&s(ours), theirs, chroot, q),
                 want,
                 "{ours} vs {theirs} ({chroot:?})"
             );

@@ -28,6 +28,7 @@ use crate::config::validate::{
     DEFAULT_SIGN_HEADERS, default_key_path, is_selector, normalize_domain, parse_canonicalization,
     parse_host_pattern, parse_socket,
 };
+use crate::formats::postfix::{entry_parts, milter_entries};
 use crate::host::Root;
 
 /// A `dkim.toml` describing the installed setup.
@@ -297,14 +298,12 @@ impl Writer {
             let c = if chroot { Chroot::Yes } else { Chroot::No };
             let reaches = |value: &str| {
                 let Some(ours) = &ours else { return false };
-                mta::milter_entries(&pf.expand(value)).iter().any(|e| {
-                    let (addr, _) = mta::entry_parts(e);
-                    parse_socket(&addr).is_ok_and(|t| {
-                        matches!(
-                            reach(ours, &t, c, &queue),
-                            Reach::Yes | Reach::OutsideChroot | Reach::ChrootPath
-                        )
-                    })
+                milter_entries(&pf.expand(value)).iter().any(|e| {
+                    let (addr, _) = entry_parts(e);
+                    matches!(
+                        reach(ours, &addr, c, &queue),
+                        Reach::Yes | Reach::OutsideChroot | Reach::ChrootPath
+                    )
                 })
             };
             let mut services: Vec<String> = Vec::new();
@@ -350,7 +349,7 @@ impl Writer {
                         Section::Mta,
                         format!(
                             "milter_default_action = {other} ({}): dkimctl takes accept, tempfail or reject",
-                            p.at
+                            pf.main_at(p)
                         ),
                     ),
                 }

@@ -605,17 +605,17 @@ mod tests {
             let _ = opendkim::parse_host_entry(t, &Origin::file(p));
             let _ = opendkim::parse_dataset(t, Some(Path::new("/b")));
             let _ = opendkim::parse_c_int(t);
-            let main = mta::parse_main(t, p);
+            let main = crate::formats::postfix::MainCf::parse(t.as_bytes());
             let pf = mta::Postfix {
                 main_path: p.into(),
                 main,
                 master_path: p.into(),
-                master: Some(mta::parse_master(t, p)),
+                master: Some(crate::formats::postfix::parse_master(t.as_bytes())),
             };
             let _ = pf.expand(t);
             let _ = pf.queue_directory();
-            let _ = mta::milter_entries(t);
-            let _ = mta::entry_parts(t);
+            let _ = crate::formats::postfix::milter_entries(t);
+            let _ = crate::formats::postfix::entry_parts(t);
             let _ = mta::parse_sendmail_mc(t, p);
             let d = systemd::parse_unit(t, p);
             let u = systemd::Unit {

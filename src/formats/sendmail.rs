@@ -1,46 +1,121 @@
-//! Merging the `INPUT_MAIL_FILTER` line into sendmail.mc.
+//! sendmail.mc's milter lines: `INPUT_MAIL_FILTER(`name', `S=..., F=...')`
+//! and `MAIL_FILTER(...)` read ([`parse_filters`], audit and import) and
+//! merged ([`merge_mc`], plan) by one parser.
 //!
-//! The line for our filter (found by its name) is replaced; a new one goes
-//! after the last `FEATURE(` line, where the m4 macros for filters belong,
-//! or before the first `MAILER(` line (filters must be defined before the
-//! mailers), or at the end. Every other line stays byte for byte.
+//! Our filter is the one with our name, or one whose `S=` reaches our
+//! socket under any spelling ([`super::postfix::endpoint`]: sendmail
+//! takes OpenDKIM's notation). Its line is replaced in place; a new one
+//! goes after the last `FEATURE(` line, where the m4 macros for filters
+//! belong, or before the first `MAILER(` line (filters must be defined
+//! before the mailers), or at the end. Every other line stays byte for
+//! byte.
+
+use std::path::Path;
 
 use super::lines;
+use super::postfix::{Chroot, View, endpoint};
 use crate::render::artifact::SendmailMcEdit;
 
-/// True when `line` is `INPUT_MAIL_FILTER(`name'...` (or with the name
-/// unquoted) for the filter `name`.
-fn is_filter_line(line: &[u8], name: &str) -> bool {
-    let body = lines::trim_start(lines::body(line));
-    let Some(rest) = body.strip_prefix(b"INPUT_MAIL_FILTER(") else {
-        return false;
+/// One `INPUT_MAIL_FILTER` or `MAIL_FILTER` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// The filter's name.
+    pub name: String,
+    /// The `S=` socket, if given.
+    pub socket: Option<String>,
+    /// The `F=` flags (`T` tempfail, `R` reject when unreachable).
+    pub flags: Option<String>,
+    /// `true` for `INPUT_MAIL_FILTER` (the filter is also added to
+    /// `InputMailFilters`), `false` for `MAIL_FILTER`.
+    pub input: bool,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+/// The filter a line defines, if it is a filter line (not commented out
+/// with `dnl` or `#`).
+fn parse_line(body: &[u8], line: usize) -> Option<Filter> {
+    let text = String::from_utf8_lossy(body);
+    let t = text.trim();
+    let (input, args) = match t.strip_prefix("INPUT_MAIL_FILTER(") {
+        Some(a) => (true, a),
+        None => (false, t.strip_prefix("MAIL_FILTER(")?),
     };
-    let rest = lines::trim_start(rest);
-    let (rest, quoted) = match rest.strip_prefix(b"`") {
-        Some(r) => (r, true),
-        None => (rest, false),
+    let args = args.split(')').next().unwrap_or_default();
+    let unquote = |s: &str| {
+        s.trim()
+            .trim_start_matches('`')
+            .trim_end_matches('\'')
+            .trim()
+            .to_string()
     };
-    let Some(after) = rest.strip_prefix(name.as_bytes()) else {
-        return false;
+    let (name, rest) = args.split_once(',').unwrap_or((args, ""));
+    let mut socket = None;
+    let mut flags = None;
+    for part in unquote(rest).split(',') {
+        let part = part.trim();
+        if let Some(s) = part.strip_prefix("S=") {
+            socket = Some(s.trim().to_string());
+        } else if let Some(f) = part.strip_prefix("F=") {
+            flags = Some(f.trim().to_string());
+        }
+    }
+    let name = unquote(name);
+    (!name.is_empty()).then_some(Filter {
+        name,
+        socket,
+        flags,
+        input,
+        line,
+    })
+}
+
+/// Every filter line of sendmail.mc text.
+pub fn parse_filters(text: &[u8]) -> Vec<Filter> {
+    lines::split(text)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| parse_line(lines::body(l), i + 1))
+        .collect()
+}
+
+/// True when the filter's `S=` reaches `socket` (both in sendmail's
+/// notation; sendmail does not chroot).
+pub fn reaches(filter: &Filter, socket: &str) -> bool {
+    let view = View {
+        queue_directory: Path::new("/"),
+        chroot: Chroot::No,
     };
-    match after.first() {
-        Some(b'\'') => quoted,
-        Some(b',') | Some(b' ') | Some(b'\t') | Some(b')') => !quoted,
+    match (
+        filter.socket.as_deref().and_then(|s| endpoint(s, &view)),
+        endpoint(socket, &view),
+    ) {
+        (Some(a), Some(b)) => a.same(&b),
         _ => false,
     }
 }
 
 /// sendmail.mc with the filter line merged in.
-pub(crate) fn merge_mc(old: &[u8], edit: &SendmailMcEdit) -> Vec<u8> {
+pub fn merge_mc(old: &[u8], edit: &SendmailMcEdit) -> Vec<u8> {
     let mut lines = lines::split(old);
     let line = edit.line.trim_end_matches(['\n', '\r']);
-    if let Some(i) = lines
-        .iter()
-        .position(|l| is_filter_line(l, &edit.filter_name))
-    {
+    let ours = |l: &Vec<u8>| {
+        parse_line(lines::body(l), 0)
+            .is_some_and(|f| f.name == edit.filter_name || reaches(&f, &edit.socket))
+    };
+    if let Some(i) = lines.iter().position(ours) {
         if lines::body(&lines[i]) != line.as_bytes() {
             let eol = lines::eol(&lines[i]);
             lines[i] = lines::with_eol(line, eol);
+        }
+        // Only one definition of our filter survives.
+        let mut k = i + 1;
+        while k < lines.len() {
+            if ours(&lines[k]) {
+                lines.remove(k);
+            } else {
+                k += 1;
+            }
         }
     } else if let Some(i) = lines.iter().rposition(|l| l.starts_with(b"FEATURE(")) {
         lines::terminate(&mut lines, i);
@@ -61,6 +136,7 @@ mod tests {
         SendmailMcEdit {
             filter_name: "dkimctl".into(),
             line: format!("INPUT_MAIL_FILTER(`dkimctl', `S={socket}, F=T, T=R:2m')dnl"),
+            socket: socket.into(),
         }
     }
 
@@ -100,6 +176,23 @@ mod tests {
     }
 
     #[test]
+    fn the_same_socket_under_another_name_or_macro_is_ours() {
+        // The ArchWiki line (another name, the same socket spelled
+        // differently) and a MAIL_FILTER definition are replaced, not
+        // doubled.
+        for existing in [
+            "INPUT_MAIL_FILTER(`opendkim', `S=inet:8891@127.0.0.1')dnl\n",
+            "MAIL_FILTER(`dkimctl', `S=inet:9999@localhost')dnl\n",
+        ] {
+            let old = MC.replace("MAILER(`local')", &format!("{existing}MAILER(`local')"));
+            let got = merge(&old, &edit("inet:8891@localhost"));
+            assert!(!got.contains(existing), "{got}");
+            assert_eq!(got.matches("MAIL_FILTER(`dkimctl'").count(), 1, "{got}");
+            assert!(got.contains("`other'"));
+        }
+    }
+
+    #[test]
     fn without_feature_lines() {
         assert_eq!(
             merge("divert(0)\nMAILER(`smtp')\n", &edit("x")),
@@ -112,22 +205,20 @@ mod tests {
     }
 
     #[test]
-    fn filter_names_match_exactly() {
-        assert!(is_filter_line(
-            b"INPUT_MAIL_FILTER(`dkimctl', `S=x')",
-            "dkimctl"
-        ));
-        assert!(is_filter_line(
-            b"  INPUT_MAIL_FILTER(dkimctl, `S=x')",
-            "dkimctl"
-        ));
-        assert!(!is_filter_line(
-            b"INPUT_MAIL_FILTER(`dkimctl2', `S=x')",
-            "dkimctl"
-        ));
-        assert!(!is_filter_line(
-            b"dnl INPUT_MAIL_FILTER(`dkimctl', `S=x')",
-            "dkimctl"
-        ));
+    fn filter_lines_parse() {
+        let f = parse_filters(
+            b"FEATURE(`x')dnl\nINPUT_MAIL_FILTER(`opendkim', `S=inet:8891@localhost, F=T')\n\
+              dnl INPUT_MAIL_FILTER(`off', `S=x')\n  MAIL_FILTER(dkimctl, `S=local:/r/s')\n\
+              INPUT_MAIL_FILTER(`dkimctl2', `S=x')\n",
+        );
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].name, "opendkim");
+        assert_eq!(f[0].socket.as_deref(), Some("inet:8891@localhost"));
+        assert_eq!(f[0].flags.as_deref(), Some("T"));
+        assert_eq!(f[0].line, 2);
+        assert!(f[0].input);
+        assert_eq!(f[1].name, "dkimctl");
+        assert!(!f[1].input);
+        assert_eq!(f[2].name, "dkimctl2");
     }
 }

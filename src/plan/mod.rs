@@ -293,15 +293,24 @@ impl Context<'_> {
         }
     }
 
-    /// True when main.cf's `smtpd_milters` is managed with this milter
-    /// (so master.cf's `$smtpd_milters` references reach it).
-    fn main_smtpd_has(&self, milter: &str) -> bool {
-        self.artifacts.iter().any(|a| match &a.kind {
-            ArtifactKind::PostfixMain(e) => {
-                e.milter == milter && e.milter_lists.iter().any(|l| l == "smtpd_milters")
-            }
-            _ => false,
-        })
+    /// main.cf next to `master` as it will be after this plan: the file
+    /// on disk with the main.cf artifact's edit merged in (master.cf's
+    /// `$name` references expand with its values).
+    fn merged_main(&self, master: &Path) -> Result<postfix::MainCf, PlanError> {
+        let host = master.with_file_name("main.cf");
+        let real = self.root.join(&host);
+        let old = match inspect::inspect(&real, Want::File).map_err(PlanError::Host)? {
+            Some(_) => inspect::read_file(&real).map_err(PlanError::Host)?,
+            None => Vec::new(),
+        };
+        let edit = self.artifacts.iter().find_map(|a| match &a.kind {
+            ArtifactKind::PostfixMain(e) if a.path == host => Some(e),
+            _ => None,
+        });
+        Ok(postfix::MainCf::parse(&match edit {
+            Some(e) => postfix::merge_main(&old, e),
+            None => old,
+        }))
     }
 }
 
@@ -374,7 +383,8 @@ fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
         }
         ArtifactKind::PostfixMaster(edit) => {
             let old = read_old()?.ok_or_else(|| must_exist("master.cf"))?;
-            let new = postfix::merge_master(&old, edit, ctx.main_smtpd_has(&edit.milter)).map_err(
+            let main = ctx.merged_main(&a.path)?;
+            let new = postfix::merge_master(&old, edit, &main).map_err(
                 |postfix::MissingService(service)| PlanError::MissingService {
                     path: real.clone(),
                     service,
@@ -615,6 +625,38 @@ fn details(c: &Change) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// plan's half of the vectors audit also runs over: a list that
+    /// reaches the socket already is left as it is (nothing added twice);
+    /// one that does not gets our entry first.
+    #[test]
+    fn shared_postfix_vectors() {
+        for v in crate::formats::postfix::vectors::postfix_vectors() {
+            let main = postfix::MainCf::parse(v.main_cf.as_bytes());
+            let queue = main.queue_directory();
+            let ours = v.socket.postfix(v.chroot.then_some(queue.as_path()));
+            let edit = PostfixMainEdit {
+                set: Vec::new(),
+                milter_lists: vec!["smtpd_milters".into()],
+                milter: ours.clone(),
+                queue_directory: queue,
+                chroot: v.chroot,
+            };
+            let merged = postfix::MainCf::parse(&postfix::merge_main(v.main_cf.as_bytes(), &edit));
+            let before = main.param("smtpd_milters").map(|p| p.value.clone());
+            let after = merged.param("smtpd_milters").map(|p| p.value.clone());
+            if v.reaches {
+                assert_eq!(after, before, "{}: the list was changed", v.name);
+            } else {
+                let after = after.unwrap_or_default();
+                assert!(
+                    postfix::milter_entries(&after).first() == Some(&ours),
+                    "{}: ours is not first in {after}",
+                    v.name
+                );
+            }
+        }
+    }
+
     use std::fs;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
@@ -899,6 +941,8 @@ mod tests {
                 set: vec![("milter_protocol".into(), "6".into())],
                 milter_lists: vec!["smtpd_milters".into()],
                 milter: "unix:/dkimctl/milter.sock".into(),
+                queue_directory: "/var/spool/postfix".into(),
+                chroot: true,
             }),
             0o644,
             Reload::Postfix,
@@ -912,6 +956,8 @@ mod tests {
                         vec![("smtpd_milters".into(), "$smtpd_milters".into())],
                     )],
                     milter: "unix:/dkimctl/milter.sock".into(),
+                    queue_directory: "/var/spool/postfix".into(),
+                    chroot: true,
                 }),
                 0o644,
                 Reload::Postfix,

@@ -61,6 +61,11 @@ pub struct PostfixMainEdit {
     pub milter_lists: Vec<String>,
     /// Our milter address as Postfix names it.
     pub milter: String,
+    /// Postfix's queue directory (relative and chrooted milter paths are
+    /// resolved against it when lists are compared).
+    pub queue_directory: PathBuf,
+    /// True when smtpd and cleanup run chrooted.
+    pub chroot: bool,
 }
 
 /// Managed master.cf service overrides.
@@ -71,6 +76,10 @@ pub struct PostfixMasterEdit {
     pub services: Vec<(String, Vec<(String, String)>)>,
     /// Our milter address as Postfix names it.
     pub milter: String,
+    /// Postfix's queue directory.
+    pub queue_directory: PathBuf,
+    /// What master.cf's chroot column `-` means here.
+    pub chroot: bool,
 }
 
 /// The managed sendmail.mc line.
@@ -80,6 +89,9 @@ pub struct SendmailMcEdit {
     pub filter_name: String,
     /// The whole line.
     pub line: String,
+    /// The `S=` socket in it (another filter reaching the same socket is
+    /// the same milter).
+    pub socket: String,
 }
 
 /// What a change to an artifact requires of running services, from least

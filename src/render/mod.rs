@@ -517,6 +517,8 @@ impl Renderer<'_> {
                         ],
                         milter_lists: lists,
                         milter: milter.clone(),
+                        queue_directory: p.queue_directory.clone(),
+                        chroot: p.chroot,
                     }),
                     owner: "root".into(),
                     group: "root".into(),
@@ -526,7 +528,12 @@ impl Renderer<'_> {
                 if !services.is_empty() {
                     out.push(Artifact {
                         path: p.config_dir.join("master.cf"),
-                        kind: ArtifactKind::PostfixMaster(PostfixMasterEdit { services, milter }),
+                        kind: ArtifactKind::PostfixMaster(PostfixMasterEdit {
+                            services,
+                            milter,
+                            queue_directory: p.queue_directory.clone(),
+                            chroot: p.chroot,
+                        }),
                         owner: "root".into(),
                         group: "root".into(),
                         mode: 0o644,
@@ -551,6 +558,7 @@ impl Renderer<'_> {
                     kind: ArtifactKind::SendmailMc(SendmailMcEdit {
                         filter_name: name.into(),
                         line,
+                        socket: s.socket.opendkim(),
                     }),
                     owner: "root".into(),
                     group: "root".into(),
