@@ -1716,7 +1716,7 @@ fn auth_results_with_quoted_authserv_id_is_recognised_as_forged() {
 /// opendkim.conf integer with two minus signs.
 #[test]
 fn opendkim_conf_integer_with_two_signs_is_not_a_number() {
-    use dkimctl::audit::opendkim::parse_c_int;
+    use dkimctl::formats::opendkim::parse_c_int;
     assert_eq!(parse_c_int("--9223372036854775808"), None);
     assert_eq!(parse_c_int("--5"), None);
     assert_eq!(parse_c_int("+-5"), None);

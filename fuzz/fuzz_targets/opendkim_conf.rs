@@ -19,10 +19,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use dkimctl::audit::findings::Origin;
-use dkimctl::audit::{import, mta, opendkim, systemd};
+use dkimctl::audit::import;
 use dkimctl::config::{Source, parse};
+use dkimctl::formats::{opendkim, postfix, sendmail, systemd};
 use dkimctl::host::Root;
+use dkimctl::report::Origin;
 use libfuzzer_sys::fuzz_target;
 
 const TABLES: &str = "KeyTable file:/etc/opendkim/KeyTable\n\
@@ -57,14 +58,15 @@ fuzz_target!(|data: &[u8]| {
     // slows the target down).
     let p = Path::new("/etc/opendkim.conf");
     let mut findings = Vec::new();
-    let _ = opendkim::parse_conf(conf, p, &mut findings);
+    let _ = dkimctl::audit::opendkim::parse_conf(conf, p, &mut findings);
     let _ = opendkim::parse_bool(conf);
     let _ = opendkim::parse_c_int(conf);
-    let _ = mta::parse_main(conf, Path::new("/etc/postfix/main.cf"));
-    let _ = mta::parse_master(conf, Path::new("/etc/postfix/master.cf"));
-    let _ = mta::parse_sendmail_mc(conf, Path::new("/etc/mail/sendmail.mc"));
-    for entry in mta::milter_entries(conf) {
-        let _ = mta::entry_parts(&entry);
+    let main = postfix::MainCf::parse(conf.as_bytes());
+    let _ = main.expand(conf);
+    let _ = postfix::parse_master(conf.as_bytes());
+    let _ = sendmail::parse_filters(conf.as_bytes());
+    for entry in postfix::milter_entries(conf) {
+        let _ = postfix::entry_parts(&entry);
     }
     let _ = systemd::parse_unit(conf, Path::new("/etc/systemd/system/opendkim.service"));
     let _ = systemd::split_command(conf);
@@ -80,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .map(|l| (l.key.clone(), l.at.clone()))
             .collect();
-        let _ = opendkim::host_entries(&host_lines, &mut findings, "InternalHosts");
+        let _ = dkimctl::audit::opendkim::host_entries(&host_lines, &mut findings, "InternalHosts");
     }
     for f in &findings {
         let _ = f.to_json();

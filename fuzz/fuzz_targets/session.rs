@@ -30,10 +30,10 @@ use dkimctl::config::{Source, parse};
 use dkimctl::dkim::verify::{FixedAnswer, Resolver};
 use dkimctl::engine::session::Session;
 use dkimctl::engine::{Shared, State};
+use dkimctl::host::Root;
 use dkimctl::milter::{
     Command, DEFAULT_MAX_PACKET, Family, OptNeg, Reply, decode_command, decode_reply,
 };
-use dkimctl::host::Root;
 use libfuzzer_sys::fuzz_target;
 
 const ED: &str = include_str!("../../src/dkim/testdata/test-only-ed25519.pem");

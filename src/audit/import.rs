@@ -22,12 +22,12 @@ use super::checks::{Reach, reach, run_as};
 use super::findings::id;
 use super::inventory::{OpenDkim, Places, System};
 use super::mta::{self, Chroot};
-use super::opendkim::{self, Dataset, Host, KeySource};
 use crate::config::model::{Algorithm, Canon, HostPattern, Socket};
 use crate::config::validate::{
     DEFAULT_SIGN_HEADERS, default_key_path, is_selector, normalize_domain, parse_canonicalization,
     parse_host_pattern, parse_socket,
 };
+use crate::formats::opendkim::{self, Dataset, Host, KeySource};
 use crate::formats::postfix::{entry_parts, milter_entries};
 use crate::host::Root;
 

@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 
 use super::findings::{Finding, Origin, id};
 use super::mta::{self, Postfix, SendmailFilter};
-use super::opendkim::{
+use super::opendkim::{host_entries, parse_conf};
+use super::systemd::{self, Unit};
+use crate::formats::opendkim::{
     self, ConfLine, Dataset, HostEntry, KeyEntry, KeySource, MAX_INCLUDE_DEPTH, Setting,
     SigningEntry,
 };
-use super::systemd::{self, Unit};
 use crate::host::accounts::{self, Accounts};
 use crate::host::{ReadError, Reader, Root};
 use crate::report::Severity;
@@ -320,7 +321,7 @@ fn load_conf(
     out: &mut Vec<Setting>,
     findings: &mut Vec<Finding>,
 ) {
-    for line in opendkim::parse_conf(text, path, findings) {
+    for line in parse_conf(text, path, findings) {
         match line {
             ConfLine::Setting(s) => out.push(s),
             ConfLine::Include(file, at) => {
@@ -498,7 +499,7 @@ fn gather_hosts(
 ) -> Option<Vec<HostEntry>> {
     let (_, _, lines) = dataset_lines(reader, od, name, findings)?;
     let texts: Vec<(String, Origin)> = lines.into_iter().map(|l| (l.key, l.at)).collect();
-    Some(opendkim::host_entries(&texts, findings, name))
+    Some(host_entries(&texts, findings, name))
 }
 
 /// Owner, group and mode of a path, from the inode.
@@ -509,6 +510,7 @@ pub fn owner_mode(meta: &Metadata) -> (u32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::opendkim;
 
     #[test]
     fn links_resolve_inside_the_root() {
@@ -538,7 +540,7 @@ mod tests {
 
     #[test]
     fn hostile_text_never_panics() {
-        use crate::audit::{mta, opendkim, systemd};
+        use crate::audit::{mta, systemd};
         let nasty = [
             "",
             "\n",
@@ -597,7 +599,7 @@ mod tests {
             .chain(random.iter().map(String::as_str))
         {
             let mut f = Vec::new();
-            let _ = opendkim::parse_conf(t, p, &mut f);
+            let _ = parse_conf(t, p, &mut f);
             for l in opendkim::parse_table(t, p) {
                 let _ = opendkim::parse_key_line(&l, None);
                 let _ = opendkim::parse_signing_line(&l);

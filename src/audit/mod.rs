@@ -108,13 +108,13 @@ pub use systemd::Analyzer;
 use crate::config::Config;
 use crate::config::model::{Algorithm, Domain, Key, KeyState, Mta, RecordFlags};
 use crate::dns::{self, TxtResolver};
+use crate::formats::opendkim::KeySource;
 use crate::host::Root;
 use crate::plan::{self, Action, mode_string};
 use crate::render::{self, templates::Templates};
 use crate::report::Severity;
 use findings::id;
 use inventory::{Places, System};
-use opendkim::KeySource;
 
 /// What `dkimctl audit` was asked to do beyond the checks.
 #[derive(Debug, Clone)]

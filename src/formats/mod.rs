@@ -8,12 +8,15 @@
 //! - [`lines`]: physical lines with their terminators (byte-exact edits).
 //! - [`postfix`]: main.cf and master.cf (postconf(5), master(5)): logical
 //!   lines, parameters, `-o` overrides, milter lists, merging our milter.
+//! - [`opendkim`]: opendkim.conf and its datasets (KeyTable, SigningTable,
+//!   host lists), as OpenDKIM 2.11 reads them.
 //! - [`sendmail`]: sendmail.mc `INPUT_MAIL_FILTER` lines.
 //! - [`systemd`]: unit files and systemd's word splitting.
 //! - [`passwd`]: `/etc/passwd` and `/etc/group`.
 //! - [`sysusers`]: sysusers.d(5) lines.
 
 pub mod lines;
+pub mod opendkim;
 pub mod passwd;
 pub mod postfix;
 pub mod sendmail;
