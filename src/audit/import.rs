@@ -23,6 +23,7 @@ use super::findings::id;
 use super::inventory::{OpenDkim, Places, System};
 use super::mta::{self, Chroot};
 use crate::config::model::{Algorithm, Canon, HostPattern, Socket};
+use crate::config::types::is_account_name;
 use crate::config::validate::{
     DEFAULT_SIGN_HEADERS, default_key_path, is_selector, normalize_domain, parse_canonicalization,
     parse_host_pattern, parse_socket,
@@ -188,15 +189,6 @@ fn comment_text(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-fn is_account_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 32
-        && (b[0].is_ascii_lowercase() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
 impl Writer {

@@ -15,6 +15,7 @@ pub mod docs;
 pub mod progress;
 pub mod selftest;
 
+use crate::config::types::parse_nameserver;
 use crate::config::{self, Config, Source};
 use crate::host::Root;
 use crate::render::{self, templates::Templates};
@@ -255,16 +256,6 @@ pub enum DnsCommand {
     },
 }
 
-/// Parses `IP` or `IP:PORT` (`[V6]:PORT`); port 53 by default.
-fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, String> {
-    s.parse::<std::net::SocketAddr>()
-        .or_else(|_| {
-            s.parse::<std::net::IpAddr>()
-                .map(|ip| std::net::SocketAddr::new(ip, 53))
-        })
-        .map_err(|_| format!("\"{s}\" is not IP or IP:PORT"))
-}
-
 /// The least severity that fails an audit.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FailOn {
@@ -362,9 +353,9 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             today,
         } => {
             let today = match today {
-                Some(t) => crate::rotate::Date::parse(&t)
+                Some(t) => crate::config::types::Date::parse(&t)
                     .ok_or_else(|| format!("invalid date {t}: write YYYY-MM-DD"))?,
-                None => crate::rotate::Date::today(),
+                None => crate::config::types::Date::today(),
             };
             let code = crate::rotate::rotate(
                 &source,
@@ -632,8 +623,11 @@ fn bootstrap(
                 MtaChoice::None => "none",
             },
         };
-        let text =
-            crate::cli::bootstrap::initial_config(&names, &crate::cli::bootstrap::today(), choices);
+        let text = crate::cli::bootstrap::initial_config(
+            &names,
+            &crate::config::types::Date::today().to_string(),
+            choices,
+        );
         if let Some(dir) = source.real.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;

@@ -12,6 +12,7 @@ pub mod environment;
 pub mod model;
 pub mod raw;
 pub mod schema;
+pub mod types;
 pub mod validate;
 
 pub use diag::{Diagnostic, Diagnostics};

@@ -11,6 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::types::Date;
+
 /// The whole, validated DKIM setup of one host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -420,9 +422,9 @@ pub struct Key {
     /// Life-cycle state.
     pub state: KeyState,
     /// Date the key was created (`YYYY-MM-DD`), if recorded.
-    pub created: Option<String>,
+    pub created: Option<Date>,
     /// Date after which a retiring key is retired (`YYYY-MM-DD`).
-    pub retire_after: Option<String>,
+    pub retire_after: Option<Date>,
     /// The domain that owns the key file: this domain, or the domain named
     /// by `key_from`.
     pub owner_domain: String,

@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::diag::{Diagnostics, did_you_mean};
 use super::model::*;
 use super::raw::{IntOrStr, RawConfig, RawDomain, RawRecord, Sp};
+use super::types::{Date, is_account_name, parse_nameserver};
 
 /// Header fields signed by default: RFC 6376 §5.4.1's recommendation, as
 /// OpenDKIM signs them.
@@ -1168,17 +1169,16 @@ impl Validator<'_> {
         })
     }
 
-    fn date(&mut self, sp: &Sp<String>) -> Option<String> {
-        if parse_date(&sp.value).is_some() {
-            Some(sp.value.clone())
-        } else {
+    fn date(&mut self, sp: &Sp<String>) -> Option<Date> {
+        let date = Date::parse(&sp.value);
+        if date.is_none() {
             self.d.error_help(
                 sp.at(),
                 format!("invalid date \"{}\"", sp.value),
-                "write YYYY-MM-DD",
+                "write YYYY-MM-DD, a day that exists",
             );
-            None
         }
+        date
     }
 
     fn engine(&mut self, raw: &RawConfig) -> Engine {
@@ -1204,7 +1204,7 @@ impl Validator<'_> {
         let mut nameservers = Vec::new();
         if let Some(list) = &e.nameservers {
             for ns in &list.value {
-                match parse_nameserver(&ns.value) {
+                match parse_nameserver(&ns.value).ok() {
                     Some(a) => nameservers.push(a),
                     None => self.d.error_help(
                         ns.at(),
@@ -1463,15 +1463,6 @@ pub fn is_selector(s: &str) -> bool {
         })
 }
 
-fn is_account_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 32
-        && (b[0].is_ascii_lowercase() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
-}
-
 fn is_authserv_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
@@ -1521,21 +1512,6 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(mult)
-}
-
-/// Parses `YYYY-MM-DD` into (year, month, day).
-pub fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
-    let mut it = s.splitn(3, '-');
-    let y: i32 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let d: u32 = it.next()?.parse().ok()?;
-    (s.len() == 10 && (1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
-}
-
-fn parse_nameserver(s: &str) -> Option<SocketAddr> {
-    s.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
 }
 
 #[cfg(test)]

@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::session::Event;
 use super::{Shared, State};
+use crate::config::types::Date;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
@@ -98,19 +99,13 @@ impl Metrics {
         );
         let _ = writeln!(s, "dkimctl_eom_seconds_count {count}");
         s.push_str("# TYPE dkimctl_key_age_days gauge\n# HELP dkimctl_key_age_days Days since the key was created (dkim.toml `created`).\n");
-        let today = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() / 86400) as i64;
+        let today = Date::today();
         for d in &state.config.domains {
             for k in d.signing_keys() {
-                let Some((y, m, day)) = k
-                    .created
-                    .as_deref()
-                    .and_then(crate::config::validate::parse_date)
-                else {
+                let Some(created) = k.created else {
                     continue;
                 };
-                let age = today - days_from_civil(i64::from(y), m, day);
+                let age = created.days_until(today);
                 let _ = writeln!(
                     s,
                     "dkimctl_key_age_days{{domain=\"{}\",selector=\"{}\"}} {age}",
@@ -128,17 +123,6 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Serves `GET /metrics` on a loopback listener until the task is dropped.
@@ -198,12 +182,6 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-    }
 
     #[test]
     fn counts_by_result_domain_and_error() {

@@ -40,10 +40,7 @@
 //! What this does not do: publish records (DNS is not ours to write), or
 //! reload the engine (`dkimctl apply` does that).
 
-pub mod date;
 pub mod edit;
-
-pub use date::Date;
 
 use std::fmt;
 use std::fs;
@@ -54,6 +51,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::model::{Algorithm, Config, Domain, Key, KeyState, RetiredKeys};
+use crate::config::types::Date;
 use crate::config::validate::{default_key_path, normalize_domain};
 use crate::config::{self, Source};
 use crate::dns::{self, DnsError, Live, PrivateKeys, Status, TxtResolver};
@@ -516,7 +514,7 @@ impl Ctx<'_> {
                     path: g.path.clone(),
                     rsa_bits: g.pair.bits,
                     state: KeyState::Pending,
-                    created: Some(self.today.to_string()),
+                    created: Some(self.today),
                     retire_after: None,
                     owner_domain: self.name().to_string(),
                 };
@@ -719,7 +717,7 @@ impl Ctx<'_> {
         // Step 3: retire what is due.
         let mut due: Vec<&Key> = Vec::new();
         for k in self.keys(KeyState::Retiring) {
-            match k.retire_after.as_deref().and_then(Date::parse) {
+            match k.retire_after {
                 Some(date) if date <= self.today => due.push(k),
                 Some(date) => next.push(format!(
                     "{} retires on {date} (in {} day(s)): run `dkimctl rotate {name} --continue` on or after that day",

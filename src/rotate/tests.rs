@@ -102,7 +102,7 @@ impl Fixture {
             .iter()
             .find(|k| k.selector == selector)
             .unwrap();
-        (k.state, k.retire_after.clone())
+        (k.state, k.retire_after.map(|d| d.to_string()))
     }
 
     /// DNS serving the correct record of every non-retired key, under

@@ -1,12 +1,15 @@
-//! Calendar dates (`YYYY-MM-DD`, UTC) for key creation and retirement,
-//! computed without a date crate.
+//! Typed values of dkim.toml that more than one place parses: calendar
+//! dates ([`Date`]), name servers ([`parse_nameserver`]) and account names
+//! ([`is_account_name`]). Each is parsed here and nowhere else.
 //!
-//! The conversions between a day count and a civil date are Howard
+//! Dates are `YYYY-MM-DD` in UTC, computed without a date crate. The
+//! conversions between a day count and a civil date are Howard
 //! Hinnant's `days_from_civil` / `civil_from_days`
 //! (<https://howardhinnant.github.io/date_algorithms.html>), exact for the
 //! proleptic Gregorian calendar.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -86,6 +89,11 @@ impl Date {
         other.days - self.days
     }
 
+    /// Days since 1970-01-01.
+    pub fn days_since_epoch(self) -> i64 {
+        self.days
+    }
+
     /// `YYYYMMDD`, the form used in selector names.
     pub fn compact(self) -> String {
         let (y, m, d) = self.ymd();
@@ -106,6 +114,26 @@ impl FromStr for Date {
     fn from_str(s: &str) -> Result<Date, String> {
         Date::parse(s).ok_or_else(|| format!("invalid date \"{s}\" (expected YYYY-MM-DD)"))
     }
+}
+
+/// Parses a name server, `IP` or `IP:PORT` (`[V6]:PORT`); port 53 by
+/// default.
+pub fn parse_nameserver(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("\"{s}\" is not IP or IP:PORT"))
+}
+
+/// True for a name useradd(8) and systemd-sysusers accept for a system
+/// account: lower-case letters, digits, `_` and `-`, starting with a
+/// letter or `_`, at most 32 bytes.
+pub fn is_account_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
 fn is_leap(year: i64) -> bool {
@@ -190,6 +218,16 @@ mod tests {
             assert!(Date::parse(bad).is_none(), "{bad}");
         }
         assert!("2025-02-29".parse::<Date>().is_err());
+    }
+
+    #[test]
+    fn nameservers_and_account_names() {
+        assert_eq!(parse_nameserver("127.0.0.1").unwrap().port(), 53);
+        assert_eq!(parse_nameserver("127.0.0.1:5300").unwrap().port(), 5300);
+        assert_eq!(parse_nameserver("[::1]:5300").unwrap().port(), 5300);
+        assert!(parse_nameserver("ns.example").is_err());
+        assert!(is_account_name("opendkim") && is_account_name("_dkim-1"));
+        assert!(!is_account_name("Root") && !is_account_name("1x") && !is_account_name(""));
     }
 
     #[test]
