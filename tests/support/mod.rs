@@ -1,8 +1,36 @@
 //! Shared helpers: run the binary, temporary roots, golden comparison, and
 //! the rule for missing tools (a test whose tool is missing fails under
 //! CI=true and is skipped with a printed reason elsewhere).
+//!
+//! The harnesses live in one file per concern:
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`proc`] | processes with deadlines: `run_bounded`, `wait_until`, `stop_child`; free ports |
+//! | [`configs`] | dkim.toml fixtures from `tests/fixtures/configs/`, roots with generated keys |
+//! | [`knot`] | a private Knot DNS server; the records `dkimctl dns records` prints |
+//! | [`engine`] | the bundled engine in this process |
+//! | [`serve`] | `dkimctl serve` as a child process |
+//! | [`client`] | the MTA side through dkimctl's own milter client |
+//! | [`message`] | the test message and its parts (`Msg`) |
+//! | [`miltertest`] | conversations driven by Debian's `miltertest` |
+//! | [`verifiers`] | dkimpy, Mail::DKIM and OpenDKIM as verifiers |
+//! | [`opendkim`] | the real OpenDKIM started from a rendered tree |
+//! | [`postfix`] | a private Postfix instance |
 
 #![allow(dead_code)]
+
+pub mod client;
+pub mod configs;
+pub mod engine;
+pub mod knot;
+pub mod message;
+pub mod miltertest;
+pub mod opendkim;
+pub mod postfix;
+pub mod proc;
+pub mod serve;
+pub mod verifiers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -109,10 +137,15 @@ pub struct TempRoot {
 
 impl TempRoot {
     pub fn new(config: &str) -> TempRoot {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let r = TempRoot { dir };
+        let r = TempRoot::empty();
         r.write("etc/dkimctl/dkim.toml", config);
         r
+    }
+    /// A root without any file (for `bootstrap` and `import`).
+    pub fn empty() -> TempRoot {
+        TempRoot {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -1,0 +1,225 @@
+//! A private Knot DNS server on loopback, and the records dkimctl prints
+//! for it to serve.
+//!
+//! One `knotd` per test on a free loopback port, with its config, zone,
+//! database and control socket in a temporary directory; killed by PID when
+//! the test ends. Independent tools reach it without touching the host's
+//! resolver: opendkim-testkey and OpenDKIM through `Nameservers
+//! 127.0.0.1@PORT`, dkimpy through a `dnsfunc` (dnspython, or kdig),
+//! Mail::DKIM through `Net::DNS`, dkimctl through `--nameserver` or
+//! `[engine] nameservers`.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::proc::free_port;
+use super::{TempRoot, require_tool, run, which};
+
+/// The zone every test serves; tests add records below the apex.
+pub const ZONE: &str = "example.com";
+
+/// A private Knot DNS server on 127.0.0.1, authoritative for example.com.
+pub struct Knot {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+    serial: u32,
+}
+
+impl Knot {
+    /// Starts knotd serving what `dkimctl dns records` prints for `root`.
+    pub fn serving(root: &TempRoot) -> Option<Knot> {
+        Knot::start(&zone_text(&published(root)))
+    }
+
+    /// Starts knotd with `zone_text` (zone-file lines: absolute names or
+    /// names relative to example.com) below a fixed SOA and NS. `None` when
+    /// knotd or kdig is missing (after printing "skipped: ..."; under
+    /// CI=true that fails the test instead).
+    pub fn start(zone_text: &str) -> Option<Knot> {
+        if !require_tool("knotd") || !require_tool("kdig") {
+            return None;
+        }
+        let knotd = which("knotd").expect("knotd");
+        // A port can be taken between probing and knotd binding it; try a
+        // few.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let port = free_port();
+            for sub in ["run", "db"] {
+                std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            }
+            let d = dir.path().display();
+            let conf = format!(
+                "server:\n    rundir: \"{d}/run\"\n    listen: 127.0.0.1@{port}\n\
+                 database:\n    storage: \"{d}/db\"\n\
+                 template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
+                 zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n\
+                 zone:\n  - domain: {ZONE}\n    file: \"{d}/{ZONE}.zone\"\n\
+                 log:\n  - target: stderr\n    any: info\n"
+            );
+            std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
+            let mut knot = Knot {
+                child: Command::new(&knotd)
+                    .arg("-c")
+                    .arg(dir.path().join("knot.conf"))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(dir.path().join("knot.log")).unwrap())
+                    .spawn()
+                    .expect("spawn knotd"),
+                dir,
+                port,
+                serial: 1,
+            };
+            knot.write_zone(zone_text);
+            if knot.wait_for_serial(1) {
+                return Some(knot);
+            }
+            last_log = knot.log();
+        }
+        panic!("knotd did not start; its log:\n{last_log}");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The port knotd listens on (UDP and TCP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The address as `--nameserver` takes it.
+    pub fn ns(&self) -> String {
+        self.addr().to_string()
+    }
+
+    /// Replaces the records with `zone_text` under a higher SOA serial and
+    /// has knotd reload the zone; returns once the new serial is served.
+    pub fn reload(&mut self, zone_text: &str) {
+        self.serial += 1;
+        self.write_zone(zone_text);
+        let run = run(Command::new(which("knotc").expect("knotc"))
+            .arg("-c")
+            .arg(self.dir.path().join("knot.conf"))
+            .args(["zone-reload", ZONE]));
+        assert_eq!(
+            run.code(),
+            0,
+            "knotc zone-reload failed: {}{}\n{}",
+            run.stdout(),
+            run.stderr(),
+            self.log()
+        );
+        assert!(
+            self.wait_for_serial(self.serial),
+            "knotd did not load serial {}:\n{}",
+            self.serial,
+            self.log()
+        );
+    }
+
+    fn write_zone(&self, zone_text: &str) {
+        let text = format!(
+            "$ORIGIN {ZONE}.\n$TTL 60\n\
+             @ IN SOA ns.{ZONE}. hostmaster.{ZONE}. ( {} 60 60 600 60 )\n\
+             @ IN NS ns\nns IN A 127.0.0.1\n{zone_text}\n",
+            self.serial
+        );
+        std::fs::write(self.dir.path().join(format!("{ZONE}.zone")), text).unwrap();
+    }
+
+    /// Polls the SOA until `serial` is served (false after 10 s or when
+    /// knotd exited).
+    fn wait_for_serial(&mut self, serial: u32) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            let soa = kdig(self.port, "SOA", ZONE);
+            if soa.split_whitespace().nth(2) == Some(serial.to_string().as_str()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("knot.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        // Our own child, by PID (Child::kill), never by name.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kdig @127.0.0.1 -p PORT +short TYPE NAME`'s output ("" on failure).
+fn kdig(port: u16, rtype: &str, name: &str) -> String {
+    let out = Command::new("kdig")
+        .arg("@127.0.0.1")
+        .args([
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+timeout=1",
+            "+retry=0",
+            rtype,
+            name,
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// A record as `dkimctl dns records --json` prints it.
+pub struct Published {
+    /// Owner name, `SELECTOR._domainkey.DOMAIN`.
+    pub name: String,
+    /// The TXT value.
+    pub value: String,
+    /// The zone-file form (what an admin pastes).
+    pub zone: String,
+    /// The value split into TXT character-strings.
+    pub strings: Vec<String>,
+}
+
+/// `dkimctl dns records --json` of the root.
+pub fn published(root: &TempRoot) -> Vec<Published> {
+    let run = root.dkimctl(&["dns", "records", "--json"]).expect(0);
+    let json: Value = serde_json::from_str(&run.stdout()).expect("dns records --json");
+    json["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| Published {
+            name: r["name"].as_str().unwrap().to_string(),
+            value: r["value"].as_str().unwrap().to_string(),
+            zone: r["zone"].as_str().unwrap().to_string(),
+            strings: r["strings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect(),
+        })
+        .collect()
+}
+
+/// The records as zone-file text, one per line.
+pub fn zone_text(records: &[Published]) -> String {
+    records.iter().map(|r| format!("{}\n", r.zone)).collect()
+}
