@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::opendkim::{opendkim_in_chroot, prepare_chroot};
 use crate::support::*;
 
 /// Renders a configuration text into a fresh tree; returns the tree dir.
@@ -20,35 +21,23 @@ fn example(name: &str) -> String {
 }
 
 /// Runs `opendkim -n -x /etc/opendkim/opendkim.conf` with the rendered
-/// tree standing in for / : a chroot in a private mount namespace, with the
-/// host's /usr bound read-only inside, so the absolute paths the rendered
-/// file names (tables, BaseDirectory) resolve exactly as on a real host and
-/// nothing on the host is touched.
+/// tree standing in for / (see [`crate::support::opendkim`]), with the
+/// host's accounts.
 fn opendkim_check(tree: &Path) -> Run {
-    for d in ["usr", "var/lib/opendkim", "run/opendkim", "etc"] {
-        std::fs::create_dir_all(tree.join(d)).unwrap();
-    }
-    for (link, target) in [
-        ("lib", "usr/lib"),
-        ("lib64", "usr/lib64"),
-        ("bin", "usr/bin"),
-        ("sbin", "usr/sbin"),
-    ] {
-        let _ = std::os::unix::fs::symlink(target, tree.join(link));
-    }
-    for f in [
-        "etc/ld.so.cache",
-        "etc/passwd",
-        "etc/group",
-        "etc/nsswitch.conf",
-    ] {
-        let _ = std::fs::copy(Path::new("/").join(f), tree.join(f));
-    }
-    let script = format!(
-        "mount --bind /usr {t}/usr && mount -o remount,bind,ro {t}/usr && exec chroot {t} /usr/sbin/opendkim -n -x /etc/opendkim/opendkim.conf",
-        t = tree.display()
+    prepare_chroot(
+        tree,
+        &[
+            "etc/ld.so.cache",
+            "etc/passwd",
+            "etc/group",
+            "etc/nsswitch.conf",
+        ],
     );
-    run(Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]))
+    run(&mut opendkim_in_chroot(
+        tree,
+        None,
+        "-n -x /etc/opendkim/opendkim.conf",
+    ))
 }
 
 #[test]
