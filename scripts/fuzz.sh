@@ -12,9 +12,9 @@
 # toolchain is needed. Corpora grow in fuzz/corpus/TARGET (seeded from the
 # repository's examples and golden files on the first run), crashes land in
 # fuzz/artifacts/TARGET; neither is committed. Each crash becomes a named
-# regression test (tests/reliability.rs) and the figures go to the README's
-# reliability section. Exit status: 0 no crash, 1 a target crashed, 2 the
-# targets could not be built.
+# regression test (tests/reliability/regressions.rs) and the figures go to
+# the README's reliability section. Exit status: 0 no crash, 1 a target
+# crashed, 2 the targets could not be built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
