@@ -5,8 +5,7 @@
 //! container has a message signed over the socket (`dkimctl selftest`) and
 //! records the sandbox the engine runs in.
 
-use std::process::Command;
-
+use crate::support::proc::private_mounts;
 use crate::support::*;
 
 const PROBE: &str = r#"#!/bin/sh
@@ -120,14 +119,7 @@ timeout 120 systemd-nspawn -q -D $M --machine={machine} --boot --register=no --k
 "#,
         bin = bin().display(),
     );
-    let r = run(Command::new("unshare").args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-    ]));
+    let r = run(&mut private_mounts(&script));
     assert_eq!(
         r.code(),
         0,
