@@ -308,7 +308,7 @@ fn real_binary_serves_reloads_and_stops() {
     }
     s.root.write("etc/dkimctl/dkim.toml", "not toml [");
     serve.signal(nix::sys::signal::Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(serve.wait_log("reload failed", 1), "{}", serve.log_text());
     let delivered = sign(&rt);
     if let Some(v) = dkimpy_with(&delivered, &s.records) {
         assert_eq!(v, vec![true], "stopped signing after a broken reload");
