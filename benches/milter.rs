@@ -480,13 +480,27 @@ fn pem_der(pem: &[u8]) -> Result<Vec<u8>> {
     Ok(base64::engine::general_purpose::STANDARD.decode(b64.trim())?)
 }
 
+/// A key file in the benchmark's own temporary directory, 0600 from the
+/// start (the peers refuse keys others can read).
+fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)?;
+    Ok(())
+}
+
 fn make_key(alg: Alg, dir: &Path) -> Result<BenchKey> {
     let pair = match alg {
         Alg::Rsa => keys::generate_rsa(2048)?,
         Alg::Ed => keys::generate_ed25519()?,
     };
     let pem_path = dir.join(format!("{}.private", alg.selector()));
-    keys::write_private_key(&pem_path, &pair.private_pem, None, None, 0o600, false)?;
+    write_secret(&pem_path, pair.private_pem.expose())?;
     let der = pem_der(pair.private_pem.expose())?;
     let rspamd_path = match (&pair.public, alg) {
         (keys::PublicKey::Ed25519(pk), Alg::Ed) => {
@@ -496,14 +510,7 @@ fn make_key(alg: Alg, dir: &Path) -> Result<BenchKey> {
             raw.extend_from_slice(pk);
             let p = dir.join("ed.rspamd");
             let text = base64::engine::general_purpose::STANDARD.encode(&raw);
-            keys::write_private_key(
-                &p,
-                &keys::Secret::new(text.into_bytes()),
-                None,
-                None,
-                0o600,
-                false,
-            )?;
+            write_secret(&p, text.as_bytes())?;
             p
         }
         _ => pem_path.clone(),

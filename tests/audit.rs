@@ -109,7 +109,7 @@ fn fixture(case: &str) -> Fixture {
                 _ => Algorithm::RsaSha256,
             };
             let pair = keys::generate(algorithm, 2048).unwrap();
-            keys::write_private_key(&real, &pair.private_pem, None, None, 0o600, false).unwrap();
+            std::fs::write(&real, pair.private_pem.expose()).unwrap();
         }
         let mode = u32::from_str_radix(mode, 8).unwrap();
         std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode)).unwrap();

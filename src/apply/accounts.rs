@@ -8,18 +8,15 @@
 //! Nothing existing is modified beyond added group memberships, and
 //! nothing is removed.
 
-use std::fs;
-use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::ffi::OsStr;
 use std::path::Path;
 
 use super::ApplyError;
-use super::atomic::write_atomic;
+use super::tree::{Dir, DirSpec};
 use crate::formats::passwd;
 use crate::formats::sysusers::SysusersEntry;
 use crate::host::Root;
-use crate::host::accounts::{load, read_optional};
+use crate::host::accounts::load;
 use crate::plan::accounts::resolve_sysusers;
 
 /// Creates the accounts `entries` ask for under `root` and returns what
@@ -45,16 +42,11 @@ pub(crate) fn apply_sysusers_as(
     if resolve_sysusers(&load(root)?, entries)?.is_empty() {
         return Ok(Vec::new());
     }
-    let etc = root.join(Path::new("/etc"));
-    if !etc.is_dir() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&etc)
-            .map_err(|e| ApplyError::io(format!("create directory {}", etc.display()), e))?;
-    }
-
-    let _lock = lock_account_files(&etc)?;
+    let (etc, _) = Dir::open(root, Path::new("/etc"), Some(&|_| DirSpec::PARENT))?;
+    // The lock shadow-utils (`lckpwdf(3)`) and systemd-sysusers hold while
+    // they change account files, so that a concurrent `useradd` cannot
+    // slip its own edit in between our read and our rename.
+    let _lock = etc.lock(OsStr::new(".pwd.lock"))?;
     // Under the lock, the files are read again: what counts is what is
     // there now.
     let changes = resolve_sysusers(&load(root)?, entries)?;
@@ -66,7 +58,8 @@ pub(crate) fn apply_sysusers_as(
     // group file lacks.
     let group_lines: Vec<String> = changes.groups.iter().map(passwd::group_line).collect();
     edit_file(
-        &etc.join("group"),
+        &etc,
+        "group",
         true,
         as_root,
         &group_lines,
@@ -74,45 +67,18 @@ pub(crate) fn apply_sysusers_as(
     )?;
     let gshadow_lines: Vec<String> = changes.groups.iter().map(passwd::gshadow_line).collect();
     edit_file(
-        &etc.join("gshadow"),
+        &etc,
+        "gshadow",
         false,
         as_root,
         &gshadow_lines,
         &changes.memberships,
     )?;
     let passwd_lines: Vec<String> = changes.users.iter().map(passwd::passwd_line).collect();
-    edit_file(&etc.join("passwd"), true, as_root, &passwd_lines, &[])?;
+    edit_file(&etc, "passwd", true, as_root, &passwd_lines, &[])?;
     let shadow_lines: Vec<String> = changes.users.iter().map(passwd::shadow_line).collect();
-    edit_file(&etc.join("shadow"), false, as_root, &shadow_lines, &[])?;
+    edit_file(&etc, "shadow", false, as_root, &shadow_lines, &[])?;
     Ok(changes.describe(true))
-}
-
-/// Takes the lock that shadow-utils (`lckpwdf(3)`) and systemd-sysusers
-/// hold while they change account files: a write lock (`fcntl F_SETLKW`)
-/// on `/etc/.pwd.lock`, so that a concurrent `useradd` cannot slip its
-/// own edit in between our read and our rename. Held until the returned
-/// file is dropped.
-fn lock_account_files(etc: &Path) -> Result<fs::File, ApplyError> {
-    let path = etc.join(".pwd.lock");
-    let err = |source| ApplyError::io(format!("lock {}", path.display()), source);
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(&path)
-        .map_err(err)?;
-    let lock = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_SETLKW(&lock))
-        .map_err(|e| err(e.into()))?;
-    Ok(file)
 }
 
 /// Appends `new_lines` to a passwd-style file and adds `memberships` to
@@ -120,33 +86,36 @@ fn lock_account_files(etc: &Path) -> Result<fs::File, ApplyError> {
 /// other lines stay byte for byte. A missing file is created when
 /// `create` is set (mode 0644, owned by root), otherwise left alone.
 fn edit_file(
-    path: &Path,
+    etc: &Dir,
+    name: &str,
     create: bool,
     as_root: bool,
     new_lines: &[String],
     memberships: &[(String, String)],
 ) -> Result<(), ApplyError> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(ApplyError::io(format!("inspect {}", path.display()), e)),
+    let name = OsStr::new(name);
+    let (old, st) = match etc.read(name)? {
+        Some((old, st)) => (old, Some(st)),
+        None if create => (Vec::new(), None),
+        None => return Ok(()),
     };
-    if meta.is_none() && !create {
-        return Ok(());
-    }
-    let old = read_optional(path)?.unwrap_or_default();
     let Some(out) = passwd::add_accounts(&old, new_lines, memberships) else {
         return Ok(());
     };
-    let (uid, gid, mode) = match &meta {
-        Some(m) => (Some(m.uid()), Some(m.gid()), m.mode() & 0o7777),
+    let (uid, gid, mode) = match &st {
+        Some(st) => (Some(st.st_uid), Some(st.st_gid), st.st_mode & 0o7777),
         None => (Some(0), Some(0), 0o644),
     };
     let (uid, gid) = if as_root { (uid, gid) } else { (None, None) };
-    write_atomic(path, &out, uid, gid, mode)
+    etc.write_atomic(name, &out, uid, gid, mode)?;
+    Ok(())
 }
+
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
     use crate::formats::sysusers::parse_sysusers;
 

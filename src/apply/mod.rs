@@ -7,7 +7,7 @@
 //!    and group exist before anything is chowned to them.
 //! 2. **Directories**, parents first, born with mode 0700 and then given
 //!    their final owner and mode: never wider than the final mode.
-//! 3. **Files**, each replaced atomically ([`atomic::write_atomic`]) after
+//! 3. **Files**, each replaced atomically ([`tree::Dir::write_atomic`]) after
 //!    the old content is saved under `/var/backups/dkimctl/`.
 //! 4. **Private keys** that are missing, generated and written by
 //!    [`crate::keys`] with their final owner and mode from the first byte.
@@ -22,24 +22,24 @@
 //! reloads; it makes the result an error once all of them ran.
 
 pub mod accounts;
-pub mod atomic;
+pub mod keys;
 mod reload;
+pub mod rotation;
+pub mod tree;
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use crate::host::Root;
 use crate::host::accounts::{Accounts, LoadError};
-use crate::keys;
 use crate::plan::accounts::SysusersError;
 use crate::plan::{self, Action, Change, Plan, mode_string};
 use crate::render::artifact::{Artifact, ArtifactKind, Reload};
+use tree::{Dir, DirSpec};
 
 /// How [`apply`] runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,14 +56,6 @@ pub struct ApplyOptions {
 /// Why an apply failed.
 #[derive(Debug)]
 pub enum ApplyError {
-    /// A filesystem operation failed; `op` names it with its paths
-    /// (`rename /x/.y.dkimctl-ab12 to /x/y`).
-    Io {
-        /// The operation and its paths.
-        op: String,
-        /// The cause.
-        source: io::Error,
-    },
     /// Users or groups could not be read.
     Accounts(LoadError),
     /// The accounts the sysusers.d artifact asks for cannot be created.
@@ -77,6 +69,18 @@ pub enum ApplyError {
         /// The host path that needs it.
         path: PathBuf,
     },
+    /// A file-system step failed (or was refused: a planted link, a
+    /// hard-linked key).
+    Fs(tree::FsError),
+    /// A private key would be written with a mode that exposes it.
+    UnsafeKeyMode {
+        /// Host path of the key.
+        path: PathBuf,
+        /// The mode asked for.
+        mode: u32,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// A private key could not be generated or written.
     Key {
         /// The host path of the key.
@@ -89,22 +93,24 @@ pub enum ApplyError {
     Reloads(Box<ApplyReport>),
 }
 
-impl ApplyError {
-    /// An I/O error during `op`.
-    pub(crate) fn io(op: String, source: io::Error) -> Self {
-        ApplyError::Io { op, source }
-    }
-}
-
 impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApplyError::Io { op, .. } => write!(f, "failed to {op}"),
             ApplyError::Accounts(e) => write!(f, "{e}"),
             ApplyError::Sysusers(e) => write!(f, "{e}"),
             ApplyError::UnknownAccount { kind, name, path } => write!(
                 f,
                 "{kind} {name} (owner of {}) does not exist",
+                path.display()
+            ),
+            ApplyError::Fs(e) => write!(f, "{e}"),
+            ApplyError::UnsafeKeyMode {
+                path,
+                mode,
+                problem,
+            } => write!(
+                f,
+                "refusing to write {} with mode {mode:04o}: the key would be {problem}",
                 path.display()
             ),
             ApplyError::Key { path, .. } => {
@@ -132,13 +138,20 @@ impl fmt::Display for ApplyError {
 impl std::error::Error for ApplyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ApplyError::Io { source, .. } => Some(source),
             ApplyError::Accounts(e) => Some(e),
+            ApplyError::Fs(e) => e.source(),
             ApplyError::Key { source, .. } => Some(source.as_ref()),
             ApplyError::UnknownAccount { .. }
             | ApplyError::Sysusers(_)
+            | ApplyError::UnsafeKeyMode { .. }
             | ApplyError::Reloads(_) => None,
         }
+    }
+}
+
+impl From<tree::FsError> for ApplyError {
+    fn from(e: tree::FsError) -> Self {
+        ApplyError::Fs(e)
     }
 }
 
@@ -313,9 +326,16 @@ pub(crate) fn apply_as(
     // (2) Directories, parents first (the plan is in path order).
     for c in &plan.changes {
         if c.action == Action::Create && matches!(c.artifact.kind, ArtifactKind::Directory) {
-            make_parents(root, &c.path, &mut report)?;
+            let (dir, name) = parent(root, c, &mut report)?;
             let (uid, gid) = ids.of(&c.artifact)?;
-            create_dir(&c.path, uid, gid, c.artifact.mode)?;
+            dir.make_dir(
+                &name,
+                DirSpec {
+                    mode: c.artifact.mode,
+                    uid,
+                    gid,
+                },
+            )?;
             report.steps.push(step(StepKind::CreateDir, c, as_root));
         }
     }
@@ -325,22 +345,23 @@ pub(crate) fn apply_as(
         let Some(content) = &c.content else {
             continue;
         };
-        make_parents(root, &c.path, &mut report)?;
+        let (dir, name) = parent(root, c, &mut report)?;
         if c.action == Action::Update {
-            backup(root, c, &mut report)?;
+            backup(root, c, &dir, &name, &mut report)?;
         }
         let (uid, gid) = ids.of(&c.artifact)?;
-        atomic::write_atomic(&c.path, content, uid, gid, c.artifact.mode)?;
+        dir.write_atomic(&name, content, uid, gid, c.artifact.mode)?;
         report.steps.push(step(StepKind::Write, c, as_root));
     }
 
     // (4) Missing private keys.
     for c in &plan.changes {
         if c.action == Action::Create && c.secret() {
-            make_parents(root, &c.path, &mut report)?;
+            let (dir, _) = parent(root, c, &mut report)?;
+            drop(dir);
             let (uid, gid) = ids.of(&c.artifact)?;
             let mut s = step(StepKind::CreateKey, c, as_root);
-            if !create_key(c, uid, gid)? {
+            if !create_key(root, c, uid, gid)? {
                 s.detail = "already exists; left as it is".into();
             }
             report.steps.push(s);
@@ -359,7 +380,8 @@ pub(crate) fn apply_as(
         };
         let mode = c.mode.map(|m| m.to);
         let is_dir = matches!(c.artifact.kind, ArtifactKind::Directory);
-        fix_metadata(&c.path, is_dir, uid, gid, mode)?;
+        let (dir, name) = parent(root, c, &mut report)?;
+        dir.set_owner_mode(&name, is_dir, uid, gid, mode, c.secret())?;
         let mut detail = Vec::new();
         if let Some(o) = &c.owner {
             detail.push(format!("owner {}", o.to));
@@ -446,175 +468,68 @@ fn step(kind: StepKind, c: &Change, as_root: bool) -> Step {
     }
 }
 
-/// Creates the missing directories above `real` (inside the root) with
-/// mode 0755, as `mkdir -p` would; directories that are artifacts
+/// The directory that holds a change's path, opened below the root with
+/// [`Dir`] (no planted link followed); missing parents are created 0755,
+/// as `mkdir -p` would, and reported. Directories that are artifacts
 /// themselves were created with their own mode in step 2.
-fn make_parents(root: &Root, real: &Path, report: &mut ApplyReport) -> Result<(), ApplyError> {
-    let Some(parent) = real.parent() else {
-        return Ok(());
-    };
-    let mut missing = Vec::new();
-    for dir in parent.ancestors() {
-        if !dir.starts_with(root.dir()) || dir.exists() {
-            break;
-        }
-        missing.push(dir.to_path_buf());
-    }
-    for dir in missing.into_iter().rev() {
-        match DirBuilder::new().mode(0o755).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(ApplyError::io(
-                    format!("create directory {}", dir.display()),
-                    e,
-                ));
-            }
-        }
-        // mkdir's mode is narrowed by the umask; make it exactly 0755.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
-            .map_err(|e| ApplyError::io(format!("change mode of {}", dir.display()), e))?;
+fn parent(
+    root: &Root,
+    c: &Change,
+    report: &mut ApplyReport,
+) -> Result<(Dir, std::ffi::OsString), ApplyError> {
+    let (dir, name, created) = Dir::parent_of(root, c.host_path(), Some(&|_| DirSpec::PARENT))?;
+    for path in created {
         report.steps.push(Step {
             kind: StepKind::CreateDir,
-            path: root.host_path(&dir).unwrap_or(dir),
+            path,
             detail: "mode 0755 (parent)".into(),
         });
     }
-    Ok(())
-}
-
-/// Creates one directory with its final owner and mode. It is born 0700
-/// (the umask can only narrow that), then chowned, then given its final
-/// mode, so it is never more open than wanted, not even for a moment.
-fn create_dir(
-    real: &Path,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    mode: u32,
-) -> Result<(), ApplyError> {
-    match DirBuilder::new().mode(0o700).create(real) {
-        Ok(()) => {}
-        // Made between plan and apply: give it the wanted metadata below.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(ApplyError::io(
-                format!("create directory {}", real.display()),
-                e,
-            ));
-        }
-    }
-    fix_metadata(real, true, uid, gid, Some(mode))?;
-    if let Some(parent) = real.parent() {
-        atomic::sync_dir(parent)?;
-    }
-    Ok(())
-}
-
-/// Sets owner and/or mode of a path without following a symbolic link:
-/// the path is opened with `O_NOFOLLOW` and changed through the open
-/// descriptor, so a link swapped in after the plan cannot redirect the
-/// change. Files the caller cannot open (not root, no read permission)
-/// are changed with `lchown` and `fchmodat(AT_SYMLINK_NOFOLLOW)`.
-fn fix_metadata(
-    real: &Path,
-    is_dir: bool,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    mode: Option<u32>,
-) -> Result<(), ApplyError> {
-    let shown = real.display();
-    let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
-    if is_dir {
-        flags |= libc::O_DIRECTORY;
-    }
-    match OpenOptions::new().read(true).custom_flags(flags).open(real) {
-        Ok(f) => {
-            let meta = f
-                .metadata()
-                .map_err(|e| ApplyError::io(format!("inspect {shown}"), e))?;
-            if meta.is_dir() != is_dir || (!is_dir && !meta.is_file()) {
-                return Err(ApplyError::io(
-                    format!("change owner or mode of {shown}: unexpected file type"),
-                    io::Error::from(io::ErrorKind::InvalidInput),
-                ));
-            }
-            if uid.is_some() || gid.is_some() {
-                std::os::unix::fs::fchown(&f, uid, gid)
-                    .map_err(|e| ApplyError::io(format!("change owner of {shown}"), e))?;
-            }
-            if let Some(m) = mode {
-                f.set_permissions(fs::Permissions::from_mode(m & 0o7777))
-                    .map_err(|e| ApplyError::io(format!("change mode of {shown}"), e))?;
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            if uid.is_some() || gid.is_some() {
-                std::os::unix::fs::lchown(real, uid, gid)
-                    .map_err(|e| ApplyError::io(format!("change owner of {shown}"), e))?;
-            }
-            if let Some(m) = mode {
-                nix::sys::stat::fchmodat(
-                    None,
-                    real,
-                    nix::sys::stat::Mode::from_bits_truncate(m & 0o7777),
-                    nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-                )
-                .map_err(|e| ApplyError::io(format!("change mode of {shown}"), e.into()))?;
-            }
-            Ok(())
-        }
-        Err(e) => Err(ApplyError::io(format!("open {shown}"), e)),
-    }
+    Ok((dir, name))
 }
 
 /// Saves the current content of a file about to be replaced as
-/// `ROOT/var/backups/dkimctl/<host path>` (directories 0700, the file
-/// with its old mode), atomically. Keys are never backed up (they are
-/// never replaced).
-fn backup(root: &Root, c: &Change, report: &mut ApplyReport) -> Result<(), ApplyError> {
+/// `ROOT/var/backups/dkimctl/<host path>` (directories 0700 below
+/// /var/backups, the file with its old mode), atomically. Keys are never
+/// backed up (they are never replaced).
+fn backup(
+    root: &Root,
+    c: &Change,
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    report: &mut ApplyReport,
+) -> Result<(), ApplyError> {
     if c.secret() {
         return Ok(());
     }
-    let shown = c.path.display();
-    let mut f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&c.path)
-    {
-        Ok(f) => f,
-        // Gone since the plan: nothing to save.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(ApplyError::io(format!("open {shown}"), e)),
-    };
-    let meta = f
-        .metadata()
-        .map_err(|e| ApplyError::io(format!("inspect {shown}"), e))?;
-    if !meta.is_file() {
+    // Gone since the plan: nothing to save.
+    let Some((old, st)) = dir.read(name)? else {
         return Ok(());
-    }
-    let mut old = Vec::new();
-    f.read_to_end(&mut old)
-        .map_err(|e| ApplyError::io(format!("read {shown}"), e))?;
-    drop(f);
-
-    let backup_root = root.join(Path::new(BACKUP_DIR));
-    let target = backup_root.join(c.host_path().strip_prefix("/").unwrap_or(c.host_path()));
+    };
+    let target =
+        Path::new(BACKUP_DIR).join(c.host_path().strip_prefix("/").unwrap_or(c.host_path()));
+    let backups = Path::new(BACKUP_DIR);
     // /var and /var/backups as usual; our own tree private to root.
-    make_parents(root, &backup_root, report)?;
-    let mut missing = Vec::new();
-    if let Some(parent) = target.parent() {
-        for dir in parent.ancestors() {
-            if !dir.starts_with(&backup_root) || dir.exists() {
-                break;
+    let spec = |p: &Path| {
+        if p.starts_with(backups) {
+            DirSpec {
+                mode: 0o700,
+                uid: None,
+                gid: None,
             }
-            missing.push(dir.to_path_buf());
+        } else {
+            DirSpec::PARENT
         }
+    };
+    let (bdir, bname, created) = Dir::parent_of(root, &target, Some(&spec))?;
+    for path in created.into_iter().filter(|p| !p.starts_with(backups)) {
+        report.steps.push(Step {
+            kind: StepKind::CreateDir,
+            path,
+            detail: "mode 0755 (parent)".into(),
+        });
     }
-    for dir in missing.into_iter().rev() {
-        create_dir(&dir, None, None, 0o700)?;
-    }
-    atomic::write_atomic(&target, &old, None, None, meta.mode() & 0o7777)?;
+    bdir.write_atomic(&bname, &old, None, None, st.st_mode & 0o7777)?;
     report.steps.push(Step {
         kind: StepKind::Backup,
         path: c.host_path().to_path_buf(),
@@ -626,7 +541,12 @@ fn backup(root: &Root, c: &Change, report: &mut ApplyReport) -> Result<(), Apply
 /// Generates and writes a missing private key with its final owner and
 /// mode. Returns false when a key appeared there since the plan (it is
 /// left as it is: keys are never overwritten).
-fn create_key(c: &Change, uid: Option<u32>, gid: Option<u32>) -> Result<bool, ApplyError> {
+fn create_key(
+    root: &Root,
+    c: &Change,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<bool, ApplyError> {
     let ArtifactKind::PrivateKey {
         algorithm,
         rsa_bits,
@@ -634,21 +554,27 @@ fn create_key(c: &Change, uid: Option<u32>, gid: Option<u32>) -> Result<bool, Ap
     else {
         return Ok(true);
     };
-    let key_error = |source: Box<dyn std::error::Error + Send + Sync>| ApplyError::Key {
+    let pair = crate::keys::generate(algorithm, rsa_bits).map_err(|e| ApplyError::Key {
         path: c.host_path().to_path_buf(),
-        source,
-    };
-    let pair = keys::generate(algorithm, rsa_bits).map_err(|e| key_error(Box::new(e)))?;
-    match keys::write_private_key(&c.path, &pair.private_pem, uid, gid, c.artifact.mode, false) {
-        Ok(()) => Ok(true),
-        Err(keys::KeyFileError::Exists { .. }) => Ok(false),
-        Err(e) => Err(key_error(Box::new(e))),
-    }
+        source: Box::new(e),
+    })?;
+    let key_dir = c.host_path().parent().unwrap_or(Path::new("/"));
+    let written = keys::write_key(
+        root,
+        c.host_path(),
+        key_dir,
+        &pair.private_pem,
+        (uid, gid),
+        c.artifact.mode,
+        false,
+    )?;
+    Ok(written == keys::Written::Created)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::symlink;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
     use super::*;
     use crate::config::model::Algorithm;
@@ -901,8 +827,11 @@ mod tests {
         fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).expect("chmod");
         let link = root.dir().join("link");
         symlink(&target, &link).expect("symlink");
-        let e = fix_metadata(&link, false, None, None, Some(0o666)).expect_err("link");
-        assert!(e.to_string().starts_with("failed to open "), "{e}");
+        let (dir, name, _) = Dir::parent_of(&root, Path::new("/link"), None).expect("dir");
+        let e = dir
+            .set_owner_mode(&name, false, None, None, Some(0o666), true)
+            .expect_err("link");
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
         assert_eq!(mode_of(&target), 0o600);
     }
 

@@ -6,14 +6,12 @@
 //! `--reload`). A failing command is reported and the others still run.
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use super::atomic::write_atomic;
+use super::tree::{Dir, FsError};
 use super::{ApplyOptions, ReloadOutcome};
 use crate::host::Root;
 use crate::render::artifact::Reload;
@@ -120,7 +118,7 @@ pub(crate) fn execute(steps: &[Step], root: &Root) -> Vec<ReloadOutcome> {
             }
             Step::Run(args) => run_command(args).map(|_| ()),
             Step::BuildSendmailCf { mc, cf } => {
-                let r = build_sendmail_cf(&root.join(mc), &root.join(cf));
+                let r = build_sendmail_cf(root, mc, cf);
                 cf_failed = r.is_err();
                 r
             }
@@ -157,18 +155,21 @@ fn run_command(args: &[String]) -> Result<Vec<u8>, String> {
 /// `m4 sendmail.mc`, its output written atomically over sendmail.cf
 /// (keeping that file's owner and mode), so a failing m4 never leaves a
 /// truncated sendmail.cf behind, as `m4 ... > sendmail.cf` would.
-fn build_sendmail_cf(mc: &Path, cf: &Path) -> Result<(), String> {
-    let cf_text = run_command(&["m4".to_string(), mc.display().to_string()])?;
-    let (uid, gid, mode) = match fs::symlink_metadata(cf) {
-        Ok(m) => (Some(m.uid()), Some(m.gid()), m.mode() & 0o7777),
-        Err(_) => (None, None, 0o644),
-    };
-    write_atomic(cf, &cf_text, uid, gid, mode).map_err(|e| {
+fn build_sendmail_cf(root: &Root, mc: &Path, cf: &Path) -> Result<(), String> {
+    let cf_text = run_command(&["m4".to_string(), root.join(mc).display().to_string()])?;
+    let shown = |e: FsError| {
         let cause = std::error::Error::source(&e)
             .map(|s| format!(": {s}"))
             .unwrap_or_default();
         format!("{e}{cause}")
-    })
+    };
+    let (dir, name, _) = Dir::parent_of(root, cf, None).map_err(shown)?;
+    let (uid, gid, mode) = match dir.stat(&name).map_err(shown)? {
+        Some(st) => (Some(st.st_uid), Some(st.st_gid), st.st_mode & 0o7777),
+        None => (None, None, 0o644),
+    };
+    dir.write_atomic(&name, &cf_text, uid, gid, mode)
+        .map_err(shown)
 }
 
 impl ReloadOutcome {

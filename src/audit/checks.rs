@@ -1845,15 +1845,7 @@ mod tests {
         );
         let pair = crate::keys::generate(crate::config::model::Algorithm::RsaSha256, 2048).unwrap();
         std::fs::create_dir_all(r.join("keys")).unwrap();
-        crate::keys::write_private_key(
-            &r.join("keys/s.private"),
-            &pair.private_pem,
-            None,
-            None,
-            0o640,
-            false,
-        )
-        .unwrap();
+        crate::keys::tests::write_test_key(&r.join("keys/s.private"), &pair.private_pem, 0o640);
         std::fs::set_permissions(r.join("keys"), std::fs::Permissions::from_mode(0o775)).unwrap();
         let sys = System::gather(&crate::host::Root::new(r), &Default::default());
         let opts = AuditOptions {

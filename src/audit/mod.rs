@@ -517,15 +517,11 @@ mod tests {
         );
         let pair = crate::keys::generate(Algorithm::RsaSha256, 2048).unwrap();
         std::fs::create_dir_all(dir.join("etc/opendkim/keys")).unwrap();
-        crate::keys::write_private_key(
+        crate::keys::tests::write_test_key(
             &dir.join("etc/opendkim/keys/s1.private"),
             &pair.private_pem,
-            None,
-            None,
             0o600,
-            false,
-        )
-        .unwrap();
+        );
         crate::keys::record_value(Algorithm::RsaSha256, &pair.public, RecordFlags::default())
     }
 

@@ -1,107 +1,91 @@
-//! `dkimctl bootstrap`: the admin's one command from nothing. It writes a
-//! commented dkim.toml with safe defaults (or keeps the existing one),
-//! generates the keys, shows the plan, applies it and prints the DNS
-//! records to publish. Running it again changes nothing.
+//! `dkimctl bootstrap`: the admin's one command from nothing. It builds a
+//! commented dkim.toml with safe defaults (or takes the existing one),
+//! shows the plan (keys included), asks, then writes dkim.toml, applies
+//! the plan and prints the DNS records to publish. Declined, or without
+//! `--yes` and a terminal, it writes nothing. Running it again changes
+//! nothing.
 
-use std::fmt::Write as _;
+use std::io::Write;
 
-/// The engine and MTA a new dkim.toml is written for.
-#[derive(Debug, Clone, Copy)]
-pub struct Choices {
-    /// `true` for OpenDKIM, `false` for the bundled engine.
+use super::apply::{ApplyFlags, confirm_and_apply, make_plan};
+use super::{Error, Global, MtaChoice, valid_config};
+use crate::config::emit::{Choices, initial_config};
+use crate::config::types::Date;
+use crate::config::validate::normalize_domain;
+use crate::config::{self, Source};
+use crate::host::Root;
+
+/// What bootstrap writes a new dkim.toml for.
+pub struct NewConfig<'a> {
+    /// The domains (`--domain`, repeatable).
+    pub domains: &'a [String],
+    /// `--opendkim`.
     pub opendkim: bool,
-    /// `postfix`, `sendmail` or `none`.
-    pub mta: &'static str,
+    /// `--mta`.
+    pub mta: MtaChoice,
 }
 
-/// A commented dkim.toml for `domains` with safe defaults: RSA-2048 and
-/// Ed25519 dual signing under date-based selectors.
-pub fn initial_config(domains: &[String], date: &str, choices: Choices) -> String {
-    let stamp: String = date.chars().filter(char::is_ascii_digit).collect();
-    let mut s = String::new();
-    s.push_str(
-        "# dkim.toml — the whole DKIM setup of this host, written by `dkimctl bootstrap`.\n\
-         # Edit it, then run `dkimctl plan` to see the change and `dkimctl apply` to make it.\n\
-         # Reference: the README's \"dkim.toml reference\" section.\n\n",
-    );
-    s.push_str("[service]\n");
-    if choices.opendkim {
-        s.push_str("# OpenDKIM serves the milter; dkimctl renders its configuration.\nengine = \"opendkim\"\n");
+/// `dkimctl bootstrap`.
+pub fn bootstrap(
+    root: &Root,
+    source: &Source,
+    global: &Global,
+    new: &NewConfig<'_>,
+    flags: ApplyFlags,
+) -> Result<i32, Error> {
+    let exists = source.real.exists();
+    let text = if exists {
+        println!("Using the existing {}.", source.real.display());
+        config::read_text(source)?
     } else {
-        s.push_str(
-            "# The bundled engine (`dkimctl serve`) signs and verifies.\nengine = \"bundled\"\n",
-        );
-    }
-    s.push_str("# Sign mail from trusted hosts and authenticated users; verify the rest.\nmode = \"sign+verify\"\n\n");
-    if choices.opendkim {
-        s.push_str(
-            "[defaults]\n\
-             # OpenDKIM signs every key with one algorithm, so RSA only: every\n\
-             # receiver verifies it. For RSA + Ed25519 (RFC 8463) dual signing\n\
-             # use engine = \"bundled\".\n\
-             algorithms = [\"rsa-sha256\"]\n\
-             canonicalization = \"relaxed/relaxed\"\n\
-             rsa_bits = 2048\n\n",
-        );
-    } else {
-        s.push_str(
-            "[defaults]\n\
-             # Two signatures per message: RSA for every receiver, Ed25519 (RFC 8463)\n\
-             # for those that support it.\n\
-             algorithms = [\"rsa-sha256\", \"ed25519-sha256\"]\n\
-             canonicalization = \"relaxed/relaxed\"\n\
-             rsa_bits = 2048\n\n",
-        );
-    }
-    s.push_str(
-        "[trusted]\n\
-         # Hosts whose mail is signed. Add your own relays (addresses or CIDR ranges).\n\
-         internal_hosts = [\"127.0.0.1\", \"::1\"]\n\n",
-    );
-    for d in domains {
-        let _ = write!(
-            s,
-            "[[domain]]\nname = \"{d}\"\n\n\
-             [[domain.key]]\nselector = \"{stamp}r\"\nalgorithm = \"rsa-sha256\"\ncreated = \"{date}\"\n\n"
-        );
-        if !choices.opendkim {
-            let _ = write!(
-                s,
-                "[[domain.key]]\nselector = \"{stamp}e\"\nalgorithm = \"ed25519-sha256\"\ncreated = \"{date}\"\n\n"
+        if new.domains.is_empty() {
+            return Err("bootstrap needs at least one --domain to write a new dkim.toml".into());
+        }
+        let mut names = Vec::new();
+        for d in new.domains {
+            names.push(normalize_domain(d).map_err(|e| format!("invalid domain {d}: {e}"))?);
+        }
+        let choices = Choices {
+            opendkim: new.opendkim,
+            mta: match new.mta {
+                MtaChoice::Postfix => "postfix",
+                MtaChoice::Sendmail => "sendmail",
+                MtaChoice::None => "none",
+            },
+        };
+        initial_config(&names, &Date::today().to_string(), choices)
+    };
+    let (config, templates) = valid_config(&text, root, source, global)?;
+    let plan = make_plan(&config, &templates, root)?;
+    let write_new_config = || -> Result<(), Error> {
+        if !exists {
+            crate::apply::rotation::write_config(source, &text, true)?;
+            println!(
+                "Wrote {} for {}.",
+                source.real.display(),
+                config
+                    .domains
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
+        Ok(())
+    };
+    let code = confirm_and_apply(&plan, &config, root, flags, write_new_config)?;
+    if code != 0 {
+        return Ok(code);
     }
-    let _ = write!(s, "[mta]\nkind = \"{}\"\n", choices.mta);
-    if choices.mta == "postfix" {
-        s.push_str("# smtpd: mail received over SMTP; non_smtpd: mail from the sendmail command.\nservices = [\"smtpd\", \"non_smtpd\"]\n");
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn initial_config_is_valid() {
-        for opendkim in [false, true] {
-            let text = initial_config(
-                &["example.com".into(), "example.org".into()],
-                "2026-11-28",
-                Choices {
-                    opendkim,
-                    mta: "postfix",
-                },
-            );
-            let source =
-                crate::config::Source::resolve(&crate::host::Root::new("/nonexistent"), None);
-            let loaded = crate::config::parse(&text, &source);
-            assert!(!loaded.diags.has_errors(), "{:?}", loaded.diags.sorted());
-            let c = loaded.config.unwrap();
-            assert_eq!(c.domains.len(), 2);
-            assert_eq!(c.domains[0].keys[0].selector, "20261128r");
-            // OpenDKIM signs with one algorithm (issue 17, point 1).
-            assert_eq!(c.domains[0].keys.len(), if opendkim { 1 } else { 2 });
-        }
-    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nPublish these DNS records (one TXT record per selector):\n"
+    )?;
+    super::dns::print_records(&config, root, false, false, &mut out)?;
+    writeln!(
+        out,
+        "\nNext: once published, run `dkimctl dns check` to confirm receivers will find them."
+    )?;
+    Ok(0)
 }

@@ -16,6 +16,33 @@ use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
 
+/// `dkimctl schema`: the JSON Schema of dkim.toml on stdout.
+pub fn print_schema() -> Result<i32, super::Error> {
+    print!("{}", crate::config::schema::schema_text());
+    Ok(0)
+}
+
+/// `dkimctl completions SHELL`.
+pub fn print_completions(shell: &str) -> Result<i32, super::Error> {
+    let mut cmd = <super::Cli as clap::CommandFactory>::command();
+    write_completions(shell, &mut cmd, &mut std::io::stdout().lock())
+        .map_err(|e| format!("cannot write {shell} completions: {e}"))?;
+    Ok(0)
+}
+
+/// `dkimctl man DIR`: the pages written into DIR (the admin's directory,
+/// like `render --out`), their paths printed.
+pub fn man(dir: &Path) -> Result<i32, super::Error> {
+    let cmd = <super::Cli as clap::CommandFactory>::command();
+    std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+    let pages = write_man_pages(&cmd, dir)
+        .map_err(|e| format!("failed to write man pages into {}: {e}", dir.display()))?;
+    for p in pages {
+        println!("{}", p.display());
+    }
+    Ok(0)
+}
+
 /// The hand-written file-format page, dkim.toml(5).
 pub const DKIM_TOML_5: &str = include_str!("../../man/dkim.toml.5");
 

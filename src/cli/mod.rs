@@ -1,24 +1,33 @@
-//! The command line: every flag in one place (clap derive), and the
-//! dispatch from a parsed command to the library.
+//! The command line: every flag in one place (clap derive), the dispatch
+//! from a parsed command to its function (one file per command), and what
+//! the commands share (loading dkim.toml, printing diagnostics, colour,
+//! the confirmation question).
 //!
 //! Exit codes follow diff(1) and ripgrep: 0 done or nothing to change, 1 the
 //! answer is "no" (invalid configuration, pending changes, findings), 2 the
 //! job could not be done (usage, I/O, permissions).
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod apply;
+pub mod audit;
 pub mod bootstrap;
+pub mod check;
+pub mod dns;
 pub mod docs;
-pub mod progress;
+pub mod engine;
+pub mod keys;
+pub mod rotate;
 pub mod selftest;
 
 use crate::config::types::parse_nameserver;
 use crate::config::{self, Config, Source};
 use crate::host::Root;
-use crate::render::{self, templates::Templates};
+use crate::render::templates::Templates;
 use crate::report::Severity;
 
 /// A correct, hardened DKIM setup from one declarative file, and a bundled
@@ -52,6 +61,34 @@ pub struct Global {
     pub color: ColorChoice,
 }
 
+/// `--nameserver`, one definition for every command that asks DNS.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct NameserverArg {
+    /// Ask this name server (IP[:PORT]) instead of the configured or the
+    /// system's.
+    #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+    pub nameserver: Option<SocketAddr>,
+}
+
+/// `--json`, for every command with a machine-readable report.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JsonArg {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--yes` and `--no-reload`, for the commands that change the system.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ChangeArgs {
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Do not run reloads (they are printed instead).
+    #[arg(long)]
+    pub no_reload: bool,
+}
+
 /// When to colour output.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ColorChoice {
@@ -76,9 +113,8 @@ pub enum Command {
     },
     /// Show what apply would change; exit 0 nothing to do, 1 changes pending.
     Plan {
-        /// Print the plan as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonArg,
         /// List unchanged files too.
         #[arg(long, short)]
         verbose: bool,
@@ -101,12 +137,8 @@ pub enum Command {
         /// The MTA on this host.
         #[arg(long, value_enum, default_value_t = MtaChoice::Postfix)]
         mta: MtaChoice,
-        /// Do not ask for confirmation.
-        #[arg(long, short)]
-        yes: bool,
-        /// Do not run reloads.
-        #[arg(long)]
-        no_reload: bool,
+        #[command(flatten)]
+        change: ChangeArgs,
     },
     /// Key rotation without a window where mail is signed by a key
     /// receivers cannot find: new key (pending) -> switch once published ->
@@ -117,9 +149,8 @@ pub enum Command {
         /// Take the next step (switch, or retire) when DNS allows it.
         #[arg(long = "continue")]
         cont: bool,
-        /// Ask this name server (IP[:PORT]) instead of the system resolver.
-        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
-        nameserver: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        ns: NameserverArg,
         /// Pretend today is this date (YYYY-MM-DD).
         #[arg(long, hide = true)]
         today: Option<String>,
@@ -144,9 +175,8 @@ pub enum Command {
     Verify {
         /// The message, or - for standard input.
         file: PathBuf,
-        /// Ask this name server (IP[:PORT]) instead of the configured one.
-        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
-        nameserver: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        ns: NameserverArg,
     },
     /// Connect to the live milter as the MTA does, have a probe message
     /// signed for every domain and verify it against DNS.
@@ -157,27 +187,24 @@ pub enum Command {
         /// Verify against the records the local keys imply, not DNS.
         #[arg(long)]
         local_keys: bool,
-        /// Ask this name server (IP[:PORT]).
-        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
-        nameserver: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        ns: NameserverArg,
     },
     /// Inspect the live DKIM setup read-only (OpenDKIM, Postfix, Sendmail,
     /// units, keys; with dkim.toml also drift from the plan) and report
     /// findings. Exit 0 none at or above --fail-on, 1 findings, 2 could not
     /// audit.
     Audit {
-        /// Print the findings as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonArg,
         /// The least severity that makes the exit code 1.
         #[arg(long, value_enum, default_value_t = FailOn::Error)]
         fail_on: FailOn,
         /// Also check every selector's published DNS record.
         #[arg(long)]
         dns: bool,
-        /// Ask this name server (IP[:PORT]) for --dns.
-        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
-        nameserver: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        ns: NameserverArg,
     },
     /// Write the dkim.toml equivalent to an existing OpenDKIM setup (its
     /// opendkim.conf, tables, TrustedHosts, Postfix milter settings) to
@@ -200,15 +227,10 @@ pub enum Command {
     },
     /// Carry out the plan: atomic writes, owners, modes, then reloads.
     Apply {
-        /// Do not ask for confirmation.
-        #[arg(long, short)]
-        yes: bool,
-        /// Do not run reloads (they are printed instead).
-        #[arg(long)]
-        no_reload: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        change: ChangeArgs,
+        #[command(flatten)]
+        json: JsonArg,
     },
 }
 
@@ -244,15 +266,13 @@ pub enum DnsCommand {
     /// Look every selector's record up and judge it; report SPF and DMARC.
     /// Exit 0 all ok, 1 findings, 2 could not check.
     Check {
-        /// Ask this name server (IP[:PORT]) instead of the system resolver.
-        #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
-        nameserver: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        ns: NameserverArg,
         /// Seconds to wait for each answer.
         #[arg(long, default_value_t = 5)]
         timeout: u64,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonArg,
     },
 }
 
@@ -265,6 +285,16 @@ pub enum FailOn {
     Warning,
     /// Any finding.
     Info,
+}
+
+impl FailOn {
+    fn severity(self) -> Severity {
+        match self {
+            FailOn::Error => Severity::Error,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Info => Severity::Info,
+        }
+    }
 }
 
 /// The MTA a new dkim.toml is written for.
@@ -289,375 +319,112 @@ pub enum RecordFormat {
 
 /// Runs a parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
-    let root = Root::new(&cli.global.root);
-    let source = Source::resolve(&root, cli.global.config.as_deref());
-    let color = use_color(cli.global.color);
+    let g = &cli.global;
+    let root = Root::new(&g.root);
+    let source = Source::resolve(&root, g.config.as_deref());
+    let color = use_color(g.color);
+    let valid = || load_valid(&root, &source, g);
+    let stdout = || std::io::stdout().lock();
     match cli.command {
-        Command::Check => check(&root, &source),
-        Command::Render { out } => {
-            let (config, templates) = load_valid(&root, &source, &cli.global)?;
-            let artifacts = render::render(&config, &templates)?;
-            write_tree(&out, &artifacts)?;
-            // The owners and modes apply would set, one artifact a line.
-            for a in &artifacts {
-                println!(
-                    "{:04o} {}:{} {}",
-                    a.mode,
-                    a.owner,
-                    a.group,
-                    a.path.display()
-                );
-            }
-            Ok(0)
-        }
-        Command::Keys(KeysCommand::Generate { force }) => {
-            let (config, _) = load_valid(&root, &source, &cli.global)?;
-            crate::keys::cmd::generate_all(&config, &root, force, &mut std::io::stdout().lock())
-        }
-        Command::Dns(DnsCommand::Records { format, json }) => {
-            let (config, _) = load_valid(&root, &source, &cli.global)?;
-            let plain = matches!(format, RecordFormat::Plain);
-            crate::keys::cmd::print_records(
-                &config,
-                &root,
-                plain,
-                json,
-                &mut std::io::stdout().lock(),
-            )
-        }
-        Command::Dns(DnsCommand::Check {
-            nameserver,
-            timeout,
-            json,
-        }) => {
-            let (config, _) = load_valid(&root, &source, &cli.global)?;
-            let report = crate::dns::check(
-                &config,
-                &root,
-                nameserver,
-                std::time::Duration::from_secs(timeout),
-            )?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                serde_json::to_writer_pretty(&mut out, &report.to_json())?;
-                writeln!(out)?;
-            } else {
-                report.print(&mut out, color)?;
-            }
-            Ok(report.exit_code())
-        }
-        Command::Rotate {
-            domain,
-            cont,
-            nameserver,
-            today,
-        } => {
-            let today = match today {
-                Some(t) => crate::config::types::Date::parse(&t)
-                    .ok_or_else(|| format!("invalid date {t}: write YYYY-MM-DD"))?,
-                None => crate::config::types::Date::today(),
-            };
-            let code = crate::rotate::rotate(
-                &source,
-                &root,
-                &domain,
-                cont,
-                nameserver,
-                today,
-                &mut std::io::stdout().lock(),
-            )?;
-            Ok(code)
-        }
-        Command::Serve { socket, allow_root } => {
-            crate::engine::serve(crate::engine::ServeOptions {
-                root: root.clone(),
-                source: source.clone(),
-                socket_override: socket,
-                allow_root,
-            })?;
-            Ok(0)
-        }
-        Command::Sign { file } => {
-            let (config, _) = load_valid(&root, &source, &cli.global)?;
-            let message = read_input(&file)?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let signed = crate::engine::sign_file(&config, &root, &message, now)?;
-            std::io::stdout().lock().write_all(&signed)?;
-            Ok(0)
-        }
-        Command::Verify { file, nameserver } => {
-            let (mut config, _) = load_valid(&root, &source, &cli.global)?;
-            if let Some(ns) = nameserver {
-                config.engine.nameservers = vec![ns];
-            }
-            let message = read_input(&file)?;
-            let results = crate::engine::verify_message_blocking(&config, &message)?;
-            let mut out = std::io::stdout().lock();
-            let mut all_pass = !results.is_empty();
-            for r in &results {
-                writeln!(out, "{r}")?;
-                all_pass &= r.status == crate::dkim::verify::DkimStatus::Pass;
-            }
-            if results.is_empty() {
-                writeln!(out, "dkim=none (no signature)")?;
-            }
-            Ok(i32::from(!all_pass))
-        }
-        Command::Selftest {
-            socket,
-            local_keys,
-            nameserver,
-        } => {
-            let (config, _) = load_valid(&root, &source, &cli.global)?;
-            let opts = crate::cli::selftest::SelftestOptions {
-                socket,
-                local_keys,
-                nameserver,
-            };
-            crate::cli::selftest::selftest(&config, &root, &opts, &mut std::io::stdout().lock())
-        }
-        Command::Audit {
-            json,
-            fail_on,
-            dns,
-            nameserver,
-        } => {
-            // With --config (or a dkim.toml at the default place), drift from
-            // the plan is reported too; the file must then be valid.
-            let config = if cli.global.config.is_some() || source.real.exists() {
-                Some(load_valid(&root, &source, &cli.global)?.0)
-            } else {
-                None
-            };
-            let opts = crate::audit::AuditOptions {
-                dns,
-                nameserver,
-                ..Default::default()
-            };
-            let report = crate::audit::audit(&root, config.as_ref(), &opts);
-            let mut out = std::io::stdout().lock();
-            if json {
-                serde_json::to_writer_pretty(&mut out, &report.to_json())?;
-                writeln!(out)?;
-            } else {
-                report.print(&mut out, color)?;
-            }
-            let severity = match fail_on {
-                FailOn::Error => Severity::Error,
-                FailOn::Warning => Severity::Warning,
-                FailOn::Info => Severity::Info,
-            };
-            Ok(report.exit_code(severity))
-        }
-        Command::Schema => {
-            print!("{}", crate::config::schema::schema_text());
-            Ok(0)
-        }
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            crate::cli::docs::write_completions(&shell, &mut cmd, &mut std::io::stdout().lock())
-                .map_err(|e| format!("cannot write {shell} completions: {e}"))?;
-            Ok(0)
-        }
-        Command::Man { dir } => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
-            let pages = crate::cli::docs::write_man_pages(&cmd, &dir)
-                .map_err(|e| format!("failed to write man pages into {}: {e}", dir.display()))?;
-            for p in pages {
-                println!("{}", p.display());
-            }
-            Ok(0)
-        }
-        Command::Import => {
-            let result = crate::audit::import(&root)?;
-            std::io::stdout().lock().write_all(result.toml.as_bytes())?;
-            for n in &result.notes {
-                eprintln!("dkimctl: note: {n}");
-            }
-            Ok(0)
-        }
+        Command::Check => check::check(&root, &source),
+        Command::Render { out } => check::render(&root, &source, g, &out),
         Command::Plan { json, verbose } => {
-            let (config, templates) = load_valid(&root, &source, &cli.global)?;
-            let plan = make_plan(&config, &templates, &root)?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
-                writeln!(out)?;
-            } else {
-                plan.print_with(&mut out, &crate::plan::PrintOptions { color, verbose })?;
-            }
-            Ok(i32::from(plan.has_changes()))
+            let (config, templates) = valid()?;
+            apply::plan(&config, &templates, &root, json.json, verbose, color)
         }
-        Command::Apply {
-            yes,
-            no_reload,
-            json,
-        } => {
-            let (config, templates) = load_valid(&root, &source, &cli.global)?;
-            apply_config(&config, &templates, &root, yes, no_reload, json, color)
+        Command::Apply { change, json } => {
+            let (config, templates) = valid()?;
+            apply::apply_config(&config, &templates, &root, flags(change, json.json, color))
         }
         Command::Bootstrap {
             domain,
             opendkim,
             mta,
-            yes,
-            no_reload,
-        } => bootstrap(
+            change,
+        } => {
+            let new = bootstrap::NewConfig {
+                domains: &domain,
+                opendkim,
+                mta,
+            };
+            bootstrap::bootstrap(&root, &source, g, &new, flags(change, false, color))
+        }
+        Command::Keys(KeysCommand::Generate { force }) => {
+            keys::generate(&valid()?.0, &root, force, &mut stdout())
+        }
+        Command::Dns(DnsCommand::Records { format, json }) => {
+            let plain = matches!(format, RecordFormat::Plain);
+            dns::print_records(&valid()?.0, &root, plain, json, &mut stdout())
+        }
+        Command::Dns(DnsCommand::Check { ns, timeout, json }) => {
+            dns::check(&valid()?.0, &root, ns.nameserver, timeout, json.json, color)
+        }
+        Command::Rotate {
+            domain,
+            cont,
+            ns,
+            today,
+        } => rotate::rotate(
             &root,
             &source,
-            &cli.global,
             &domain,
-            opendkim,
-            mta,
-            yes,
-            no_reload,
-            color,
+            cont,
+            ns.nameserver,
+            today.as_deref(),
         ),
-    }
-}
-
-/// Renders and plans.
-fn make_plan(
-    config: &Config,
-    templates: &Templates,
-    root: &Root,
-) -> Result<crate::plan::Plan, Error> {
-    let artifacts = render::render(config, templates)?;
-    Ok(crate::plan::plan(&artifacts, root)?)
-}
-
-/// Plans, shows, asks (on a terminal, unless `yes`), applies, reloads.
-/// Exit 0 when applied or nothing to do, 1 when declined.
-fn apply_config(
-    config: &Config,
-    templates: &Templates,
-    root: &Root,
-    yes: bool,
-    no_reload: bool,
-    json: bool,
-    color: bool,
-) -> Result<i32, Error> {
-    let plan = make_plan(config, templates, root)?;
-    let mut out = std::io::stdout().lock();
-    if !plan.has_changes() {
-        if json {
-            serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
-            writeln!(out)?;
-        } else {
-            writeln!(out, "Nothing to change.")?;
+        Command::Serve { socket, allow_root } => engine::serve(&root, &source, socket, allow_root),
+        Command::Sign { file } => engine::sign(&valid()?.0, &root, &file),
+        Command::Verify { file, ns } => engine::verify(valid()?.0, &file, ns.nameserver),
+        Command::Selftest {
+            socket,
+            local_keys,
+            ns,
+        } => {
+            let opts = selftest::SelftestOptions {
+                socket,
+                local_keys,
+                nameserver: ns.nameserver,
+            };
+            selftest::selftest(&valid()?.0, &root, &opts, &mut stdout())
         }
-        return Ok(0);
-    }
-    if !json {
-        plan.print_with(
-            &mut out,
-            &crate::plan::PrintOptions {
+        Command::Audit {
+            json,
+            fail_on,
+            dns,
+            ns,
+        } => {
+            // With --config (or a dkim.toml at the default place), drift
+            // from the plan is reported too; the file must then be valid.
+            let config = if g.config.is_some() || source.real.exists() {
+                Some(valid()?.0)
+            } else {
+                None
+            };
+            let (json, fail_on) = (json.json, fail_on.severity());
+            audit::audit(
+                &root,
+                config.as_ref(),
+                dns,
+                ns.nameserver,
+                fail_on,
+                json,
                 color,
-                verbose: false,
-            },
-        )?;
+            )
+        }
+        Command::Import => audit::import(&root),
+        Command::Schema => docs::print_schema(),
+        Command::Completions { shell } => docs::print_completions(&shell),
+        Command::Man { dir } => docs::man(&dir),
     }
-    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    if !yes && interactive && !confirm("Apply these changes?")? {
-        writeln!(out, "Nothing was changed.")?;
-        return Ok(1);
-    }
-    let opts = crate::apply::ApplyOptions {
-        reload: !no_reload && root.is_live(),
-        engine_units: render::engine_units(config),
-        postfix_config_dir: match &config.mta {
-            crate::config::model::Mta::Postfix(p)
-                if p.config_dir != std::path::Path::new("/etc/postfix") =>
-            {
-                Some(p.config_dir.clone())
-            }
-            _ => None,
-        },
-    };
-    let report = crate::apply::apply(&plan, root, &opts)?;
-    if json {
-        serde_json::to_writer_pretty(&mut out, &report.to_json())?;
-        writeln!(out)?;
-    } else {
-        report.print(&mut out)?;
-    }
-    Ok(if report.ok() { 0 } else { 2 })
 }
 
-/// `dkimctl bootstrap`.
-#[allow(clippy::too_many_arguments)]
-fn bootstrap(
-    root: &Root,
-    source: &Source,
-    global: &Global,
-    domains: &[String],
-    opendkim: bool,
-    mta: MtaChoice,
-    yes: bool,
-    no_reload: bool,
-    color: bool,
-) -> Result<i32, Error> {
-    let mut out = std::io::stdout().lock();
-    if source.real.exists() {
-        writeln!(out, "Using the existing {}.", source.real.display())?;
-    } else {
-        if domains.is_empty() {
-            return Err("bootstrap needs at least one --domain to write a new dkim.toml".into());
-        }
-        let mut names = Vec::new();
-        for d in domains {
-            names.push(
-                crate::config::validate::normalize_domain(d)
-                    .map_err(|e| format!("invalid domain {d}: {e}"))?,
-            );
-        }
-        let choices = crate::cli::bootstrap::Choices {
-            opendkim,
-            mta: match mta {
-                MtaChoice::Postfix => "postfix",
-                MtaChoice::Sendmail => "sendmail",
-                MtaChoice::None => "none",
-            },
-        };
-        let text = crate::cli::bootstrap::initial_config(
-            &names,
-            &crate::config::types::Date::today().to_string(),
-            choices,
-        );
-        if let Some(dir) = source.real.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
-        }
-        crate::apply::atomic::write_atomic(&source.real, text.as_bytes(), None, None, 0o644)?;
-        writeln!(
-            out,
-            "Wrote {} for {}.",
-            source.real.display(),
-            names.join(", ")
-        )?;
+fn flags(change: ChangeArgs, json: bool, color: bool) -> apply::ApplyFlags {
+    apply::ApplyFlags {
+        yes: change.yes,
+        no_reload: change.no_reload,
+        json,
+        color,
     }
-    let (config, templates) = load_valid(root, source, global)?;
-    crate::keys::cmd::generate_all(&config, root, false, &mut out)?;
-    drop(out);
-    let code = apply_config(&config, &templates, root, yes, no_reload, false, color)?;
-    if code != 0 {
-        return Ok(code);
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "\nPublish these DNS records (one TXT record per selector):\n"
-    )?;
-    crate::keys::cmd::print_records(&config, root, false, false, &mut out)?;
-    writeln!(
-        out,
-        "\nNext: once published, run `dkimctl dns check` to confirm receivers will find them."
-    )?;
-    Ok(0)
 }
 
 fn use_color(choice: ColorChoice) -> bool {
@@ -671,6 +438,7 @@ fn use_color(choice: ColorChoice) -> bool {
     }
 }
 
+/// Asks a yes/no question on the terminal; no is the default.
 fn confirm(question: &str) -> Result<bool, Error> {
     eprint!("{question} [y/N] ");
     let mut line = String::new();
@@ -683,27 +451,6 @@ fn print_diagnostics(diags: &config::Diagnostics) {
     let mut err = std::io::stderr().lock();
     for d in diags.sorted() {
         let _ = writeln!(err, "{d}");
-    }
-}
-
-/// `dkimctl check`: 0 valid (warnings allowed), 1 errors found.
-fn check(root: &Root, source: &Source) -> Result<i32, Error> {
-    let mut loaded = config::load(source)?;
-    if let (Some(c), Some(raw)) = (&loaded.config, &loaded.raw) {
-        config::environment::check(c, raw, root, false, &mut loaded.diags);
-    }
-    print_diagnostics(&loaded.diags);
-    let errors = loaded.diags.count(Severity::Error);
-    let warnings = loaded.diags.count(Severity::Warning);
-    if errors > 0 {
-        eprintln!(
-            "{}: {errors} error(s), {warnings} warning(s)",
-            source.display
-        );
-        Ok(1)
-    } else {
-        println!("{}: valid ({warnings} warning(s))", source.display);
-        Ok(0)
     }
 }
 
@@ -735,7 +482,17 @@ pub fn load_valid(
     source: &Source,
     global: &Global,
 ) -> Result<(Config, Templates), Error> {
-    let mut loaded = config::load(source)?;
+    valid_config(&config::read_text(source)?, root, source, global)
+}
+
+/// [`load_valid`] on text already read (or not written yet: bootstrap).
+fn valid_config(
+    text: &str,
+    root: &Root,
+    source: &Source,
+    global: &Global,
+) -> Result<(Config, Templates), Error> {
+    let mut loaded = config::parse(text, source);
     if let (Some(c), Some(raw)) = (&loaded.config, &loaded.raw) {
         config::environment::check(c, raw, root, true, &mut loaded.diags);
     }
@@ -753,38 +510,4 @@ pub fn load_valid(
             errors: loaded.diags.count(Severity::Error),
         })),
     }
-}
-
-/// Reads a message file, or standard input for `-`.
-fn read_input(file: &std::path::Path) -> Result<Vec<u8>, Error> {
-    if file == std::path::Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
-        return Ok(buf);
-    }
-    std::fs::read(file).map_err(|e| format!("failed to read {}: {e}", file.display()).into())
-}
-
-/// Writes artifacts into a directory mirroring their host paths.
-fn write_tree(out: &std::path::Path, artifacts: &[render::Artifact]) -> Result<(), Error> {
-    let tree = Root::new(out);
-    for a in artifacts {
-        let path = tree.join(&a.path);
-        match a.fragment() {
-            Some(bytes) => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
-                }
-                std::fs::write(&path, bytes)
-                    .map_err(|e| format!("failed to write {}: {e}", path.display()))?;
-            }
-            None if matches!(a.kind, render::ArtifactKind::Directory) => {
-                std::fs::create_dir_all(&path)
-                    .map_err(|e| format!("failed to create {}: {e}", path.display()))?;
-            }
-            None => {}
-        }
-    }
-    Ok(())
 }

@@ -48,7 +48,7 @@ pub fn selftest(
     };
     let resolver = if opts.local_keys {
         let mut records = Vec::new();
-        for (record, _) in crate::keys::cmd::records(config, root)? {
+        for (record, _) in crate::dns::records::records(config, root)? {
             records.push((record.name, FixedAnswer::Txt(record.value)));
         }
         Resolver::fixed(records)

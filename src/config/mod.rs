@@ -8,6 +8,7 @@
 //! groups and key files under the root).
 
 pub mod diag;
+pub mod emit;
 pub mod environment;
 pub mod model;
 pub mod raw;
@@ -114,9 +115,13 @@ pub fn parse(text: &str, source: &Source) -> Loaded {
 /// Reads and validates the file; checks against the system under `root`
 /// are left to [`environment::check`].
 pub fn load(source: &Source) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(&source.real).map_err(|e| LoadError {
+    Ok(parse(&read_text(source)?, source))
+}
+
+/// The file's text.
+pub fn read_text(source: &Source) -> Result<String, LoadError> {
+    std::fs::read_to_string(&source.real).map_err(|e| LoadError {
         path: source.real.clone(),
         source: e,
-    })?;
-    Ok(parse(&text, source))
+    })
 }

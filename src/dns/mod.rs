@@ -22,6 +22,7 @@
 pub mod judge;
 pub mod live;
 pub mod lookup;
+pub mod records;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -98,7 +99,7 @@ pub fn check(
 pub fn check_with(config: &Config, root: &Root, resolver: &dyn TxtResolver) -> DnsReport {
     let mut private = PrivateKeys::new(root);
     let mut report = DnsReport::default();
-    let progress = crate::cli::progress::Progress::new("checking DNS", config.domains.len());
+    let progress = crate::report::progress::Progress::new("checking DNS", config.domains.len());
     for (i, d) in config.domains.iter().enumerate() {
         progress.step(i, &d.name);
         for k in &d.keys {
@@ -194,8 +195,7 @@ key_from = "example.com"
         for k in &config.domains[0].keys {
             let pair = keys::generate(k.algorithm, 2048).unwrap();
             let path = root.join(&k.path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            keys::write_private_key(&path, &pair.private_pem, None, None, 0o600, false).unwrap();
+            keys::tests::write_test_key(&path, &pair.private_pem, 0o600);
             values.push((
                 k.selector.clone(),
                 keys::record_value(k.algorithm, &pair.public, Default::default()),

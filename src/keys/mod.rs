@@ -40,21 +40,18 @@
 //! - [`public_key_matches(&ParsedRecord, &PublicKey)`](public_key_matches),
 //!   [`rsa_bits_of_spki(&[u8]) -> Option<u32>`](rsa_bits_of_spki).
 //!
-//! Key files ([`file`](mod@file) module):
-//! - [`write_private_key(path, &Secret, uid, gid, mode, force)`](write_private_key):
-//!   never readable by others, not for an instant, under any umask; atomic
-//!   replacement with `force`.
+//! Key files ([`mode`](mod@mode) module):
 //! - [`check_key_file_mode(mode) -> Option<&str>`](check_key_file_mode):
-//!   OpenDKIM's `RequireSafeKeys` judgement.
+//!   OpenDKIM's `RequireSafeKeys` judgement. Key files are written only by
+//!   [`crate::apply::keys`].
 //!
 //! Secrets: [`Secret`] holds key material; it prints as `<secret>` and is
 //! zeroed on drop. No error or `Debug` output of this module contains
 //! private key bytes.
 
-pub mod cmd;
-pub mod file;
 pub mod generate;
 pub mod load;
+pub mod mode;
 pub mod public;
 pub mod record;
 pub mod secret;
@@ -63,9 +60,8 @@ mod der;
 mod pem;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
-pub use file::{KeyFileError, check_key_file_mode, write_private_key};
 pub use generate::{
     DEFAULT_RSA_BITS, GENERATED_RSA_BITS, GenerateError, KeyPair, generate, generate_ed25519,
     generate_for, generate_rsa,
@@ -73,6 +69,7 @@ pub use generate::{
 pub use load::{
     LoadError, LoadErrorKind, LoadedKey, PrivateKeyFormat, load_private_key, parse_private_key,
 };
+pub use mode::check_key_file_mode;
 pub use public::PublicKey;
 pub use record::{
     MAX_CHARACTER_STRING, ParsedRecord, RecordError, character_strings, parse_record,

@@ -36,9 +36,20 @@ fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
+/// Writes a key file for a test fixture (plain std::fs: only the tests
+/// write outside [`crate::apply`]).
+pub(crate) fn write_test_key(path: &Path, pem: &Secret, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("key dir");
+    }
+    std::fs::write(path, pem.expose()).expect("write key");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod key");
+}
+
 fn write_key(dir: &Path, name: &str, pem: &Secret) -> PathBuf {
     let path = dir.join(name);
-    write_private_key(&path, pem, None, None, 0o600, false).expect("write key");
+    write_test_key(&path, pem, 0o600);
     path
 }
 
@@ -418,13 +429,24 @@ fn no_key_bytes_in_output() {
 
         // Errors from the writer.
         let dir = temp_dir();
-        let path = write_key(dir.path(), "k", &pair.private_pem);
-        let err =
-            write_private_key(&path, &pair.private_pem, None, None, 0o600, false).unwrap_err();
-        assert_no_leak(&err.to_string(), &pair.private_pem);
-        assert_no_leak(&format!("{err:?}"), &pair.private_pem);
-        let err = write_private_key(&path, &pair.private_pem, None, None, 0o644, true).unwrap_err();
-        assert_no_leak(&err.to_string(), &pair.private_pem);
+        let root = crate::host::Root::new(dir.path());
+        let host = Path::new("/k");
+        write_key(dir.path(), "k", &pair.private_pem);
+        for (mode, replace) in [(0o644, true), (0o600, false)] {
+            let r = crate::apply::keys::write_key(
+                &root,
+                host,
+                Path::new("/"),
+                &pair.private_pem,
+                (None, None),
+                mode,
+                replace,
+            );
+            if let Err(err) = r {
+                assert_no_leak(&err.to_string(), &pair.private_pem);
+                assert_no_leak(&format!("{err:?}"), &pair.private_pem);
+            }
+        }
 
         // Errors from the loader, on truncated copies of the key.
         let text = pair.private_pem.expose();

@@ -8,6 +8,8 @@
 //! `dns check` (findings about published records) all speak it, so their
 //! severities, colours, JSON words and exit codes agree.
 
+pub mod progress;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -37,6 +37,10 @@
 //! dkim.toml names them, and removed again if dkim.toml cannot be written.
 //! Retired keys are archived only after dkim.toml says they are retired.
 //!
+//! [`decide`] only reads: it returns a [`Step`] (new key files, the edited
+//! dkim.toml, key files to retire) that [`crate::apply::rotation`] carries
+//! out, and the report to print.
+//!
 //! What this does not do: publish records (DNS is not ours to write), or
 //! reload the engine (`dkimctl apply` does that).
 
@@ -46,7 +50,6 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -60,11 +63,6 @@ use crate::host::accounts;
 use crate::keys::{self, KeyPair};
 
 use edit::{EditError, NewKey};
-
-/// Mode of new private key files.
-const KEY_MODE: u32 = 0o600;
-/// Mode of the `retired/` archive directory.
-const ARCHIVE_DIR_MODE: u32 = 0o700;
 
 /// Why a rotation step could not be done. Nothing was changed unless the
 /// message says otherwise.
@@ -106,8 +104,6 @@ pub enum RotateError {
     Key(keys::LoadError),
     /// Key generation failed.
     Generate(keys::GenerateError),
-    /// A new key file could not be written.
-    WriteKey(keys::KeyFileError),
     /// The service user could not be looked up.
     Accounts(Box<dyn std::error::Error + Send + Sync>),
     /// No selector name was free.
@@ -128,23 +124,6 @@ pub enum RotateError {
         file: String,
         /// The diagnostics of the edited text.
         diagnostics: Vec<String>,
-    },
-    /// dkim.toml could not be written.
-    WriteConfig {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// A retired key could not be archived or deleted (dkim.toml already
-    /// says retired; run `--continue` again after fixing the cause).
-    RetireKey {
-        /// What was being done ("archive", "delete").
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
     },
     /// The resolver could not be set up.
     Dns(DnsError),
@@ -192,7 +171,6 @@ impl fmt::Display for RotateError {
             ),
             RotateError::Key(e) => write!(f, "{e}; nothing was changed"),
             RotateError::Generate(e) => write!(f, "{e}"),
-            RotateError::WriteKey(e) => write!(f, "{e}"),
             RotateError::Accounts(_) => write!(f, "failed to look up the service user"),
             RotateError::NoFreeSelector { tried } => {
                 write!(f, "no free selector name for today (tried up to {tried})")
@@ -208,15 +186,6 @@ impl fmt::Display for RotateError {
                 }
                 Ok(())
             }
-            RotateError::WriteConfig { path, .. } => {
-                write!(f, "failed to write {}", path.display())
-            }
-            RotateError::RetireKey { op, path, .. } => write!(
-                f,
-                "dkim.toml marks the key retired, but failed to {op} {}; fix the cause and run \
-                 `--continue` again",
-                path.display()
-            ),
             RotateError::Dns(e) => write!(f, "{e}"),
             RotateError::Output(_) => write!(f, "failed to write the report"),
         }
@@ -228,11 +197,9 @@ impl std::error::Error for RotateError {
         match self {
             RotateError::Load(e) => Some(e),
             RotateError::Edit { source, .. } => Some(source),
-            RotateError::Accounts(e) | RotateError::WriteConfig { source: e, .. } => Some(&**e),
-            RotateError::RetireKey { source, .. } => Some(source),
+            RotateError::Accounts(e) => Some(&**e),
             RotateError::Output(e) => Some(e),
             RotateError::Dns(e) => e.source(),
-            RotateError::WriteKey(e) => e.source(),
             RotateError::Key(e) => e.source(),
             _ => None,
         }
@@ -245,41 +212,107 @@ impl From<io::Error> for RotateError {
     }
 }
 
-/// `dkimctl rotate DOMAIN [--continue]`: one step of a key rotation (see
-/// the module docs). `nameserver` is asked instead of the system's
-/// resolvers when checking that new records are visible; `today` is the
-/// date (UTC) used for selector names, `created` and `retire_after`.
-///
-/// Returns the exit code: 0 done or nothing to do, 1 the new record is not
-/// (correctly) published yet so nothing was switched, 2 its lookup failed.
-pub fn rotate(
+/// What one run of `dkimctl rotate` decided: what to write, in which
+/// order (see [`crate::apply::rotation`]), and what to tell the admin.
+#[derive(Debug)]
+pub struct Step {
+    /// The exit code once carried out: 0 done or nothing to do, 1 the new
+    /// record is not (correctly) published yet so nothing was switched, 2
+    /// its lookup failed.
+    pub code: i32,
+    /// New private keys, written first.
+    pub new_keys: Vec<NewKeyFile>,
+    /// The edited dkim.toml, written after the new keys.
+    pub config_text: Option<String>,
+    /// Keys whose private key file goes away once dkim.toml says they are
+    /// retired.
+    pub retire: Vec<Key>,
+    /// Archive or delete those files.
+    pub retired_keys: RetiredKeys,
+    /// The key directory (new directories below it get the service
+    /// user's owner).
+    pub key_dir: PathBuf,
+    /// The service user's uid and group's gid, when they exist under the
+    /// root (otherwise `dkimctl apply` sets the owner later).
+    pub owner: (Option<u32>, Option<u32>),
+    /// Printed first.
+    head: String,
+    /// Printed after one line per retired key.
+    tail: String,
+}
+
+/// A new private key file.
+#[derive(Debug)]
+pub struct NewKeyFile {
+    /// Host path.
+    pub path: PathBuf,
+    /// The key.
+    pub pair: KeyPair,
+}
+
+impl Step {
+    /// A run that changes nothing.
+    fn report(code: i32, head: Vec<u8>, ctx: &Ctx<'_>) -> Step {
+        Step {
+            code,
+            new_keys: Vec::new(),
+            config_text: None,
+            retire: Vec::new(),
+            retired_keys: ctx.config.rotation.retired_keys,
+            key_dir: ctx.config.service.key_dir.clone(),
+            owner: (None, None),
+            head: String::from_utf8_lossy(&head).into_owned(),
+            tail: String::new(),
+        }
+    }
+
+    /// True when carrying the step out writes something.
+    pub fn writes(&self) -> bool {
+        !self.new_keys.is_empty() || self.config_text.is_some() || !self.retire.is_empty()
+    }
+
+    /// Prints the report; `retired` says, per key in [`Step::retire`], what
+    /// was done with its file.
+    pub fn print(&self, retired: &[String], out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(self.head.as_bytes())?;
+        for (k, what) in self.retire.iter().zip(retired) {
+            writeln!(out, "  {} ({}) is retired; {what}", k.selector, k.algorithm)?;
+        }
+        out.write_all(self.tail.as_bytes())
+    }
+}
+
+/// One step of `dkimctl rotate DOMAIN [--continue]` (see the module
+/// docs), decided without writing anything. `nameserver` is asked instead
+/// of the system's resolvers when checking that new records are visible;
+/// `today` is the date (UTC) used for selector names, `created` and
+/// `retire_after`.
+pub fn decide(
     source: &Source,
     root: &Root,
     domain: &str,
     cont: bool,
     nameserver: Option<SocketAddr>,
     today: Date,
-    out: &mut dyn Write,
-) -> Result<i32, RotateError> {
+) -> Result<Step, RotateError> {
     let mut resolver = |timeout: Duration| -> Result<Box<dyn TxtResolver>, DnsError> {
         Ok(Box::new(Live::new(nameserver, timeout)?))
     };
-    rotate_with(source, root, domain, cont, today, &mut resolver, out)
+    decide_with(source, root, domain, cont, today, &mut resolver)
 }
 
 /// Makes a resolver when one is needed, given the configured DNS timeout.
 pub type ResolverFactory<'a> = dyn FnMut(Duration) -> Result<Box<dyn TxtResolver>, DnsError> + 'a;
 
-/// [`rotate`] with any resolver (tests use [`dns::Fixed`]).
-pub fn rotate_with(
+/// [`decide`] with any resolver (tests use [`dns::Fixed`]).
+pub fn decide_with(
     source: &Source,
     root: &Root,
     domain: &str,
     cont: bool,
     today: Date,
     resolver: &mut ResolverFactory<'_>,
-    out: &mut dyn Write,
-) -> Result<i32, RotateError> {
+) -> Result<Step, RotateError> {
     let text = fs::read_to_string(&source.real).map_err(|e| {
         RotateError::Load(config::LoadError {
             path: source.real.clone(),
@@ -298,9 +331,9 @@ pub fn rotate_with(
     };
     ctx.check_active_keys()?;
     if cont {
-        ctx.advance(resolver, out)
+        ctx.advance(resolver)
     } else {
-        ctx.start(out)
+        ctx.start()
     }
 }
 
@@ -400,7 +433,9 @@ impl Ctx<'_> {
 
     // ---- step 1: new pending keys -------------------------------------
 
-    fn start(&self, out: &mut dyn Write) -> Result<i32, RotateError> {
+    fn start(&self) -> Result<Step, RotateError> {
+        let mut out: Vec<u8> = Vec::new();
+        let out = &mut out;
         let pending: Vec<&Key> = self.keys(KeyState::Pending).collect();
         if !pending.is_empty() {
             let list: Vec<String> = pending
@@ -426,7 +461,7 @@ impl Ctx<'_> {
             }
             self.print_records(out, publish_heading(records.len()), &records)?;
             self.print_next_publish(out)?;
-            return Ok(0);
+            return Ok(Step::report(0, std::mem::take(out), self));
         }
 
         let generated = self.generate()?;
@@ -454,27 +489,6 @@ impl Ctx<'_> {
             .map(|g| (g.selector.as_str(), KeyState::Pending))
             .collect();
         self.validate_edit(&new_text, &expect)?;
-
-        // Keys first, then the file that names them: dkim.toml never names
-        // a key file that does not exist.
-        let (uid, gid) = self.service_owner()?;
-        let mut written: Vec<PathBuf> = Vec::new();
-        for g in &generated {
-            let real = self.root.join(&g.path);
-            let result = ensure_dir(&real).and_then(|()| {
-                keys::write_private_key(&real, &g.pair.private_pem, uid, gid, KEY_MODE, false)
-                    .map_err(RotateError::WriteKey)
-            });
-            if let Err(e) = result {
-                remove_all(&written);
-                return Err(e);
-            }
-            written.push(real);
-        }
-        if let Err(e) = self.write_config(&new_text) {
-            remove_all(&written);
-            return Err(e);
-        }
 
         writeln!(
             out,
@@ -523,7 +537,17 @@ impl Ctx<'_> {
             .collect();
         self.print_records(out, publish_heading(records.len()), &records)?;
         self.print_next_publish(out)?;
-        Ok(0)
+        let mut step = Step::report(0, std::mem::take(out), self);
+        step.owner = self.service_owner()?;
+        step.config_text = Some(new_text);
+        step.new_keys = generated
+            .into_iter()
+            .map(|g| NewKeyFile {
+                path: g.path,
+                pair: g.pair,
+            })
+            .collect();
+        Ok(step)
     }
 
     /// Generates one key per algorithm the domain signs with, under fresh
@@ -638,11 +662,9 @@ impl Ctx<'_> {
 
     // ---- steps 2 and 3: switch, retire ----------------------------------
 
-    fn advance(
-        &self,
-        resolver: &mut ResolverFactory<'_>,
-        out: &mut dyn Write,
-    ) -> Result<i32, RotateError> {
+    fn advance(&self, resolver: &mut ResolverFactory<'_>) -> Result<Step, RotateError> {
+        let mut out: Vec<u8> = Vec::new();
+        let out = &mut out;
         let name = self.name().to_string();
         let mut changes: Vec<(String, &'static str, String)> = Vec::new();
         let mut expect: Vec<(String, KeyState)> = Vec::new();
@@ -683,13 +705,13 @@ impl Ctx<'_> {
                         out,
                         "Next: make sure the name server answers, then run `dkimctl rotate {name} --continue` again."
                     )?;
-                    return Ok(2);
+                    return Ok(Step::report(2, std::mem::take(out), self));
                 }
                 writeln!(
                     out,
                     "Next: publish the record(s), wait for the TTL, then run `dkimctl rotate {name} --continue` again."
                 )?;
-                return Ok(1);
+                return Ok(Step::report(1, std::mem::take(out), self));
             }
             for k in &pending {
                 changes.push((k.selector.clone(), "state", "active".into()));
@@ -757,25 +779,29 @@ impl Ctx<'_> {
                     writeln!(out, "Next: {n}.")?;
                 }
             }
-            return Ok(0);
+            return Ok(Step::report(0, std::mem::take(out), self));
         }
 
+        let mut config_text = None;
         if !changes.is_empty() {
             let new_text =
                 edit::set_fields(self.text, &name, &changes).map_err(|e| self.edit_error(e))?;
             let expect: Vec<(&str, KeyState)> =
                 expect.iter().map(|(s, st)| (s.as_str(), *st)).collect();
             self.validate_edit(&new_text, &expect)?;
-            self.write_config(&new_text)?;
+            config_text = Some(new_text);
         }
         writeln!(out, "rotate {name}:")?;
         for s in &said {
             writeln!(out, "  {s}")?;
         }
+        let mut step = Step::report(0, std::mem::take(out), self);
+        step.config_text = config_text;
+        let mut tail: Vec<u8> = Vec::new();
+        let out = &mut tail;
         let mut revoked = Vec::new();
         for k in due.iter().chain(leftover.iter()) {
-            let what = self.retire_key_file(k)?;
-            writeln!(out, "  {} ({}) is retired; {what}", k.selector, k.algorithm)?;
+            step.retire.push((*k).clone());
             for p in self.publishers() {
                 let rname = keys::record_name(&k.selector, &p.name);
                 let zone = keys::zone_form(&rname, &keys::revoked_record_value(k.algorithm));
@@ -798,64 +824,8 @@ impl Ctx<'_> {
         if next.is_empty() {
             writeln!(out, "Next: nothing; the rotation of {name} is complete.")?;
         }
-        Ok(0)
-    }
-
-    /// Archives or deletes a retired key's private key file; says what
-    /// was done.
-    fn retire_key_file(&self, key: &Key) -> Result<String, RotateError> {
-        let real = self.root.join(&key.path);
-        if !real.exists() {
-            return Ok(format!(
-                "its private key {} is already gone",
-                key.path.display()
-            ));
-        }
-        match self.config.rotation.retired_keys {
-            RetiredKeys::Delete => {
-                fs::remove_file(&real).map_err(|e| RotateError::RetireKey {
-                    op: "delete",
-                    path: real.clone(),
-                    source: e,
-                })?;
-                Ok(format!(
-                    "its private key {} was deleted",
-                    key.path.display()
-                ))
-            }
-            RetiredKeys::Archive => {
-                let fail = |e| RotateError::RetireKey {
-                    op: "archive",
-                    path: real.clone(),
-                    source: e,
-                };
-                let (Some(dir), Some(file)) = (real.parent(), real.file_name()) else {
-                    return Err(fail(io::Error::from(io::ErrorKind::InvalidInput)));
-                };
-                let archive = dir.join("retired");
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(ARCHIVE_DIR_MODE)
-                    .create(&archive)
-                    .map_err(fail)?;
-                // The umask may have narrowed the mode, never widened it;
-                // an existing directory is tightened too.
-                fs::set_permissions(&archive, fs::Permissions::from_mode(ARCHIVE_DIR_MODE))
-                    .map_err(fail)?;
-                let mut dest = archive.join(file);
-                let mut n = 1;
-                while dest.exists() {
-                    dest = archive.join(format!("{}.{n}", file.to_string_lossy()));
-                    n += 1;
-                }
-                fs::rename(&real, &dest).map_err(fail)?;
-                let shown = self.root.host_path(&dest).unwrap_or(dest);
-                Ok(format!(
-                    "its private key was archived to {}",
-                    shown.display()
-                ))
-            }
-        }
+        step.tail = String::from_utf8_lossy(&tail).into_owned();
+        Ok(step)
     }
 
     // ---- shared -----------------------------------------------------------
@@ -907,23 +877,6 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Writes dkim.toml atomically, keeping its mode and owner.
-    fn write_config(&self, text: &str) -> Result<(), RotateError> {
-        let path = &self.source.real;
-        let fail = |e: Box<dyn std::error::Error + Send + Sync>| RotateError::WriteConfig {
-            path: path.clone(),
-            source: e,
-        };
-        let meta = fs::metadata(path).map_err(|e| fail(Box::new(e)))?;
-        let mode = meta.permissions().mode() & 0o7777;
-        // Only ask for an owner change when it is one: an unprivileged
-        // user editing their own file cannot chown, and need not.
-        let uid = (meta.uid() != nix::unistd::geteuid().as_raw()).then_some(meta.uid());
-        let gid = (meta.gid() != nix::unistd::getegid().as_raw()).then_some(meta.gid());
-        crate::apply::atomic::write_atomic(path, text.as_bytes(), uid, gid, mode)
-            .map_err(|e| fail(Box::new(e)))
-    }
-
     /// The service user's uid and group's gid under the root, when they
     /// exist there; otherwise `dkimctl apply` sets the owner later.
     fn service_owner(&self) -> Result<(Option<u32>, Option<u32>), RotateError> {
@@ -935,40 +888,11 @@ impl Ctx<'_> {
     }
 }
 
-/// Creates the key's directory if missing (0700; `apply` sets the final
-/// owner and mode of managed directories).
-fn ensure_dir(real: &Path) -> Result<(), RotateError> {
-    let Some(dir) = real.parent() else {
-        return Ok(());
-    };
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            RotateError::WriteKey(keys::KeyFileError::Io {
-                op: "create the directory",
-                path: dir.to_path_buf(),
-                source: e,
-            })
-        })
-}
-
 fn publish_heading(n: usize) -> &'static str {
     if n == 1 {
         "Publish this record (ONE TXT record; its strings belong together):"
     } else {
         "Publish these records (each ONE TXT record; its strings belong together):"
-    }
-}
-
-/// Best-effort removal of key files this run created.
-fn remove_all(paths: &[PathBuf]) {
-    for p in paths {
-        let _ = fs::remove_file(p);
     }
 }
 

@@ -40,6 +40,34 @@ name = "example.net"
 key_from = "example.com"
 "#;
 
+/// Decides a step, has apply carry it out and prints the report: what
+/// the CLI does. Errors are rendered.
+fn run_step(
+    source: &Source,
+    root: &Root,
+    domain: &str,
+    cont: bool,
+    today: &str,
+    dns: &Fixed,
+) -> Result<(i32, String), String> {
+    let mut factory =
+        |_: Duration| -> Result<Box<dyn TxtResolver>, DnsError> { Ok(Box::new(dns.clone())) };
+    let step = decide_with(
+        source,
+        root,
+        domain,
+        cont,
+        Date::parse(today).unwrap(),
+        &mut factory,
+    )
+    .map_err(|e| e.to_string())?;
+    let retired =
+        crate::apply::rotation::carry_out(root, source, &step).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    step.print(&retired, &mut out).unwrap();
+    Ok((step.code, String::from_utf8(out).unwrap()))
+}
+
 struct Fixture {
     dir: tempfile::TempDir,
     source: Source,
@@ -60,8 +88,8 @@ impl Fixture {
                 let pair = keys::generate(k.algorithm, 2048).unwrap();
                 let path = root.join(&k.path);
                 fs::create_dir_all(path.parent().unwrap()).unwrap();
-                keys::write_private_key(&path, &pair.private_pem, None, None, 0o600, false)
-                    .unwrap();
+                fs::write(&path, pair.private_pem.expose()).unwrap();
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
             }
         }
         Fixture { dir, source }
@@ -79,20 +107,13 @@ impl Fixture {
         valid_config(&self.text(), &self.source).unwrap()
     }
 
-    fn run(&self, cont: bool, today: &str, dns: &Fixed) -> (Result<i32, RotateError>, String) {
-        let mut out = Vec::new();
-        let mut factory =
-            |_: Duration| -> Result<Box<dyn TxtResolver>, DnsError> { Ok(Box::new(dns.clone())) };
-        let r = rotate_with(
-            &self.source,
-            &self.root(),
-            "example.com",
-            cont,
-            Date::parse(today).unwrap(),
-            &mut factory,
-            &mut out,
-        );
-        (r, String::from_utf8(out).unwrap())
+    /// One `dkimctl rotate` run: decide, carry out, print.
+    fn run(&self, cont: bool, today: &str, dns: &Fixed) -> (Result<i32, String>, String) {
+        let r = run_step(&self.source, &self.root(), "example.com", cont, today, dns);
+        match r {
+            Ok((code, out)) => (Ok(code), out),
+            Err(e) => (Err(e), String::new()),
+        }
     }
 
     fn state(&self, selector: &str) -> (KeyState, Option<String>) {
@@ -361,25 +382,21 @@ fn delete_instead_of_archive() {
 fn clear_errors_and_nothing_touched() {
     let f = Fixture::new(DUAL);
     let run_for = |domain: &str| {
-        let mut out = Vec::new();
-        let mut factory =
-            |_: Duration| -> Result<Box<dyn TxtResolver>, DnsError> { Ok(Box::new(Fixed::new())) };
-        rotate_with(
+        run_step(
             &f.source,
             &f.root(),
             domain,
             false,
-            Date::parse("2026-11-28").unwrap(),
-            &mut factory,
-            &mut out,
+            "2026-11-28",
+            &Fixed::new(),
         )
     };
-    let e = run_for("example.org").unwrap_err().to_string();
+    let e = run_for("example.org").unwrap_err();
     assert_eq!(
         e,
         "example.org is not configured in dkim.toml (configured: example.com, example.net)"
     );
-    let e = run_for("example.net").unwrap_err().to_string();
+    let e = run_for("example.net").unwrap_err();
     assert!(
         e.starts_with("example.net takes its keys from example.com (key_from)"),
         "{e}"
@@ -396,14 +413,14 @@ fn clear_errors_and_nothing_touched() {
     .unwrap();
     let before = f.text();
     let files_before = crate::rotate::tests::files(f.dir.path());
-    let e = run_for("example.com").unwrap_err().to_string();
+    let e = run_for("example.com").unwrap_err();
     assert!(e.contains(&rsa.display().to_string()), "{e}");
     assert_eq!(f.text(), before);
     assert_eq!(files(f.dir.path()), files_before);
 
     // No key file at all: suggest `keys generate`.
     fs::remove_file(&rsa).unwrap();
-    let e = run_for("example.com").unwrap_err().to_string();
+    let e = run_for("example.com").unwrap_err();
     assert!(
         e.contains("has no key yet") && e.contains("dkimctl keys"),
         "{e}"

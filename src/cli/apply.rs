@@ -1,0 +1,136 @@
+//! `dkimctl plan` and `dkimctl apply`: what would change, and making it
+//! so.
+
+use std::io::{IsTerminal, Write};
+
+use super::{Error, confirm};
+use crate::apply::{self, ApplyOptions};
+use crate::config::Config;
+use crate::config::model::Mta;
+use crate::host::Root;
+use crate::plan::{self, Plan, PrintOptions};
+use crate::render::{self, templates::Templates};
+
+/// Renders and plans.
+pub fn make_plan(config: &Config, templates: &Templates, root: &Root) -> Result<Plan, Error> {
+    let artifacts = render::render(config, templates)?;
+    Ok(plan::plan(&artifacts, root)?)
+}
+
+/// `dkimctl plan`: 0 nothing to do, 1 changes pending.
+pub fn plan(
+    config: &Config,
+    templates: &Templates,
+    root: &Root,
+    json: bool,
+    verbose: bool,
+    color: bool,
+) -> Result<i32, Error> {
+    let plan = make_plan(config, templates, root)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
+        writeln!(out)?;
+    } else {
+        plan.print_with(&mut out, &PrintOptions { color, verbose })?;
+    }
+    Ok(i32::from(plan.has_changes()))
+}
+
+/// How `dkimctl apply` (and bootstrap's apply) runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyFlags {
+    /// `--yes`: do not ask.
+    pub yes: bool,
+    /// `--no-reload`: print the reloads instead of running them.
+    pub no_reload: bool,
+    /// `--json`.
+    pub json: bool,
+    /// Colour on a terminal.
+    pub color: bool,
+}
+
+/// `dkimctl apply`: plans, shows, asks, applies, reloads.
+pub fn apply_config(
+    config: &Config,
+    templates: &Templates,
+    root: &Root,
+    flags: ApplyFlags,
+) -> Result<i32, Error> {
+    let plan = make_plan(config, templates, root)?;
+    confirm_and_apply(&plan, config, root, flags, || Ok(()))
+}
+
+/// Shows `plan`, asks, runs `first` (bootstrap writes dkim.toml there),
+/// applies and reloads. Exit 0 when applied or nothing to do, 1 when
+/// declined, 2 when a reload failed.
+///
+/// Without `--yes` the question needs a terminal on both stdin and
+/// stdout: `dkimctl apply | tee log` or a script must say `--yes`, and
+/// without it nothing changes and the exit code is 2 (as `terraform
+/// apply` without `-auto-approve`), instead of applying unasked.
+pub fn confirm_and_apply(
+    plan: &Plan,
+    config: &Config,
+    root: &Root,
+    flags: ApplyFlags,
+    first: impl FnOnce() -> Result<(), Error>,
+) -> Result<i32, Error> {
+    let mut out = std::io::stdout().lock();
+    if !plan.has_changes() {
+        drop(out);
+        first()?;
+        let mut out = std::io::stdout().lock();
+        if flags.json {
+            serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "Nothing to change.")?;
+        }
+        return Ok(0);
+    }
+    if !flags.json {
+        plan.print_with(
+            &mut out,
+            &PrintOptions {
+                color: flags.color,
+                verbose: false,
+            },
+        )?;
+    }
+    if !flags.yes {
+        let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+        if !interactive {
+            return Err(
+                "nothing was changed: apply asks for confirmation on a terminal; run it with --yes \
+                 to apply without asking"
+                    .into(),
+            );
+        }
+        if !confirm("Apply these changes?")? {
+            writeln!(out, "Nothing was changed.")?;
+            return Ok(1);
+        }
+    }
+    drop(out);
+    first()?;
+    let mut out = std::io::stdout().lock();
+    let opts = ApplyOptions {
+        reload: !flags.no_reload && root.is_live(),
+        engine_units: render::engine_units(config),
+        postfix_config_dir: match &config.mta {
+            Mta::Postfix(p) if p.config_dir != std::path::Path::new("/etc/postfix") => {
+                Some(p.config_dir.clone())
+            }
+            _ => None,
+        },
+    };
+    let report = apply::apply(plan, root, &opts)?;
+    if flags.json {
+        serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+        writeln!(out)?;
+    } else {
+        report.print(&mut out)?;
+    }
+    Ok(if report.ok() { 0 } else { 2 })
+}
