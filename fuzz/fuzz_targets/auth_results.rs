@@ -17,9 +17,10 @@
 use std::sync::OnceLock;
 
 use dkimctl::dkim::auth_results::{authentication_results, claims_authserv_id};
-use dkimctl::dkim::sign::{HeaderField, split_message};
+use dkimctl::dkim::sign::split_message;
 use dkimctl::dkim::verify::{DkimStatus, FixedAnswer, Resolver, VerifyResult};
-use dkimctl::dkim::{CrlfNormalizer, crlf, milter_header_value};
+use dkimctl::dkim::{CrlfNormalizer, crlf};
+use dkimctl::engine::session::{header_from_milter, milter_value};
 use dkimctl::engine::{message_from_domain, policy};
 use libfuzzer_sys::fuzz_target;
 
@@ -102,8 +103,8 @@ fuzz_target!(|data: &[u8]| {
         if f.is("From") {
             let _ = policy::from_domain(&f.value);
         }
-        let again = HeaderField::from_milter(&f.name, &f.value, true);
-        let _ = milter_header_value(&again.value, false);
+        let again = header_from_milter(&f.name, &f.value, true);
+        let _ = milter_value(&again.value, false);
     }
 
     // Verification of whatever this is, and the header we would add.

@@ -10,7 +10,7 @@
 //! One `resinfo` per signature (RFC 8601 §2.2), `dkim=none` for an unsigned
 //! message, an optional comment for a result that needs explaining (a
 //! message too large to verify). The value is folded with CRLF + TAB, one
-//! result per line; [`super::milter_header_value`] turns it into the
+//! result per line; [`crate::engine::session::milter_value`] turns it into the
 //! milter form.
 
 use super::verify::VerifyResult;

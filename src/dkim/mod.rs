@@ -1,5 +1,5 @@
 //! DKIM signing and verification glue over mail-auth; knows nothing about
-//! the milter protocol.
+//! the milter protocol (the engine shapes values for the milter).
 //!
 //! - [`sign`]: streaming signer. Header fields are buffered as the MTA sent
 //!   them, the body is hashed chunk by chunk (never held), and the
@@ -26,8 +26,6 @@ pub mod verify;
 pub use auth_results::authentication_results;
 pub use sign::{HeaderField, MessageSigner, SignError, SignOptions, SignedHeader, Signer};
 pub use verify::{DkimStatus, Resolver, VerifyResult, verify};
-
-use bytes::Bytes;
 
 /// Turns bare LF line ends into CRLF, across chunk boundaries.
 ///
@@ -92,36 +90,6 @@ pub fn crlf(value: &[u8]) -> Vec<u8> {
     out.to_vec()
 }
 
-/// Shapes a header value for a milter modification (`SMFIR_INSHEADER`).
-///
-/// `value` is the value as it was hashed: text after the colon, folded
-/// with CRLF + TAB, with no line end at the end. The MTA expects bare LF
-/// inside milter header values (it writes CRLF when it transmits). With
-/// `SMFIP_HDR_LEADSPC` the MTA inserts the value right after the colon, so
-/// the leading space must be ours; without it the MTA adds one space
-/// itself, so ours is dropped. Either way the delivered header is the hashed
-/// text byte for byte, which `simple` header canonicalization requires.
-pub fn milter_header_value(value: &[u8], leading_space_kept: bool) -> Bytes {
-    let mut out = Vec::with_capacity(value.len() + 1);
-    let body = match value.strip_prefix(b" ") {
-        Some(rest) => rest,
-        None => value,
-    };
-    if leading_space_kept {
-        out.push(b' ');
-    }
-    let mut i = 0;
-    while let Some(&b) = body.get(i) {
-        if b == b'\r' && body.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(b);
-        i += 1;
-    }
-    Bytes::from(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,18 +124,5 @@ mod tests {
         let mut scratch = Vec::new();
         let out = CrlfNormalizer::new().normalize(&chunk, &mut scratch);
         assert_eq!(out.as_ptr(), chunk.as_ptr());
-    }
-
-    #[test]
-    fn milter_values_use_lf_and_the_negotiated_space() {
-        let v = b" v=1; a=rsa-sha256;\r\n\th=From";
-        assert_eq!(
-            &milter_header_value(v, true)[..],
-            b" v=1; a=rsa-sha256;\n\th=From"
-        );
-        assert_eq!(
-            &milter_header_value(v, false)[..],
-            b"v=1; a=rsa-sha256;\n\th=From"
-        );
     }
 }

@@ -21,7 +21,7 @@
 //!   once.
 //! - **Milter header fields.** Fields arrive one by one, without line ends,
 //!   with or without their leading space (`SMFIP_HDR_LEADSPC`) and folded
-//!   with bare LF; [`HeaderField::from_milter`] rebuilds the wire form.
+//!   with bare LF; the engine rebuilds the wire form.
 
 use std::fmt;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use mail_auth::common::headers::{HeaderWriter, Writable, Writer};
 use mail_auth::dkim::canonicalize::BodyHasher as MaBodyHasher;
 use mail_auth::dkim::{Canonicalization, Signature};
 
-use super::{CrlfNormalizer, crlf, milter_header_value};
+use super::{CrlfNormalizer, crlf};
 use crate::config::model::{Algorithm, Canon, Signing};
 
 /// The hash context mail-auth uses for SHA-256 with its aws-lc backend.
@@ -147,23 +147,6 @@ pub struct HeaderField {
 }
 
 impl HeaderField {
-    /// A field from a milter `SMFIC_HEADER`. With `leading_space_kept`
-    /// (`SMFIP_HDR_LEADSPC`) the value is exactly what followed the colon;
-    /// without it the MTA removed the space after the colon, and we put one
-    /// back (the form nearly every message has).
-    pub fn from_milter(name: &[u8], value: &[u8], leading_space_kept: bool) -> HeaderField {
-        let mut v = Vec::with_capacity(value.len() + 3);
-        if !leading_space_kept {
-            v.push(b' ');
-        }
-        v.extend_from_slice(&crlf(value));
-        v.extend_from_slice(b"\r\n");
-        HeaderField {
-            name: Bytes::copy_from_slice(name),
-            value: v,
-        }
-    }
-
     /// A field from a raw message: `value` is what followed the colon,
     /// with or without its final line end.
     pub fn from_wire(name: &[u8], value: &[u8]) -> HeaderField {
@@ -427,12 +410,6 @@ impl SignedHeader {
             .strip_prefix("DKIM-Signature:")
             .unwrap_or(line.as_str());
         after.strip_suffix("\r\n").unwrap_or(after).to_string()
-    }
-
-    /// The value for a milter `SMFIR_INSHEADER` (see
-    /// [`milter_header_value`]).
-    pub fn milter_value(&self, leading_space_kept: bool) -> Bytes {
-        milter_header_value(self.value().as_bytes(), leading_space_kept)
     }
 
     /// `a=` as text.

@@ -168,23 +168,7 @@ mod tests {
     /// under a temporary root.
     fn setup() -> (tempfile::TempDir, Config, Vec<(String, String)>) {
         let dir = tempfile::tempdir().unwrap();
-        let text = r#"
-[service]
-engine = "bundled"
-[defaults]
-algorithms = ["rsa-sha256", "ed25519-sha256"]
-[[domain]]
-name = "example.com"
-[[domain.key]]
-selector = "rsa1"
-algorithm = "rsa-sha256"
-[[domain.key]]
-selector = "ed1"
-algorithm = "ed25519-sha256"
-[[domain]]
-name = "example.net"
-key_from = "example.com"
-"#;
+        let text = include_str!("../../tests/fixtures/configs/dual-shared-key.toml");
         let root = Root::new(dir.path());
         let source = Source::resolve(&root, None);
         let loaded = crate::config::parse(text, &source);

@@ -75,7 +75,7 @@ use crate::config::model::Action;
 use crate::dkim::auth_results::{self, claims_authserv_id};
 use crate::dkim::sign::{HeaderField, MessageSigner};
 use crate::dkim::verify::{DkimStatus, VerifyResult};
-use crate::dkim::{CrlfNormalizer, milter_header_value};
+use crate::dkim::{CrlfNormalizer, crlf};
 use crate::milter::command::{Command, Family};
 use crate::milter::negotiate::{Negotiated, Wanted, action, negotiate, protocol, stage};
 use crate::milter::{ProtocolError, Reply};
@@ -453,7 +453,7 @@ impl Session {
         if h.direction == Direction::Pass || h.too_large {
             return;
         }
-        let field = HeaderField::from_milter(name, value, opts.leading_space);
+        let field = header_from_milter(name, value, opts.leading_space);
         h.size += field.wire_len() as u64;
         if h.size > h.state.config.engine.max_header_size {
             h.too_large = true;
@@ -704,7 +704,7 @@ fn finish_signing(
                 .map(|s| Reply::InsertHeader {
                     index: 0,
                     name: Bytes::from_static(b"DKIM-Signature"),
-                    value: s.milter_value(leading_space),
+                    value: milter_value(s.value().as_bytes(), leading_space),
                 })
                 .collect();
             replies.push(Reply::Continue);
@@ -830,7 +830,7 @@ async fn finish_verifying(
     mods.push(Reply::InsertHeader {
         index: 0,
         name: Bytes::from_static(b"Authentication-Results"),
-        value: milter_header_value(value.as_bytes(), opts.leading_space),
+        value: milter_value(value.as_bytes(), opts.leading_space),
     });
     let error = verify_error(state, &results, skipped.is_some());
     let mut event = if action == Action::Accept && error.is_empty() {
@@ -906,6 +906,53 @@ fn verify_action(state: &State, results: &[VerifyResult]) -> (Action, &'static s
         return (f.dns_error, "DKIM key lookup failed, try again later");
     }
     (f.bad_signature, "DKIM signature did not verify")
+}
+
+/// A header field from a milter `SMFIC_HEADER`. With `leading_space_kept`
+/// (`SMFIP_HDR_LEADSPC`) the value is exactly what followed the colon;
+/// without it the MTA removed the space after the colon, and we put one
+/// back (the form nearly every message has).
+pub fn header_from_milter(name: &[u8], value: &[u8], leading_space_kept: bool) -> HeaderField {
+    let mut v = Vec::with_capacity(value.len() + 3);
+    if !leading_space_kept {
+        v.push(b' ');
+    }
+    v.extend_from_slice(&crlf(value));
+    v.extend_from_slice(b"\r\n");
+    HeaderField {
+        name: Bytes::copy_from_slice(name),
+        value: v,
+    }
+}
+
+/// Shapes a header value for a milter modification (`SMFIR_INSHEADER`).
+///
+/// `value` is the value as it was hashed: text after the colon, folded
+/// with CRLF + TAB, with no line end at the end. The MTA expects bare LF
+/// inside milter header values (it writes CRLF when it transmits). With
+/// `SMFIP_HDR_LEADSPC` the MTA inserts the value right after the colon, so
+/// the leading space must be ours; without it the MTA adds one space
+/// itself, so ours is dropped. Either way the delivered header is the hashed
+/// text byte for byte, which `simple` header canonicalization requires.
+pub fn milter_value(value: &[u8], leading_space_kept: bool) -> Bytes {
+    let mut out = Vec::with_capacity(value.len() + 1);
+    let body = match value.strip_prefix(b" ") {
+        Some(rest) => rest,
+        None => value,
+    };
+    if leading_space_kept {
+        out.push(b' ');
+    }
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        if b == b'\r' && body.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    Bytes::from(out)
 }
 
 #[cfg(test)]

@@ -18,27 +18,7 @@ selector = "first"   # do not rename
 grace = "7d"
 "#;
 
-const DUAL: &str = r#"[service]
-engine = "bundled"
-
-[defaults]
-algorithms = ["rsa-sha256", "ed25519-sha256"]
-
-[[domain]]
-name = "example.com"
-
-[[domain.key]]
-selector = "rsa1"
-algorithm = "rsa-sha256"
-
-[[domain.key]]
-selector = "ed1"
-algorithm = "ed25519-sha256"
-
-[[domain]]
-name = "example.net"
-key_from = "example.com"
-"#;
+const DUAL: &str = include_str!("../../tests/fixtures/configs/dual-shared-key.toml");
 
 /// Decides a step, has apply carry it out and prints the report: what
 /// the CLI does. Errors are rendered.

@@ -258,7 +258,7 @@ async fn sign_conversation_is_one_batch_at_end_of_message() {
     // Compute the expected signatures independently of the session.
     let headers: Vec<HeaderField> = HEADERS
         .iter()
-        .map(|(n, v)| HeaderField::from_milter(n, v, true))
+        .map(|(n, v)| header_from_milter(n, v, true))
         .collect();
     let signers: Vec<Arc<Signer>> = f
         .state
@@ -277,19 +277,19 @@ async fn sign_conversation_is_one_batch_at_end_of_message() {
         Reply::InsertHeader {
             index: 0,
             name: b(b"DKIM-Signature"),
-            value: sigs[1].milter_value(true),
+            value: milter_value(sigs[1].value().as_bytes(), true),
         },
         Reply::InsertHeader {
             index: 0,
             name: b(b"DKIM-Signature"),
-            value: sigs[0].milter_value(true),
+            value: milter_value(sigs[0].value().as_bytes(), true),
         },
         Reply::Continue,
     ]);
     let eom = &steps.last().unwrap().1;
     assert_eq!(eom, &expected);
     // The value starts with its space (HDR_LEADSPC) and folds with LF.
-    let v = sigs[0].milter_value(true);
+    let v = milter_value(sigs[0].value().as_bytes(), true);
     assert!(v.starts_with(b" v=1; a=rsa-sha256; s=rsa1; d=example.com; c=relaxed/relaxed;\n\t"));
     assert!(!v.contains(&b'\r'));
     assert!(s.is_idle());
@@ -432,7 +432,7 @@ async fn verify_adds_results_and_removes_a_forged_one() {
     // Sign a message with the RSA key, as another server would have.
     let headers: Vec<HeaderField> = HEADERS
         .iter()
-        .map(|(n, v)| HeaderField::from_milter(n, v, true))
+        .map(|(n, v)| header_from_milter(n, v, true))
         .collect();
     let rsa = match &f.state.keys_for("example.com")[0] {
         crate::engine::KeySlot::Ready(s) => Arc::clone(s),
@@ -683,4 +683,11 @@ async fn random_conversations_never_panic() {
         }
         let _ = s.handle(Command::EndOfMessage, NOW, &mut out).await;
     }
+}
+
+#[test]
+fn milter_values_use_lf_and_the_negotiated_space() {
+    let v = b" v=1; a=rsa-sha256;\r\n\th=From";
+    assert_eq!(&milter_value(v, true)[..], b" v=1; a=rsa-sha256;\n\th=From");
+    assert_eq!(&milter_value(v, false)[..], b"v=1; a=rsa-sha256;\n\th=From");
 }
