@@ -113,7 +113,7 @@ always\t'Always'
 never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l json -d 'Print both forms as JSON'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l nameserver -d 'Ask this name server (IP[:PORT]) instead of the configured or the system\'s' -r
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l timeout -d 'Seconds to wait for each answer' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
@@ -140,7 +140,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l opendkim -
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -s y -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l no-reload -d 'Do not run reloads (they are printed instead)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l nameserver -d 'Ask this name server (IP[:PORT]) instead of the configured or the system\'s' -r
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l today -d 'Pretend today is this date (YYYY-MM-DD)' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
@@ -166,7 +166,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand sign" -l color -d 'When 
 always\t'Always'
 never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand sign" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l nameserver -d 'Ask this name server (IP[:PORT]) instead of the configured or the system\'s' -r
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
@@ -175,7 +175,7 @@ always\t'Always'
 never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l socket -d 'Connect here instead of the configured socket' -r
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l nameserver -d 'Ask this name server (IP[:PORT]) instead of the configured or the system\'s' -r
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
@@ -187,7 +187,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -s h -l help -
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l fail-on -d 'The least severity that makes the exit code 1' -r -f -a "error\t'Errors only'
 warning\t'Warnings and errors'
 info\t'Any finding'"
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l nameserver -d 'Ask this name server (IP[:PORT]) instead of the configured or the system\'s' -r
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F

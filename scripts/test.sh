@@ -41,6 +41,7 @@ command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --document-private-items --quiet
 cargo test --locked -- --test-threads=2
 # The fuzz targets keep building and run 5 s each (scripts/fuzz.sh for more).
 ./scripts/fuzz.sh --smoke

@@ -10,19 +10,41 @@
 //! Two pipelines share one source of truth, `dkim.toml`:
 //!
 //! ```text
-//! dkim.toml -load-> config::raw -validate-> config::Config (the model)
-//! Config -render-> [render::Artifact] -plan (vs --root)-> plan::Plan -apply-> disk
-//! Config -keys-> key files + DNS TXT records; -dns check-> findings
-//! Config -serve-> milter::server -> codec -> session -> dkim sign/verify
+//! dkim.toml -config-> Config -render-> [Artifact] -plan (reads host)-> Plan -apply-> disk
+//! host (any setup) -audit-> findings          -import-> dkim.toml
+//! Config -rotate (reads DNS)-> Step -apply-> keys + dkim.toml
+//! Config -engine-> milter socket: codec -> session -> dkim sign/verify -> replies
 //! ```
 //!
-//! - [`root`]: every host path resolves through a `Root` (`--root`).
-//! - [`config`]: the file format, diagnostics with `file:line:col`, validation.
-//! - [`render`]: model -> artifacts (pure; no filesystem access).
-//! - [`plan`]: artifacts + what is on disk -> a plan of changes.
-//! - [`apply`]: carries a plan out atomically, then reloads.
-//! - [`keys`]: key generation and DNS TXT record text.
-//! - [`milter`]: the milter protocol codec (engine side).
+//! Folders are the data flow; each file format and each side effect has
+//! one home. Nothing below `apply` writes to the system (the engine's own
+//! socket aside), and no module imports one that imports it back.
+//!
+//! - [`cli`]: clap definitions and one file per command; thin.
+//! - [`config`]: dkim.toml read with every problem at file:line:col,
+//!   validated into the typed model; its schema; the text bootstrap writes
+//!   and the edits rotate makes.
+//! - [`host`]: the system under `--root`, read only: paths, files, owners
+//!   and modes, users and groups.
+//! - [`formats`]: other programs' files, parsed and edited without I/O:
+//!   Postfix, sendmail.mc, opendkim.conf and its tables, systemd units,
+//!   passwd/group, sysusers.d; names and host patterns.
+//! - [`render`]: model -> artifacts (files, edits, keys); pure.
+//! - [`plan`]: artifacts + what is on disk -> every change, accounts
+//!   included; pure.
+//! - [`apply`]: the only writer: files, directories, keys, accounts,
+//!   rotation steps, reloads, through descriptors that never follow a
+//!   planted link.
+//! - [`rotate`]: decides the next step of a key rotation.
+//! - [`audit`]: findings about any installation; import of OpenDKIM
+//!   setups.
+//! - [`dns`]: record lookups, judgements and the records to publish.
+//! - [`keys`]: key generation and loading, record text; no files written.
+//! - [`dkim`]: signing, verification and Authentication-Results; no milter
+//!   vocabulary.
+//! - [`milter`]: the milter protocol codec, engine side and MTA side.
+//! - [`engine`]: `dkimctl serve`: server, session, policy, metrics.
+//! - [`report`]: severities, findings, places, exit codes, progress.
 
 pub mod apply;
 pub mod audit;

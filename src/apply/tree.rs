@@ -79,7 +79,7 @@ pub enum FsError {
         /// What is needed.
         want: &'static str,
     },
-    /// More links than [`MAX_LINKS`] on the way.
+    /// More symbolic links on the way than Linux itself follows (40).
     TooManyLinks {
         /// The path being resolved.
         path: PathBuf,

@@ -64,7 +64,7 @@ pub struct Global {
 /// `--nameserver`, one definition for every command that asks DNS.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct NameserverArg {
-    /// Ask this name server (IP[:PORT]) instead of the configured or the
+    /// Ask this name server, IP or IP:PORT, instead of the configured or the
     /// system's.
     #[arg(long, value_name = "IP[:PORT]", value_parser = parse_nameserver)]
     pub nameserver: Option<SocketAddr>,

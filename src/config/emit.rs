@@ -1,7 +1,7 @@
 //! Writing dkim.toml text: the commented file `dkimctl bootstrap` starts a
 //! host with. (`dkimctl rotate` edits an existing file with toml_edit in
-//! [`crate::rotate::edit`]; `dkimctl import` writes its own in
-//! [`crate::audit::import`].)
+//! [`super::edit`]; `dkimctl import` writes its own in
+//! [`mod@crate::audit::import`].)
 
 use std::fmt::Write as _;
 

@@ -186,7 +186,7 @@ fn key_file(
         Err(e) => {
             diags.error_help(
                 span.clone(),
-                format!("key cannot be used: {e}"),
+                format!("key cannot be used: {}", crate::report::chain(&e)),
                 "replace it with `dkimctl keys generate --force` (then publish the new record)",
             );
             return;

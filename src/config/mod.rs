@@ -8,6 +8,7 @@
 //! groups and key files under the root).
 
 pub mod diag;
+pub mod edit;
 pub mod emit;
 pub mod environment;
 pub mod model;

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::types::Date;
+pub use crate::formats::names::HostPattern;
+pub use crate::keys::{Algorithm, RecordFlags};
 
 /// The whole, validated DKIM setup of one host.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,47 +226,6 @@ impl Canon {
     }
 }
 
-/// A signing algorithm (RFC 6376 §3.3, RFC 8463).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Algorithm {
-    /// `rsa-sha256`.
-    RsaSha256,
-    /// `ed25519-sha256` (RFC 8463).
-    Ed25519Sha256,
-}
-
-impl Algorithm {
-    /// The `a=` tag value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::RsaSha256 => "rsa-sha256",
-            Algorithm::Ed25519Sha256 => "ed25519-sha256",
-        }
-    }
-    /// The `k=` tag value of the DNS record.
-    pub fn key_type(self) -> &'static str {
-        match self {
-            Algorithm::RsaSha256 => "rsa",
-            Algorithm::Ed25519Sha256 => "ed25519",
-        }
-    }
-    /// Parses the `dkim.toml` word (`rsa-sha256`, `ed25519-sha256`; the
-    /// short forms `rsa` and `ed25519` are accepted too).
-    pub fn parse(s: &str) -> Option<Algorithm> {
-        match s {
-            "rsa-sha256" | "rsa" => Some(Algorithm::RsaSha256),
-            "ed25519-sha256" | "ed25519" => Some(Algorithm::Ed25519Sha256),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The `[defaults]` table: how messages are signed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signing {
@@ -286,69 +247,6 @@ pub struct Signing {
     pub expire: Option<Duration>,
     /// DNS record flags for every domain unless it overrides them.
     pub record: RecordFlags,
-}
-
-/// Flags published in the DNS record (RFC 6376 §3.6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RecordFlags {
-    /// `t=y`: testing mode.
-    pub testing: bool,
-    /// `s=email`: the key is for email only.
-    pub service_email: bool,
-    /// `h=sha256`: only SHA-256 is acceptable.
-    pub hash_sha256: bool,
-}
-
-/// One entry of a trusted-hosts list, as OpenDKIM's TrustedHosts takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostPattern {
-    /// A single IPv4 or IPv6 address.
-    Addr(IpAddr),
-    /// A CIDR range (the address is the network, host bits cleared).
-    Net(IpAddr, u8),
-    /// A host name, matched against the connecting client's name.
-    Name(String),
-}
-
-impl HostPattern {
-    /// True when the pattern covers the address.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self, ip) {
-            (HostPattern::Addr(a), ip) => *a == canonical_ip(ip),
-            (HostPattern::Net(IpAddr::V4(n), len), ip) => match canonical_ip(ip) {
-                IpAddr::V4(v4) => {
-                    let mask = u32::MAX.checked_shl(32 - *len as u32).unwrap_or(0);
-                    u32::from(v4) & mask == u32::from(*n) & mask
-                }
-                IpAddr::V6(_) => false,
-            },
-            (HostPattern::Net(IpAddr::V6(n), len), IpAddr::V6(v6)) => {
-                let mask = u128::MAX.checked_shl(128 - *len as u32).unwrap_or(0);
-                u128::from(v6) & mask == u128::from(*n) & mask
-            }
-            _ => false,
-        }
-    }
-
-    /// True for loopback addresses, loopback ranges and `localhost`.
-    pub fn is_loopback(&self) -> bool {
-        match self {
-            HostPattern::Addr(a) => a.is_loopback(),
-            HostPattern::Net(a, len) => match a {
-                IpAddr::V4(v4) => v4.octets()[0] == 127 && *len >= 8,
-                IpAddr::V6(_) => a.is_loopback() && *len == 128,
-            },
-            HostPattern::Name(n) => n.eq_ignore_ascii_case("localhost"),
-        }
-    }
-}
-
-/// IPv4-mapped IPv6 addresses compare as their IPv4 form.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 impl fmt::Display for HostPattern {

@@ -14,7 +14,8 @@ use std::ops::Range;
 
 use toml_edit::{Item, TableLike, Value};
 
-use super::diag::{Diagnostics, did_you_mean};
+use super::diag::Diagnostics;
+use crate::report::did_you_mean;
 
 /// A value and the byte span of its text in the file.
 #[derive(Debug, Clone, PartialEq)]

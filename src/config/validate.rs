@@ -13,10 +13,12 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::diag::{Diagnostics, did_you_mean};
+use super::diag::Diagnostics;
 use super::model::*;
 use super::raw::{IntOrStr, RawConfig, RawDomain, RawRecord, Sp};
 use super::types::{Date, is_account_name, parse_nameserver};
+pub use crate::formats::names::{is_selector, normalize_domain, parse_host_pattern};
+use crate::report::did_you_mean;
 
 /// Header fields signed by default: RFC 6376 §5.4.1's recommendation, as
 /// OpenDKIM signs them.
@@ -1374,93 +1376,6 @@ pub fn parse_canonicalization(s: &str) -> Option<(Canon, Canon)> {
         Some((h, b)) => Some((word(h)?, word(b)?)),
         None => Some((word(s)?, Canon::Simple)),
     }
-}
-
-/// Parses one trusted-host entry.
-pub fn parse_host_pattern(s: &str) -> Result<HostPattern, String> {
-    let s = s.trim();
-    if let Some((addr, len)) = s.split_once('/') {
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("\"{addr}\" is not an IP address"))?;
-        let len: u8 = len
-            .parse()
-            .map_err(|_| format!("invalid prefix length \"{len}\""))?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        if len > max {
-            return Err(format!("prefix length {len} is longer than {max}"));
-        }
-        let net = match ip {
-            IpAddr::V4(v4) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                IpAddr::from((u32::from(v4) & mask).to_be_bytes())
-            }
-            IpAddr::V6(v6) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                IpAddr::from((u128::from(v6) & mask).to_be_bytes())
-            }
-        };
-        if net != ip {
-            return Err(format!("host bits are set; the network is {net}/{len}"));
-        }
-        return Ok(HostPattern::Net(net, len));
-    }
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(HostPattern::Addr(ip));
-    }
-    normalize_domain(s).map(HostPattern::Name).or_else(|e| {
-        if s.eq_ignore_ascii_case("localhost") {
-            Ok(HostPattern::Name("localhost".into()))
-        } else if s.contains(char::is_whitespace) || !s.contains('.') {
-            Err("not an address, a CIDR range or a host name".into())
-        } else {
-            Err(e)
-        }
-    })
-}
-
-/// A domain name in lower-case A-label form, checked for RFC 1035 syntax.
-pub fn normalize_domain(s: &str) -> Result<String, String> {
-    let s = s.trim().trim_end_matches('.');
-    if s.is_empty() {
-        return Err("empty name".into());
-    }
-    let ascii = idna::domain_to_ascii(s)
-        .map_err(|_| "not a valid (internationalised) domain name".to_string())?;
-    if ascii.len() > 253 {
-        return Err("longer than 253 characters".into());
-    }
-    let labels: Vec<&str> = ascii.split('.').collect();
-    if labels.len() < 2 {
-        return Err("a signing domain needs at least two labels (example.com)".into());
-    }
-    for l in &labels {
-        if l.is_empty() || l.len() > 63 {
-            return Err(format!("label \"{l}\" must have 1 to 63 characters"));
-        }
-        if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            || l.starts_with('-')
-            || l.ends_with('-')
-        {
-            return Err(format!(
-                "label \"{l}\" may hold only letters, digits and inner hyphens"
-            ));
-        }
-    }
-    Ok(ascii)
-}
-
-/// RFC 6376 §3.1: `selector = sub-domain *( "." sub-domain )`.
-pub fn is_selector(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63 * 2
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
 }
 
 fn is_authserv_id(s: &str) -> bool {

@@ -154,7 +154,7 @@ impl PrivateKeys {
             }
             keys::load_private_key(&root.join(&key.path))
                 .map(|k| k.public)
-                .map_err(|e| e.to_string())
+                .map_err(|e| crate::report::chain(&e))
         })
     }
 }

@@ -148,7 +148,7 @@ impl fmt::Display for KeyError {
             KeyError::Unsafe { path, why } => {
                 write!(f, "key {} is {why}", path.display())
             }
-            KeyError::Load(e) => write!(f, "key {} cannot be used: {e}", e.path.display()),
+            KeyError::Load(e) => write!(f, "key {} cannot be used", e.path.display()),
             KeyError::Sign { path, error } => {
                 write!(f, "key {} cannot sign: {error}", path.display())
             }
@@ -168,7 +168,7 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            KeyError::Load(e) => e.source(),
+            KeyError::Load(e) => Some(e),
             _ => None,
         }
     }
@@ -324,14 +324,15 @@ impl State {
                 }
                 Err(e) if strict => return Err(StateError::Key(e)),
                 Err(e) => {
+                    let reason = crate::report::chain(&e);
                     tracing::error!(
-                        "{e}; mail from {} will get on_failure.key_unreadable",
+                        "{reason}; mail from {} will get on_failure.key_unreadable",
                         domain.name
                     );
                     slots.push(KeySlot::Unusable {
                         selector: key.selector.clone(),
                         algorithm: key.algorithm,
-                        reason: e.to_string(),
+                        reason,
                     });
                 }
             }

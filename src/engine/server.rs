@@ -366,7 +366,7 @@ pub enum Listener {
 
 impl Listener {
     /// The address in Postfix notation (`unix:/path`, `inet:127.0.0.1:8891`),
-    /// which [`super::client::MilterClient::connect`] also reads.
+    /// which [`crate::milter::client::MilterClient::connect`] also reads.
     pub fn local_addr(&self) -> String {
         match self {
             Listener::Unix(l, path) => {

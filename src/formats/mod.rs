@@ -6,6 +6,7 @@
 //! Edits keep every byte they do not need to change.
 //!
 //! - [`lines`]: physical lines with their terminators (byte-exact edits).
+//! - [`names`]: domain names, selectors and host patterns.
 //! - [`postfix`]: main.cf and master.cf (postconf(5), master(5)): logical
 //!   lines, parameters, `-o` overrides, milter lists, merging our milter.
 //! - [`opendkim`]: opendkim.conf and its datasets (KeyTable, SigningTable,
@@ -16,6 +17,7 @@
 //! - [`sysusers`]: sysusers.d(5) lines.
 
 pub mod lines;
+pub mod names;
 pub mod opendkim;
 pub mod passwd;
 pub mod postfix;

@@ -25,8 +25,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::model::HostPattern;
-use crate::config::validate::{is_selector, normalize_domain, parse_host_pattern};
+use super::names::{HostPattern, is_selector, normalize_domain, parse_host_pattern};
 use crate::report::Origin;
 
 /// The type of an opendkim.conf parameter, as opendkim.conf(5) gives it.
@@ -266,7 +265,7 @@ pub fn parse_conf(text: &str, path: &Path) -> (Vec<ConfLine>, Vec<(ConfProblem, 
         let value = rest.trim_matches([' ', '\t']);
         let Some((canonical, kind)) = known_option(name) else {
             let names: Vec<&'static str> = KNOWN_OPTIONS.iter().map(|(n, _)| *n).collect();
-            let suggestion = crate::config::diag::did_you_mean(name, &names)
+            let suggestion = crate::report::did_you_mean(name, &names)
                 .and_then(|s| names.iter().copied().find(|n| *n == s));
             problems.push((
                 ConfProblem::UnknownOption {

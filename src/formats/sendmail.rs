@@ -14,7 +14,18 @@ use std::path::Path;
 
 use super::lines;
 use super::postfix::{Chroot, View, endpoint};
-use crate::render::artifact::SendmailMcEdit;
+
+/// The managed sendmail.mc line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendmailMcEdit {
+    /// The filter's name in `INPUT_MAIL_FILTER(`name', ...)`.
+    pub filter_name: String,
+    /// The whole line.
+    pub line: String,
+    /// The `S=` socket in it (another filter reaching the same socket is
+    /// the same milter).
+    pub socket: String,
+}
 
 /// One `INPUT_MAIL_FILTER` or `MAIL_FILTER` line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,11 +7,11 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 
+use super::Algorithm;
 use super::der;
 use super::pem;
 use super::public::PublicKey;
 use super::secret::Secret;
-use crate::config::model::{Algorithm, Key};
 
 /// RSA size used when none is configured.
 pub const DEFAULT_RSA_BITS: u32 = 2048;
@@ -31,7 +31,7 @@ pub struct KeyPair {
     /// RSA modulus size, or 256 for Ed25519.
     pub bits: u32,
     /// The private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, 64
-    /// characters a line), ready for [`super::write_private_key`].
+    /// characters a line), ready for [`crate::apply::keys::write_key`].
     pub private_pem: Secret,
     /// The public half, for the DNS record.
     pub public: PublicKey,
@@ -68,12 +68,6 @@ pub fn generate(algorithm: Algorithm, rsa_bits: u32) -> Result<KeyPair, Generate
         Algorithm::RsaSha256 => generate_rsa(rsa_bits),
         Algorithm::Ed25519Sha256 => generate_ed25519(),
     }
-}
-
-/// Generates the key a configured [`Key`] describes (its algorithm and
-/// `rsa_bits`).
-pub fn generate_for(key: &Key) -> Result<KeyPair, GenerateError> {
-    generate(key.algorithm, key.rsa_bits)
 }
 
 /// Generates an RSA key of 2048, 3072 or 4096 bits (public exponent 65537).

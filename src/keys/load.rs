@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 
+use super::Algorithm;
 use super::der;
 use super::pem::{self, PemError};
 use super::public::PublicKey;
 use super::secret::Secret;
-use crate::config::model::Algorithm;
 
 /// Largest file accepted as a key. An 8192-bit RSA key in PEM is about
 /// 6.5 KiB; anything much larger is not a key file.
@@ -160,7 +160,7 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path.display();
         match &self.kind {
-            LoadErrorKind::Read(e) => write!(f, "cannot read key file {path}: {e}"),
+            LoadErrorKind::Read(_) => write!(f, "cannot read key file {path}"),
             LoadErrorKind::TooLarge => write!(
                 f,
                 "{path}: not a private key file (larger than {MAX_KEY_FILE} bytes)"

@@ -4,7 +4,7 @@
 //!
 //! Generating ([`generate`](mod@generate) module):
 //! - [`generate(algorithm, rsa_bits) -> Result<KeyPair, GenerateError>`](generate()),
-//!   [`generate_for(&Key)`](generate_for), [`generate_rsa(bits)`](generate_rsa),
+//!   [`generate_rsa(bits)`](generate_rsa),
 //!   [`generate_ed25519()`](generate_ed25519). RSA sizes: 2048, 3072, 4096
 //!   ([`GENERATED_RSA_BITS`], default [`DEFAULT_RSA_BITS`]).
 //! - [`KeyPair`] `{ algorithm, bits, private_pem: Secret, public: PublicKey }`;
@@ -49,6 +49,7 @@
 //! zeroed on drop. No error or `Debug` output of this module contains
 //! private key bytes.
 
+pub mod algorithm;
 pub mod generate;
 pub mod load;
 pub mod mode;
@@ -62,9 +63,10 @@ mod pem;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use algorithm::{Algorithm, RecordFlags};
 pub use generate::{
     DEFAULT_RSA_BITS, GENERATED_RSA_BITS, GenerateError, KeyPair, generate, generate_ed25519,
-    generate_for, generate_rsa,
+    generate_rsa,
 };
 pub use load::{
     LoadError, LoadErrorKind, LoadedKey, PrivateKeyFormat, load_private_key, parse_private_key,

@@ -7,8 +7,8 @@ use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::Algorithm;
 use super::der;
-use crate::config::model::Algorithm;
 
 /// The public half of a DKIM key.
 ///

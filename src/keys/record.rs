@@ -9,7 +9,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use super::der;
 use super::public::PublicKey;
-use crate::config::model::{Algorithm, RecordFlags};
+use super::{Algorithm, RecordFlags};
 
 /// Longest character-string in a TXT record (RFC 1035 §3.3: one length
 /// byte).

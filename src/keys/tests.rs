@@ -202,7 +202,7 @@ fn other_rsa_sizes() {
         retire_after: None,
         owner_domain: "example.com".into(),
     };
-    let pair = generate_for(&key).unwrap();
+    let pair = generate(key.algorithm, key.rsa_bits).unwrap();
     assert_eq!(pair.bits, 4096);
     let value = record_value(Algorithm::RsaSha256, &pair.public, RecordFlags::default());
     let strings = character_strings(&value);

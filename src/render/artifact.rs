@@ -10,6 +10,8 @@
 use std::path::PathBuf;
 
 use crate::config::model::Algorithm;
+pub use crate::formats::postfix::{PostfixMainEdit, PostfixMasterEdit};
+pub use crate::formats::sendmail::SendmailMcEdit;
 
 /// One managed thing on disk.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,49 +51,6 @@ pub enum ArtifactKind {
     PostfixMaster(PostfixMasterEdit),
     /// An `INPUT_MAIL_FILTER` line merged into sendmail.mc.
     SendmailMc(SendmailMcEdit),
-}
-
-/// Managed main.cf parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PostfixMainEdit {
-    /// Parameters set to exactly this value (`milter_protocol = 6`).
-    pub set: Vec<(String, String)>,
-    /// Milter-list parameters (`smtpd_milters`, `non_smtpd_milters`) that
-    /// must contain `milter`; other milters in them are kept.
-    pub milter_lists: Vec<String>,
-    /// Our milter address as Postfix names it.
-    pub milter: String,
-    /// Postfix's queue directory (relative and chrooted milter paths are
-    /// resolved against it when lists are compared).
-    pub queue_directory: PathBuf,
-    /// True when smtpd and cleanup run chrooted.
-    pub chroot: bool,
-}
-
-/// Managed master.cf service overrides.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PostfixMasterEdit {
-    /// For each service name: `-o name=value` overrides it must carry. A
-    /// `smtpd_milters` override is merged as a milter list.
-    pub services: Vec<(String, Vec<(String, String)>)>,
-    /// Our milter address as Postfix names it.
-    pub milter: String,
-    /// Postfix's queue directory.
-    pub queue_directory: PathBuf,
-    /// What master.cf's chroot column `-` means here.
-    pub chroot: bool,
-}
-
-/// The managed sendmail.mc line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SendmailMcEdit {
-    /// The filter's name in `INPUT_MAIL_FILTER(`name', ...)`.
-    pub filter_name: String,
-    /// The whole line.
-    pub line: String,
-    /// The `S=` socket in it (another filter reaching the same socket is
-    /// the same milter).
-    pub socket: String,
 }
 
 /// What a change to an artifact requires of running services, from least

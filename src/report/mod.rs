@@ -166,6 +166,47 @@ impl Finding {
     }
 }
 
+/// The closest candidate to a misspelt word, if one is close enough
+/// (Levenshtein distance at most a third of the word, and at least 1).
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.len() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// An error and its causes on one line, `message: cause: cause`, for log
+/// lines and reasons kept as text (a terminal gets each cause on its own
+/// line from `main`). Messages never repeat their cause themselves, so the
+/// chain is where it is said.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 /// Text from other people's files made safe to print: control characters
 /// (a terminal escape hidden in a config file or a DNS record) shown as
 /// `\xNN`.
@@ -210,5 +251,14 @@ mod tests {
         assert!(Severity::Ok < Severity::Info && Severity::Warning < Severity::Error);
         assert_eq!(Severity::Error.colored(false), "error");
         assert_eq!(Severity::Error.colored(true), "\x1b[31merror\x1b[0m");
+    }
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(
+            did_you_mean("selectr", &["selector", "subdomains"]),
+            Some("selector")
+        );
+        assert_eq!(did_you_mean("zzz", &["selector"]), None);
     }
 }

@@ -29,7 +29,7 @@
 //!
 //! # Safety of the edits
 //!
-//! dkim.toml is edited with `toml_edit` ([`edit`]), so comments and layout
+//! dkim.toml is edited with `toml_edit` ([`crate::config::edit`]), so comments and layout
 //! survive; the edited text is validated with [`config::parse`] before it
 //! is written, atomically (temporary file in the same directory, rename),
 //! keeping the file's mode and owner. New private keys are written (mode
@@ -43,8 +43,6 @@
 //!
 //! What this does not do: publish records (DNS is not ours to write), or
 //! reload the engine (`dkimctl apply` does that).
-
-pub mod edit;
 
 use std::fmt;
 use std::fs;
@@ -62,7 +60,7 @@ use crate::host::Root;
 use crate::host::accounts;
 use crate::keys::{self, KeyPair};
 
-use edit::{EditError, NewKey};
+use crate::config::edit::{self, EditError, NewKey};
 
 /// Why a rotation step could not be done. Nothing was changed unless the
 /// message says otherwise.
@@ -169,13 +167,13 @@ impl fmt::Display for RotateError {
                  generate` and publish its record first",
                 path.display()
             ),
-            RotateError::Key(e) => write!(f, "{e}; nothing was changed"),
+            RotateError::Key(_) => write!(f, "an active key cannot be used; nothing was changed"),
             RotateError::Generate(e) => write!(f, "{e}"),
             RotateError::Accounts(_) => write!(f, "failed to look up the service user"),
             RotateError::NoFreeSelector { tried } => {
                 write!(f, "no free selector name for today (tried up to {tried})")
             }
-            RotateError::Edit { file, source } => write!(f, "failed to edit {file}: {source}"),
+            RotateError::Edit { file, .. } => write!(f, "failed to edit {file}"),
             RotateError::EditInvalid { file, diagnostics } => {
                 write!(
                     f,
@@ -200,7 +198,7 @@ impl std::error::Error for RotateError {
             RotateError::Accounts(e) => Some(&**e),
             RotateError::Output(e) => Some(e),
             RotateError::Dns(e) => e.source(),
-            RotateError::Key(e) => e.source(),
+            RotateError::Key(e) => Some(e),
             _ => None,
         }
     }

@@ -40,9 +40,9 @@ fn run_step(
         Date::parse(today).unwrap(),
         &mut factory,
     )
-    .map_err(|e| e.to_string())?;
-    let retired =
-        crate::apply::rotation::carry_out(root, source, &step).map_err(|e| e.to_string())?;
+    .map_err(|e| crate::report::chain(&e))?;
+    let retired = crate::apply::rotation::carry_out(root, source, &step)
+        .map_err(|e| crate::report::chain(&e))?;
     let mut out = Vec::new();
     step.print(&retired, &mut out).unwrap();
     Ok((step.code, String::from_utf8(out).unwrap()))

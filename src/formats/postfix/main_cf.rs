@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
+use super::PostfixMainEdit;
 use super::master_cf::Chroot;
 use super::milter::{self, Endpoint, MARKER_PREFIX, View, endpoint, entry_parts, milter_entries};
 use super::syntax::{Logical, logical_lines, param_value, replace_logical, squash};
 use crate::formats::lines::{self, Lines};
-use crate::render::artifact::PostfixMainEdit;
 
 /// Postfix's compiled-in queue directory.
 pub const DEFAULT_QUEUE_DIRECTORY: &str = "/var/spool/postfix";

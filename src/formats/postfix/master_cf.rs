@@ -2,11 +2,11 @@
 //! overrides ([`parse_master`]), and merging dkimctl's overrides into
 //! chosen services, keeping every other byte ([`merge_master`]).
 
+use super::PostfixMasterEdit;
 use super::main_cf::{ListMerge, MainCf, Param, find_marker, merge_list, place_marker};
 use super::milter::{View, endpoint};
 use super::syntax::{Logical, logical_lines};
 use crate::formats::lines::{self, Lines};
-use crate::render::artifact::PostfixMasterEdit;
 
 /// The fields before the command's arguments on a service line: name,
 /// type, private, unpriv, chroot, wakeup, maxproc, command.

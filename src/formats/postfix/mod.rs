@@ -15,6 +15,8 @@
 //! keeps a marker comment ([`MARKER_PREFIX`]) naming our entry so that a
 //! moved socket replaces the old entry in place.
 
+use std::path::PathBuf;
+
 mod main_cf;
 mod master_cf;
 mod milter;
@@ -26,6 +28,37 @@ pub use milter::{
     Endpoint, MARKER_PREFIX, View, endpoint, entry_parts, entry_reference, hosts_match,
     milter_entries,
 };
+
+/// Managed main.cf parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostfixMainEdit {
+    /// Parameters set to exactly this value (`milter_protocol = 6`).
+    pub set: Vec<(String, String)>,
+    /// Milter-list parameters (`smtpd_milters`, `non_smtpd_milters`) that
+    /// must contain `milter`; other milters in them are kept.
+    pub milter_lists: Vec<String>,
+    /// Our milter address as Postfix names it.
+    pub milter: String,
+    /// Postfix's queue directory (relative and chrooted milter paths are
+    /// resolved against it when lists are compared).
+    pub queue_directory: PathBuf,
+    /// True when smtpd and cleanup run chrooted.
+    pub chroot: bool,
+}
+
+/// Managed master.cf service overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostfixMasterEdit {
+    /// For each service name: `-o name=value` overrides it must carry. A
+    /// `smtpd_milters` override is merged as a milter list.
+    pub services: Vec<(String, Vec<(String, String)>)>,
+    /// Our milter address as Postfix names it.
+    pub milter: String,
+    /// Postfix's queue directory.
+    pub queue_directory: PathBuf,
+    /// What master.cf's chroot column `-` means here.
+    pub chroot: bool,
+}
 
 /// Test vectors shared by the readers of these files (audit and plan).
 #[cfg(test)]
