@@ -46,7 +46,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use dkimctl::config::model::{Algorithm, RecordFlags};
-use dkimctl::dkim::verify::{DkimStatus, FixedAnswer, Resolver};
+use dkimctl::dkim::verify::DkimStatus;
+use dkimctl::dns::Fixed;
+use dkimctl::dns::resolver::Resolver;
 use dkimctl::keys;
 use dkimctl::milter::client::apply_replies;
 use dkimctl::milter::negotiate::protocol;
@@ -1802,7 +1804,7 @@ async fn run_load(load: &Load, pids: &[u32]) -> Result<(Stats, Vec<(bool, Vec<Re
 /// Rebuilds each sampled message as the MTA delivers it and verifies its
 /// DKIM-Signature against the bench keys' records (no DNS involved).
 async fn verify_samples(
-    resolver: &Resolver,
+    resolver: &Arc<Resolver>,
     msg: &Message,
     alg: Alg,
     samples: &[(bool, Vec<Reply>)],
@@ -1810,7 +1812,8 @@ async fn verify_samples(
     let headers = msg.header_refs();
     for (leading_space, replies) in samples {
         let delivered = apply_replies(&headers, &msg.body, replies, *leading_space);
-        let results = dkimctl::dkim::verify(resolver, &delivered).await;
+        let results =
+            dkimctl::dkim::verify(resolver, &delivered, dkimctl::engine::unix_now()).await;
         let ok = results.iter().any(|r| {
             r.status == DkimStatus::Pass
                 && r.domain.as_deref() == Some(DOMAIN)
@@ -2085,10 +2088,13 @@ async fn bench(
     peers: &[Peer],
     skipped: &[Peer],
 ) -> Result<String> {
-    let resolver =
-        Arc::new(Resolver::fixed(keys.iter().map(|k| {
-            (record_name(k.alg), FixedAnswer::Txt(k.record.clone()))
-        })));
+    let table = keys.iter().fold(Fixed::new(), |t, k| {
+        t.record(
+            &record_name(k.alg),
+            &dkimctl::keys::character_strings(&k.record),
+        )
+    });
+    let resolver = Arc::new(Resolver::fixed(table));
     let ip_internal = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut messages: BTreeMap<Size, Arc<Message>> = BTreeMap::new();
     for s in [KB2, KB100, MB5] {

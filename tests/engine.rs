@@ -435,7 +435,7 @@ async fn one_shot_sign_and_verify_share_the_engine_code() {
     if let Some(v) = dkimpy_with(&signed, &s.records) {
         assert_eq!(v, vec![true, true]);
     }
-    let results = dkimctl::engine::verify_message(&config, &signed)
+    let results = dkimctl::engine::verify_message(&config, &signed, dkimctl::engine::unix_now())
         .await
         .unwrap();
     let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
@@ -448,7 +448,7 @@ async fn one_shot_sign_and_verify_share_the_engine_code() {
     let mut tampered = signed.clone();
     let n = tampered.len();
     tampered[n - 3] = b'X';
-    let results = dkimctl::engine::verify_message(&config, &tampered)
+    let results = dkimctl::engine::verify_message(&config, &tampered, dkimctl::engine::unix_now())
         .await
         .unwrap();
     assert!(

@@ -17,28 +17,29 @@
 use std::sync::OnceLock;
 
 use dkimctl::dkim::auth_results::{authentication_results, claims_authserv_id};
-use dkimctl::dkim::sign::split_message;
-use dkimctl::dkim::verify::{DkimStatus, FixedAnswer, Resolver, VerifyResult};
+use dkimctl::dkim::split_message;
+use dkimctl::dkim::verify::{DkimStatus, VerifyResult};
+use dkimctl::dns::resolver::Resolver;
+use dkimctl::dns::{Fixed, LookupErrorKind};
+use std::sync::Arc;
 use dkimctl::dkim::{CrlfNormalizer, crlf};
 use dkimctl::engine::session::{header_from_milter, milter_value};
 use dkimctl::engine::{message_from_domain, policy};
 use libfuzzer_sys::fuzz_target;
 
-fn runtime() -> &'static (tokio::runtime::Runtime, Resolver) {
-    static R: OnceLock<(tokio::runtime::Runtime, Resolver)> = OnceLock::new();
+fn runtime() -> &'static (tokio::runtime::Runtime, Arc<Resolver>) {
+    static R: OnceLock<(tokio::runtime::Runtime, Arc<Resolver>)> = OnceLock::new();
     R.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let resolver = Resolver::fixed([
-            (
+        let table = Fixed::new()
+            .record(
                 "ed1._domainkey.example.com",
-                FixedAnswer::Txt(
-                    "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".into(),
-                ),
-            ),
-            ("tmp._domainkey.example.com", FixedAnswer::TempFail),
-        ]);
+                &["v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="],
+            )
+            .fail("tmp._domainkey.example.com", LookupErrorKind::Timeout);
+        let resolver = Arc::new(Resolver::fixed(table));
         (rt, resolver)
     })
 }
@@ -110,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
     // Verification of whatever this is, and the header we would add.
     let (rt, resolver) = runtime();
     let normalized = crlf(message);
-    let mut results = rt.block_on(dkimctl::dkim::verify(resolver, &normalized));
+    let mut results = rt.block_on(dkimctl::dkim::verify(resolver, &normalized, 1_700_000_000));
     // Attacker-chosen text where signatures put theirs.
     let text = String::from_utf8_lossy(message).into_owned();
     results.push(VerifyResult {

@@ -27,7 +27,8 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use dkimctl::config::{Source, parse};
-use dkimctl::dkim::verify::{FixedAnswer, Resolver};
+use dkimctl::dns::resolver::Resolver;
+use dkimctl::dns::{Fixed, LookupErrorKind};
 use dkimctl::engine::session::Session;
 use dkimctl::engine::{Shared, State};
 use dkimctl::host::Root;
@@ -84,10 +85,10 @@ kind = "none"
         let k =
             dkimctl::keys::parse_private_key(ED.as_bytes(), Path::new("ed1")).expect("test key");
         let record = dkimctl::keys::record_value(k.algorithm, &k.public, Default::default());
-        let resolver = Resolver::fixed([
-            ("ed1._domainkey.example.com", FixedAnswer::Txt(record)),
-            ("tmp._domainkey.example.com", FixedAnswer::TempFail),
-        ]);
+        let table = Fixed::new()
+            .record("ed1._domainkey.example.com", &[record])
+            .fail("tmp._domainkey.example.com", LookupErrorKind::Timeout);
+        let resolver = Resolver::fixed(table);
         let state = State::build_with(config, &Root::new(&dir), Some(Arc::new(resolver)), true)
             .expect("state");
         World {

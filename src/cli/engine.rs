@@ -30,10 +30,7 @@ pub fn serve(
 /// `dkimctl sign FILE`: the signed message on stdout.
 pub fn sign(config: &Config, root: &Root, file: &Path) -> Result<i32, Error> {
     let message = read_input(file)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let signed = engine::sign_file(config, root, &message, now)?;
+    let signed = engine::sign_file(config, root, &message, engine::unix_now())?;
     std::io::stdout().lock().write_all(&signed)?;
     Ok(0)
 }
@@ -48,7 +45,7 @@ pub fn verify(
         config.engine.nameservers = vec![ns];
     }
     let message = read_input(file)?;
-    let results = engine::verify_message_blocking(&config, &message)?;
+    let results = engine::verify_message_blocking(&config, &message, engine::unix_now())?;
     let mut out = std::io::stdout().lock();
     let mut all_pass = !results.is_empty();
     for r in &results {

@@ -7,10 +7,13 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::model::{Config, KeyState};
-use crate::dkim::verify::{DkimStatus, FixedAnswer, Resolver};
+use crate::dkim::DkimStatus;
+use crate::dns::Fixed;
+use crate::dns::resolver::Resolver;
 use crate::host::Root;
 use crate::milter::client::{MilterClient, apply_replies};
 
@@ -46,21 +49,23 @@ pub fn selftest(
         crate::config::model::Socket::Unix(p) => format!("unix:{}", root.join(p).display()),
         other => other.to_string(),
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let resolver = if opts.local_keys {
-        let mut records = Vec::new();
+        let mut table = Fixed::new();
         for (record, _) in crate::dns::records::records(config, root)? {
-            records.push((record.name, FixedAnswer::Txt(record.value)));
+            table = table.record(&record.name, &crate::keys::character_strings(&record.value));
         }
-        Resolver::fixed(records)
+        Resolver::fixed(table)
     } else {
         let ns: Vec<SocketAddr> = opts
             .nameserver
             .map_or_else(|| config.engine.nameservers.clone(), |n| vec![n]);
-        Resolver::live(&ns, config.engine.dns_timeout)?
+        // hickory's resolver is built inside the runtime it runs on.
+        runtime.block_on(async { Resolver::live(&ns, config.engine.dns_timeout, false) })?
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let resolver = Arc::new(resolver);
     let mut failures = 0;
     for domain in &config.domains {
         let expected: Vec<_> = domain
@@ -107,7 +112,11 @@ pub fn selftest(
             let _ = client.quit().await;
             Ok::<_, Error>(apply_replies(&header_refs, body, &replies, leading))
         })?;
-        let results = runtime.block_on(crate::engine::verify_with(&resolver, &signed));
+        let results = runtime.block_on(crate::dkim::verify(
+            &resolver,
+            &signed,
+            crate::engine::unix_now(),
+        ));
         for key in &expected {
             let found = results.iter().find(|r| {
                 r.domain.as_deref() == Some(domain.name.as_str())

@@ -207,24 +207,7 @@ impl fmt::Display for Socket {
     }
 }
 
-/// A canonicalization algorithm (RFC 6376 §3.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Canon {
-    /// `simple`: no changes tolerated.
-    Simple,
-    /// `relaxed`: whitespace and header-name case changes tolerated.
-    Relaxed,
-}
-
-impl Canon {
-    /// The word used in `c=` and in OpenDKIM's `Canonicalization`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Canon::Simple => "simple",
-            Canon::Relaxed => "relaxed",
-        }
-    }
-}
+pub use crate::dkim::canon::Canon;
 
 /// The `[defaults]` table: how messages are signed.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,31 +1,41 @@
-//! DKIM signing and verification glue over mail-auth; knows nothing about
-//! the milter protocol (the engine shapes values for the milter).
+//! DKIM signing and verification as RFC 6376, 8301 and 8463 say; knows
+//! nothing about the milter protocol (the engine shapes values for the
+//! milter) nor about dkim.toml (callers pass options in).
 //!
+//! - [`message`]: header fields in wire form and the split of a raw
+//!   message.
+//! - [`canon`]: `simple` and `relaxed` canonicalization and the streaming
+//!   body hash (bare CR hashed as it is, `l=` honoured).
+//! - [`signature`]: the DKIM-Signature tag-list, parsed strictly (every
+//!   reason a field is unusable is kept) and written (`b=` last).
 //! - [`sign`]: streaming signer. Header fields are buffered as the MTA sent
 //!   them, the body is hashed chunk by chunk (never held), and the
 //!   signature is computed at end of message with a `now` passed in by the
 //!   caller (no clock inside, so signatures are reproducible in tests).
-//! - [`verify`](mod@verify): verification of a buffered message against DNS through a
-//!   [`verify::Resolver`] (`Live`: hickory with a cache; `Fixed`: records
-//!   given by tests).
+//! - [`verify`](mod@verify): streaming verifier: the body is hashed as it
+//!   arrives, keys are looked up through [`crate::dns::resolver::Resolver`]
+//!   at end of message, every signature judged in the RFC's order.
 //! - [`auth_results`]: the RFC 8601 `Authentication-Results` header.
 //!
-//! Canonicalization, hashing and the signature algorithms are mail-auth's
-//! (with aws-lc-rs underneath); this module only selects header fields,
-//! normalises line ends and shapes the header text so that what is hashed
-//! and what is delivered are the same bytes.
+//! Only the private-key operation is mail-auth's (aws-lc underneath);
+//! public-key checks are [`crate::keys::PublicKey`]'s, also aws-lc.
 //!
 //! Both `dkimctl serve` (through [`crate::engine`]) and the one-shot
 //! commands `dkimctl sign` / `dkimctl verify` use these functions, so they
 //! pick the same header fields and fold the same way.
 
 pub mod auth_results;
+pub mod canon;
+pub mod message;
 pub mod sign;
+pub mod signature;
 pub mod verify;
 
 pub use auth_results::authentication_results;
-pub use sign::{HeaderField, MessageSigner, SignError, SignOptions, SignedHeader, Signer};
-pub use verify::{DkimStatus, Resolver, VerifyResult, verify};
+pub use canon::Canon;
+pub use message::{HeaderField, split_message};
+pub use sign::{MessageSigner, SignError, SignOptions, SignedHeader, Signer, header_names};
+pub use verify::{DkimStatus, MessageVerifier, VerifyResult, verify};
 
 /// Turns bare LF line ends into CRLF, across chunk boundaries.
 ///

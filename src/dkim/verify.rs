@@ -1,272 +1,60 @@
-//! DKIM verification of a buffered message, with DNS through a
-//! [`Resolver`].
+//! DKIM verification (RFC 6376 §6) as RFC 6376, 8301 and 8463 say, one
+//! result per signature, the body hashed as it streams.
 //!
-//! mail-auth does the work (`MessageAuthenticator::verify_dkim`); it looks
-//! every key record up through an optional cache before asking DNS. That
-//! cache is the seam used here:
+//! [`MessageVerifier`] is made at end of header: it parses every
+//! DKIM-Signature ([`super::signature`]) and starts one body hash per
+//! distinct `c=` body half and `l=`; body chunks feed those hashes (the
+//! body is never held); at end of message the keys are looked up, all at
+//! once and under one deadline, and each signature is judged. At most
+//! [`MAX_SIGNATURES`] are checked; the rest are reported `neutral`.
 //!
-//! - [`Resolver::Live`]: a hickory resolver (the name servers of
-//!   `engine.nameservers`, or the system's) with a bounded cache of parsed
-//!   key records that honours the records' TTLs, on top of hickory's own.
-//! - [`Resolver::Fixed`]: records given up front (tests, vectors). Every
-//!   lookup is answered from the table, a missing name as NXDOMAIN, so no
-//!   packet ever leaves the process.
+//! The checks, in the RFC's order (§6.1.1, §6.1.2, §6.1.3), the first that
+//! fails decides (RFC 8601 §2.7.1 words):
 //!
-//! Results are values ([`VerifyResult`]), one per signature, never errors:
-//! a DNS failure is `temperror`, a broken signature `fail` or `neutral`.
+//! | result | when |
+//! |---|---|
+//! | `neutral` | the field cannot be used: tag-list syntax, a required tag missing, `v=` not 1, unknown `a=`/`c=`, no `dns/txt` in `q=`, `d=` not a domain, `i=` outside `d=`, `h=` without From; or expired (`x=`), or too many signatures |
+//! | `policy` | `a=rsa-sha1` (RFC 8301 §3.1); an RSA key below 1024 bits (§3.2); a From field the signature does not cover (a From added above a signed message); body beyond `l=` |
+//! | `temperror` | the key lookup timed out or failed |
+//! | `permerror` | no key record; a record that does not parse, is revoked (`p=` empty), has another `k=`, an `h=` without sha256, an `s=` without email or `*`, `t=s` with a subdomain `i=`, or a key that does not decode |
+//! | `fail` | the body hash or the signature does not verify |
+//! | `pass` | all of it holds |
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::Hash;
-use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::proto::op::ResponseCode;
-use mail_auth::common::crypto::{Algorithm as MaAlgorithm, CryptoError};
-use mail_auth::common::parse::TxtRecordParser;
-use mail_auth::common::verify::DomainKey;
-use mail_auth::dkim::DkimError;
-use mail_auth::{
-    AuthenticatedMessage, DkimResult, DnsError, Error as MaError, MessageAuthenticator, Parameters,
-    ResolverCache, Txt,
-};
+use base64::engine::general_purpose::STANDARD;
 
-/// Most parsed key records kept by a live resolver's cache.
-const CACHE_CAPACITY: usize = 10_000;
+use super::canon::{BodyHasher, Canon, trim_wsp};
+use super::message::{HeaderField, split_message};
+use super::sign::{selected_headers, signature_field};
+use super::signature::{self, SigAlgorithm, Signature, without_b};
+use crate::dns::resolver::Resolver;
+use crate::dns::{LookupError, TxtAnswer};
+use crate::keys::{Algorithm, PublicKey, parse_record};
 
-/// Where key records come from.
-pub enum Resolver {
-    /// Real DNS through hickory, with a cache.
-    Live {
-        /// mail-auth's resolver wrapper (a hickory `TokioResolver`).
-        authenticator: MessageAuthenticator,
-        /// Parsed key records, until their TTL runs out.
-        cache: TxtCache,
-        /// The name servers asked (empty: the system's), for messages.
-        nameservers: Vec<SocketAddr>,
-        /// Per-query timeout.
-        timeout: Duration,
-    },
-    /// A fixed table of records; nothing is sent to the network.
-    Fixed {
-        /// A resolver that is never asked (mail-auth wants one).
-        authenticator: MessageAuthenticator,
-        /// The answers.
-        cache: TxtCache,
-    },
-}
+/// Signatures checked per message; the rest are `neutral`. A message can
+/// carry any number of signatures, each costing a DNS lookup and a public-key
+/// operation.
+pub const MAX_SIGNATURES: usize = 8;
 
-impl fmt::Debug for Resolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Resolver::Live {
-                nameservers,
-                timeout,
-                ..
-            } => f
-                .debug_struct("Live")
-                .field("nameservers", nameservers)
-                .field("timeout", timeout)
-                .finish_non_exhaustive(),
-            Resolver::Fixed { .. } => f.write_str("Fixed"),
-        }
-    }
-}
-
-/// A fixed answer for [`Resolver::fixed`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FixedAnswer {
-    /// A TXT record (the joined character-strings).
-    Txt(String),
-    /// The query fails as a timeout would (a `temperror`).
-    TempFail,
-}
-
-/// Why a live resolver could not be set up.
-#[derive(Debug)]
-pub struct ResolverError(String);
-
-impl fmt::Display for ResolverError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot set up the DNS resolver: {}", self.0)
-    }
-}
-
-impl std::error::Error for ResolverError {}
-
-impl Resolver {
-    /// A live resolver asking `nameservers` (IP and port, UDP then TCP),
-    /// or the system's name servers (`/etc/resolv.conf`) when empty.
-    pub fn live(nameservers: &[SocketAddr], timeout: Duration) -> Result<Resolver, ResolverError> {
-        let (config, mut opts) = if nameservers.is_empty() {
-            hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| ResolverError(e.to_string()))?
-        } else {
-            let mut servers = Vec::new();
-            for addr in nameservers {
-                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                for c in &mut ns.connections {
-                    c.port = addr.port();
-                }
-                servers.push(ns);
-            }
-            (
-                ResolverConfig::from_name_servers(servers),
-                ResolverOpts::default(),
-            )
-        };
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        let authenticator =
-            MessageAuthenticator::new(config, opts).map_err(|e| ResolverError(e.to_string()))?;
-        Ok(Resolver::Live {
-            authenticator,
-            cache: TxtCache::live(),
-            nameservers: nameservers.to_vec(),
-            timeout,
-        })
-    }
-
-    /// A resolver answering from `records` (owner name, answer) only;
-    /// names may be given with or without the final dot. Unknown names are
-    /// NXDOMAIN.
-    pub fn fixed<N: AsRef<str>>(records: impl IntoIterator<Item = (N, FixedAnswer)>) -> Resolver {
-        let mut map = HashMap::new();
-        for (name, answer) in records {
-            let mut name = name.as_ref().to_ascii_lowercase();
-            if !name.ends_with('.') {
-                name.push('.');
-            }
-            let txt = match answer {
-                FixedAnswer::Txt(t) => Txt::from(DomainKey::parse(t.as_bytes())),
-                FixedAnswer::TempFail => {
-                    Txt::Error(MaError::Dns(DnsError::Resolver("simulated timeout".into())))
-                }
-            };
-            map.insert(name.into_boxed_str(), txt);
-        }
-        // No name servers: the resolver cannot send anything even if the
-        // table missed, which it never does.
-        let authenticator = MessageAuthenticator::new(
-            ResolverConfig::from_name_servers(Vec::new()),
-            ResolverOpts::default(),
-        )
-        .expect("a resolver without name servers needs no system state");
-        Resolver::Fixed {
-            authenticator,
-            cache: TxtCache::Fixed(map),
-        }
-    }
-
-    /// True when this resolver was built for exactly these settings (so
-    /// a reload can keep it, with its warm cache).
-    pub fn matches(&self, nameservers: &[SocketAddr], timeout: Duration) -> bool {
-        match self {
-            Resolver::Live {
-                nameservers: n,
-                timeout: t,
-                ..
-            } => n == nameservers && *t == timeout,
-            Resolver::Fixed { .. } => true,
-        }
-    }
-
-    fn parts(&self) -> (&MessageAuthenticator, &TxtCache) {
-        match self {
-            Resolver::Live {
-                authenticator,
-                cache,
-                ..
-            }
-            | Resolver::Fixed {
-                authenticator,
-                cache,
-            } => (authenticator, cache),
-        }
-    }
-}
-
-/// The key-record cache mail-auth consults before DNS.
-pub enum TxtCache {
-    /// Entries learned from DNS, until they expire.
-    Live(Mutex<HashMap<Box<str>, (Txt, Instant)>>),
-    /// A fixed table; misses are NXDOMAIN.
-    Fixed(HashMap<Box<str>, Txt>),
-}
-
-impl TxtCache {
-    fn live() -> TxtCache {
-        TxtCache::Live(Mutex::new(HashMap::new()))
-    }
-}
-
-impl ResolverCache<Box<str>, Txt> for TxtCache {
-    fn get<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        match self {
-            TxtCache::Live(map) => {
-                let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-                match map.get(name) {
-                    Some((txt, until)) if *until > Instant::now() => Some(txt.clone()),
-                    Some(_) => {
-                        map.remove(name);
-                        None
-                    }
-                    None => None,
-                }
-            }
-            TxtCache::Fixed(map) => Some(map.get(name).cloned().unwrap_or(Txt::Error(
-                MaError::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain)),
-            ))),
-        }
-    }
-
-    fn remove<Q>(&self, name: &Q) -> Option<Txt>
-    where
-        Box<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        match self {
-            TxtCache::Live(map) => map
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(name)
-                .map(|(t, _)| t),
-            TxtCache::Fixed(_) => None,
-        }
-    }
-
-    fn insert(&self, key: Box<str>, value: Txt, valid_until: Instant) {
-        if let TxtCache::Live(map) = self {
-            let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-            if map.len() >= CACHE_CAPACITY {
-                let now = Instant::now();
-                map.retain(|_, (_, until)| *until > now);
-                if map.len() >= CACHE_CAPACITY {
-                    map.clear();
-                }
-            }
-            map.insert(key, (value, valid_until));
-        }
-    }
-}
+/// RFC 8301 §3.2: verifiers MUST NOT accept RSA keys below this size.
+pub const MIN_RSA_BITS: u32 = 1024;
 
 /// The outcome of one signature, as RFC 8601 names it (§2.7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DkimStatus {
     /// The signature verified.
     Pass,
-    /// The signature (or the body hash) did not verify.
+    /// The body hash or the signature did not verify.
     Fail,
     /// The signature could not be processed (malformed, expired).
     Neutral,
+    /// Verified or not, the signature is not acceptable (RFC 8301 limits,
+    /// an unsigned From).
+    Policy,
     /// A transient error, typically DNS (try again later).
     TempError,
     /// A permanent error: no key record, a revoked or unusable key.
@@ -282,6 +70,7 @@ impl DkimStatus {
             DkimStatus::Pass => "pass",
             DkimStatus::Fail => "fail",
             DkimStatus::Neutral => "neutral",
+            DkimStatus::Policy => "policy",
             DkimStatus::TempError => "temperror",
             DkimStatus::PermError => "permerror",
             DkimStatus::None => "none",
@@ -300,11 +89,11 @@ impl fmt::Display for DkimStatus {
 pub struct VerifyResult {
     /// The outcome.
     pub status: DkimStatus,
-    /// `d=` of the signature, when it could be parsed.
+    /// `d=` of the signature, when it could be read.
     pub domain: Option<String>,
     /// `s=`.
     pub selector: Option<String>,
-    /// `a=`.
+    /// `a=`, when it is one we know.
     pub algorithm: Option<&'static str>,
     /// The first 8 characters of `b=` in base64 (RFC 6008 `header.b`),
     /// telling apart several signatures of one domain.
@@ -317,181 +106,599 @@ impl fmt::Display for VerifyResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "dkim={}", self.status)?;
         if let Some(d) = &self.domain {
-            write!(f, " d={d}")?;
+            write!(f, " d={}", crate::report::clean(d))?;
         }
         if let Some(s) = &self.selector {
-            write!(f, " s={s}")?;
+            write!(f, " s={}", crate::report::clean(s))?;
         }
         if let Some(a) = self.algorithm {
             write!(f, " a={a}")?;
         }
         if let Some(r) = &self.reason {
-            write!(f, " ({r})")?;
+            write!(f, " ({})", crate::report::clean(r))?;
         }
         Ok(())
     }
 }
 
-fn reason(err: &MaError) -> String {
-    match err {
-        MaError::Crypto(CryptoError::FailedVerification) => "signature did not verify".into(),
-        MaError::Crypto(CryptoError::IncompatibleAlgorithms) => {
-            "key type does not match the signature".into()
+/// One signature of the message, as found at end of header.
+enum Entry {
+    /// Decided already (unusable field, too many signatures).
+    Done(VerifyResult),
+    /// To check at end of message.
+    Check {
+        sig: Box<Signature>,
+        /// The field value as received, without its final CRLF.
+        raw: Vec<u8>,
+        /// Index into the body hashes.
+        body: usize,
+    },
+}
+
+/// A message being verified (see the module docs).
+pub struct MessageVerifier {
+    headers: Vec<HeaderField>,
+    entries: Vec<Entry>,
+    /// One hash per distinct (body canonicalization, `l=`).
+    bodies: Vec<(Canon, Option<u64>, BodyHasher)>,
+}
+
+impl MessageVerifier {
+    /// Starts verifying a message whose header block is `headers`. An
+    /// unsigned message gives no results.
+    pub fn new(headers: Vec<HeaderField>) -> MessageVerifier {
+        let mut entries = Vec::new();
+        let mut bodies: Vec<(Canon, Option<u64>, BodyHasher)> = Vec::new();
+        let mut checked = 0;
+        for f in headers.iter().filter(|f| f.is("DKIM-Signature")) {
+            let raw = f.value_without_crlf().to_vec();
+            match signature::parse(&raw) {
+                Err(bad) => entries.push(Entry::Done(VerifyResult {
+                    status: DkimStatus::Neutral,
+                    domain: bad.domain,
+                    selector: bad.selector,
+                    algorithm: None,
+                    signature_prefix: bad.b.as_deref().map(prefix),
+                    reason: Some(bad.reason),
+                })),
+                Ok(_) if checked >= MAX_SIGNATURES => entries.push(Entry::Done(result_of(
+                    &signature::parse(&raw).expect("parsed above"),
+                    DkimStatus::Neutral,
+                    Some(format!("not checked: over {MAX_SIGNATURES} signatures")),
+                ))),
+                Ok(sig) => {
+                    checked += 1;
+                    let key = (sig.body_canon, sig.body_length);
+                    let body = match bodies.iter().position(|(c, l, _)| (*c, *l) == key) {
+                        Some(i) => i,
+                        None => {
+                            bodies.push((key.0, key.1, BodyHasher::with_limit(key.0, key.1)));
+                            bodies.len() - 1
+                        }
+                    };
+                    entries.push(Entry::Check {
+                        sig: Box::new(sig),
+                        raw,
+                        body,
+                    });
+                }
+            }
         }
-        MaError::Dkim(DkimError::FailedBodyHashMatch) => "body hash did not verify".into(),
-        MaError::Dkim(DkimError::SignatureExpired) => "signature expired".into(),
-        MaError::Dkim(DkimError::RevokedPublicKey) => "key revoked".into(),
-        MaError::Dkim(DkimError::SignatureLength) => "signature uses l=".into(),
-        MaError::Dkim(DkimError::FailedAuidMatch) => "i= does not match d=".into(),
-        MaError::Dkim(DkimError::UnsupportedAlgorithm) => "unsupported algorithm".into(),
-        MaError::Dns(DnsError::RecordNotFound(_)) => "no key record".into(),
-        MaError::Dns(DnsError::InvalidRecordType) | MaError::ParseError => {
-            "invalid key record".into()
+        MessageVerifier {
+            headers,
+            entries,
+            bodies,
         }
-        MaError::Dns(DnsError::Resolver(_)) => "dns error".into(),
-        other => other.to_string().to_ascii_lowercase(),
+    }
+
+    /// True when the message has no DKIM-Signature field.
+    pub fn is_unsigned(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Hashes the next body chunk.
+    pub fn write_body(&mut self, chunk: &[u8]) {
+        for (_, _, h) in &mut self.bodies {
+            h.write(chunk);
+        }
+    }
+
+    /// Looks the keys up and judges every signature at time `now` (Unix
+    /// seconds). Every lookup runs at once; whatever has not answered when
+    /// the resolver's worst case has passed is a `temperror`.
+    pub async fn finish(self, resolver: &Arc<Resolver>, now: u64) -> Vec<VerifyResult> {
+        let bodies: Vec<(Vec<u8>, u64)> = self
+            .bodies
+            .into_iter()
+            .map(|(_, _, h)| {
+                let len = h.length();
+                (h.finish().to_vec(), len)
+            })
+            .collect();
+        // The key names to ask for, each once.
+        let mut names: Vec<String> = Vec::new();
+        for e in &self.entries {
+            if let Entry::Check { sig, .. } = e {
+                let n = key_name(sig);
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        let answers = lookup_all(resolver, &names).await;
+        let from_fields = self.headers.iter().filter(|f| f.is("From")).count();
+        self.entries
+            .into_iter()
+            .map(|e| match e {
+                Entry::Done(r) => r,
+                Entry::Check { sig, raw, body } => {
+                    let answer = names
+                        .iter()
+                        .position(|n| *n == key_name(&sig))
+                        .and_then(|i| answers.get(i))
+                        .cloned()
+                        .unwrap_or_else(|| Err("no answer".to_string()));
+                    let (bh, len) = &bodies[body];
+                    let (status, reason) = judge(
+                        &sig,
+                        &raw,
+                        &self.headers,
+                        bh,
+                        *len,
+                        answer,
+                        now,
+                        from_fields,
+                    );
+                    result_of(&sig, status, reason)
+                }
+            })
+            .collect()
     }
 }
 
-/// Verifies every DKIM signature of `message` (CRLF line ends, headers and
-/// body). An unsigned message gives an empty list.
-pub async fn verify(resolver: &Resolver, message: &[u8]) -> Vec<VerifyResult> {
-    let Some(parsed) = AuthenticatedMessage::parse(message) else {
-        return Vec::new();
-    };
-    let (authenticator, cache) = resolver.parts();
-    let outputs = authenticator
-        .verify_dkim(Parameters::new(&parsed).with_txt_cache(cache))
-        .await;
-    outputs
-        .iter()
-        .map(|out| {
-            let (status, why) = match out.result() {
-                DkimResult::Pass => (DkimStatus::Pass, None),
-                DkimResult::Fail(e) => (DkimStatus::Fail, Some(reason(e))),
-                // mail-auth reports a body hash mismatch as neutral; RFC
-                // 6376 §6.1.3 makes it a failure of the signature.
-                DkimResult::Neutral(e @ MaError::Dkim(DkimError::FailedBodyHashMatch)) => {
-                    (DkimStatus::Fail, Some(reason(e)))
-                }
-                DkimResult::Neutral(e) => (DkimStatus::Neutral, Some(reason(e))),
-                DkimResult::TempError(e) => (DkimStatus::TempError, Some(reason(e))),
-                DkimResult::PermError(e) => (DkimStatus::PermError, Some(reason(e))),
-                DkimResult::None => (DkimStatus::None, None),
-            };
-            let sig = out.signature();
-            VerifyResult {
-                status,
-                domain: sig.map(|s| s.d.to_ascii_lowercase()),
-                selector: sig.map(|s| s.s.clone()),
-                algorithm: sig.map(|s| match s.a {
-                    MaAlgorithm::RsaSha256 => "rsa-sha256",
-                    MaAlgorithm::Ed25519Sha256 => "ed25519-sha256",
-                    MaAlgorithm::RsaSha1 => "rsa-sha1",
-                }),
-                signature_prefix: sig.and_then(|s| {
-                    let b64 = base64::engine::general_purpose::STANDARD.encode(&s.b);
-                    b64.get(..8).map(str::to_string)
-                }),
-                reason: why,
+/// `s._domainkey.d`.
+fn key_name(sig: &Signature) -> String {
+    format!("{}._domainkey.{}", sig.selector, sig.domain)
+}
+
+/// Every name looked up at once (one task each), under one deadline.
+/// `Err` holds a temporary failure's text.
+async fn lookup_all(resolver: &Arc<Resolver>, names: &[String]) -> Vec<Result<TxtAnswer, String>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let r = Arc::clone(resolver);
+        let name = name.clone();
+        tasks.spawn(async move { (i, r.txt(&name).await) });
+    }
+    let mut out: Vec<Result<TxtAnswer, String>> =
+        vec![Err("dns lookup did not finish in time".to_string()); names.len()];
+    let deadline = tokio::time::Instant::now() + resolver.worst_case();
+    loop {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(Some(Ok((i, answer)))) => {
+                out[i] = answer.map_err(|e: LookupError| e.to_string());
             }
-        })
-        .collect()
+            Ok(Some(Err(_panicked))) => {}
+            Ok(None) => break,
+            Err(_elapsed) => {
+                tasks.abort_all();
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The base64 `b=` prefix of `header.b`.
+fn prefix(b64: &str) -> String {
+    b64.chars().take(8).collect()
+}
+
+fn result_of(sig: &Signature, status: DkimStatus, reason: Option<String>) -> VerifyResult {
+    VerifyResult {
+        status,
+        domain: Some(sig.domain.clone()),
+        selector: Some(sig.selector.clone()),
+        algorithm: Some(sig.algorithm.as_str()),
+        signature_prefix: Some(prefix(&STANDARD.encode(&sig.signature))),
+        reason,
+    }
+}
+
+/// One signature judged (the table in the module docs).
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    sig: &Signature,
+    raw: &[u8],
+    headers: &[HeaderField],
+    body_hash: &[u8],
+    body_length: u64,
+    answer: Result<TxtAnswer, String>,
+    now: u64,
+    from_fields: usize,
+) -> (DkimStatus, Option<String>) {
+    use DkimStatus::{Fail, Neutral, Pass, PermError, Policy, TempError};
+    let why = |s: &str| Some(s.to_string());
+    if sig.expiration.is_some_and(|x| x < now) {
+        return (Neutral, why("signature expired"));
+    }
+    if sig.algorithm == SigAlgorithm::RsaSha1 {
+        return (Policy, why("rsa-sha1 is not acceptable (RFC 8301)"));
+    }
+    // §6.1.2: the key.
+    let records = match answer {
+        Err(e) => return (TempError, Some(e)),
+        Ok(TxtAnswer::NxDomain | TxtAnswer::NoData) => {
+            return (PermError, why("no key record"));
+        }
+        Ok(TxtAnswer::Records(r)) => r,
+    };
+    let mut last_problem = String::from("no usable key record");
+    let mut key = None;
+    for rec in &records {
+        match parse_record(&rec.joined()) {
+            Ok(parsed) => {
+                key = Some(parsed);
+                break;
+            }
+            Err(e) => last_problem = format!("invalid key record: {e}"),
+        }
+    }
+    let Some(record) = key else {
+        return (PermError, Some(last_problem));
+    };
+    let wants = match sig.algorithm {
+        SigAlgorithm::Ed25519Sha256 => Algorithm::Ed25519Sha256,
+        _ => Algorithm::RsaSha256,
+    };
+    if record.key_type != wants {
+        return (PermError, why("key type does not match a="));
+    }
+    if !record.hashes.is_empty() && !record.hashes.iter().any(|h| h == "sha256") {
+        return (PermError, why("key h= does not allow sha256"));
+    }
+    if !record.services.is_empty() && !record.services.iter().any(|s| s == "email" || s == "*") {
+        return (PermError, why("key is not for email (s=)"));
+    }
+    if record.strict {
+        let auid_domain = sig
+            .auid
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase());
+        if auid_domain.as_deref() != Some(sig.domain.as_str()) {
+            return (PermError, why("key t=s forbids a subdomain i="));
+        }
+    }
+    let Some(bytes) = &record.public_key else {
+        return (PermError, why("key revoked"));
+    };
+    let public = match wants {
+        Algorithm::RsaSha256 => PublicKey::rsa_from_der(bytes),
+        Algorithm::Ed25519Sha256 => PublicKey::ed25519_from_bytes(bytes),
+    };
+    let Some(public) = public else {
+        return (PermError, why("key does not decode"));
+    };
+    if wants == Algorithm::RsaSha256 && public.bits() < MIN_RSA_BITS {
+        return (
+            Policy,
+            Some(format!("key too small ({} bits; RFC 8301)", public.bits())),
+        );
+    }
+    // §6.1.3: the hashes.
+    if sig.body_hash != body_hash {
+        return (Fail, why("body hash did not verify"));
+    }
+    let mut data = Vec::with_capacity(1024);
+    selected_headers(sig.header_canon, headers, &sig.headers, &mut data);
+    signature_field(sig.header_canon, &without_b(raw, sig), &mut data);
+    let verified = match wants {
+        Algorithm::RsaSha256 => public.verify(&data, &sig.signature),
+        Algorithm::Ed25519Sha256 => {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &data);
+            public.verify(digest.as_ref(), &sig.signature)
+        }
+    };
+    if !verified {
+        return (Fail, why("signature did not verify"));
+    }
+    // Verified; acceptable?
+    if let Some(l) = sig.body_length
+        && body_length > l
+    {
+        return (Policy, why("body continues beyond l="));
+    }
+    let signed_from = sig
+        .headers
+        .iter()
+        .filter(|h| trim_wsp(h.as_bytes()).eq_ignore_ascii_case(b"from"))
+        .count();
+    if from_fields > signed_from {
+        return (Policy, why("a From field is not covered by the signature"));
+    }
+    (Pass, None)
+}
+
+/// Verifies every DKIM signature of a whole message at time `now`.
+pub async fn verify(resolver: &Arc<Resolver>, message: &[u8], now: u64) -> Vec<VerifyResult> {
+    let (headers, body_at) = split_message(message);
+    let mut v = MessageVerifier::new(headers);
+    v.write_body(message.get(body_at..).unwrap_or_default());
+    v.finish(resolver, now).await
+}
+
+/// How long lookups of one message may take, for callers that report it.
+pub fn deadline(resolver: &Resolver) -> Duration {
+    resolver.worst_case()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::Canon;
-    use crate::dkim::sign::{BodyHash, SignOptions, Signer, sign, split_message};
+    use crate::dkim::sign::tests::{TEST_ED25519_PKCS8_PEM, TEST_RSA_PKCS8_PEM};
+    use crate::dkim::sign::{MessageSigner, SignOptions, Signer};
+    use crate::dns::Fixed;
     use crate::keys::{parse_private_key, record_value};
 
-    fn key(pem: &str) -> crate::keys::LoadedKey {
-        parse_private_key(pem.as_bytes(), std::path::Path::new("t")).unwrap()
+    const NOW: u64 = 1_700_000_000;
+
+    struct Keyed {
+        signer: Arc<Signer>,
+        record: String,
     }
 
-    fn signed(pem: &str, msg: &[u8]) -> (Vec<u8>, String) {
-        let k = key(pem);
+    fn keyed(pem: &str, selector: &str) -> Keyed {
+        let k = parse_private_key(pem.as_bytes(), std::path::Path::new("t")).unwrap();
         let record = record_value(k.algorithm, &k.public, Default::default());
-        let signer = Signer::new("example.com", "sel", k.into_signing_key().unwrap());
+        Keyed {
+            signer: Arc::new(Signer::new(
+                "example.com",
+                selector,
+                k.into_signing_key().unwrap(),
+            )),
+            record,
+        }
+    }
+
+    fn sign_with(k: &Keyed, msg: &[u8], canon: (Canon, Canon), names: &[&str]) -> Vec<u8> {
         let (h, at) = split_message(msg);
-        let mut bh = BodyHash::new(Canon::Relaxed);
-        bh.write(&msg[at..]);
-        let opts = SignOptions {
-            header_canon: Canon::Relaxed,
-            body_canon: Canon::Relaxed,
-            expire: None,
-        };
-        let names = vec!["From".to_string(), "Subject".to_string()];
-        let sig = sign(&signer, &opts, &h, &names, &bh.finish(), 1_700_000_000).unwrap();
+        let mut m = MessageSigner::new(
+            vec![Arc::clone(&k.signer)],
+            SignOptions {
+                header_canon: canon.0,
+                body_canon: canon.1,
+                expire: None,
+            },
+            h,
+            names.iter().map(|s| s.to_string()).collect(),
+        );
+        m.write_body(&msg[at..]);
+        let sig = m.finish(NOW).unwrap().remove(0);
         let mut out = sig.header_line().into_bytes();
         out.extend_from_slice(msg);
-        (out, record)
+        out
     }
 
-    const RSA: &str = include_str!("testdata/test-only-rsa2048.pem");
-    const ED: &str = include_str!("testdata/test-only-ed25519.pem");
-
-    #[tokio::test]
-    async fn fixed_resolver_pass_fail_and_missing_key() {
-        let msg = b"From: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n";
-        for pem in [RSA, ED] {
-            let (signed_msg, record) = signed(pem, msg);
-            let r = Resolver::fixed([("sel._domainkey.example.com", FixedAnswer::Txt(record))]);
-            let res = verify(&r, &signed_msg).await;
-            assert_eq!(res.len(), 1);
-            assert_eq!(res[0].status, DkimStatus::Pass, "{res:?}");
-            assert_eq!(res[0].domain.as_deref(), Some("example.com"));
-            assert_eq!(res[0].signature_prefix.as_ref().map(String::len), Some(8));
-
-            let mut tampered = signed_msg.clone();
-            let n = tampered.len();
-            tampered[n - 3] = b'X';
-            let res = verify(&r, &tampered).await;
-            assert_eq!(res[0].status, DkimStatus::Fail, "{res:?}");
-            assert_eq!(res[0].reason.as_deref(), Some("body hash did not verify"));
-
-            let empty = Resolver::fixed(Vec::<(&str, FixedAnswer)>::new());
-            let res = verify(&empty, &signed_msg).await;
-            assert_eq!(res[0].status, DkimStatus::PermError, "{res:?}");
-
-            let temp = Resolver::fixed([("sel._domainkey.example.com", FixedAnswer::TempFail)]);
-            let res = verify(&temp, &signed_msg).await;
-            assert_eq!(res[0].status, DkimStatus::TempError, "{res:?}");
-        }
-        let r = Resolver::fixed(Vec::<(&str, FixedAnswer)>::new());
-        assert!(verify(&r, msg).await.is_empty());
+    fn run(table: Fixed, msg: &[u8]) -> Vec<VerifyResult> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = Arc::new(Resolver::fixed(table));
+        rt.block_on(verify(&r, msg, NOW))
     }
-}
 
-#[cfg(test)]
-mod robustness {
-    use super::*;
+    fn one(table: Fixed, msg: &[u8]) -> (DkimStatus, String) {
+        let r = run(table, msg);
+        assert_eq!(r.len(), 1, "{r:?}");
+        (r[0].status, r[0].reason.clone().unwrap_or_default())
+    }
 
-    /// Broken signatures and odd messages give results, never a panic.
-    #[tokio::test]
-    async fn malformed_signatures_do_not_panic() {
-        let r = Resolver::fixed([(
-            "s._domainkey.example.com",
-            FixedAnswer::Txt("v=DKIM1; k=rsa; p=MIIB".into()),
-        )]);
-        let sigs: &[&str] = &[
-            "",
-            "v=1",
-            "v=1; a=rsa-sha256; d=example.com; s=s; h=From; bh=; b=",
-            "v=1; a=rsa-sha256; d=example.com; s=s; h=From; bh=AAAA; b=AAAA; l=99999999999999999999",
-            "v=1; a=ed25519-sha256; d=; s=; h=; bh=====; b=====",
-            "v=1; a=rsa-sha256; c=simple/relaxed; d=example.com; s=s; h=From:From:From; t=99999999999; x=1; bh=AAAA; b=AAAA",
-            "\u{e9}\u{ff}; ;;; ==",
-        ];
-        for sig in sigs {
-            for body in ["", "\r\n", "x\r\n\r\n"] {
-                let msg = format!("DKIM-Signature: {sig}\r\nFrom: a@example.com\r\n\r\n{body}");
-                let _ = verify(&r, msg.as_bytes()).await;
+    const MSG: &[u8] =
+        b"From: Joe <joe@example.com>\r\nTo: x@example.net\r\nSubject:  Hi \r\n\r\nHello  world \r\n";
+
+    #[test]
+    fn every_canonicalization_passes_for_both_algorithms() {
+        for (pem, sel) in [(TEST_RSA_PKCS8_PEM, "r"), (TEST_ED25519_PKCS8_PEM, "e")] {
+            let k = keyed(pem, sel);
+            let table = Fixed::new().record(&format!("{sel}._domainkey.example.com"), &[&k.record]);
+            for canon in [
+                (Canon::Simple, Canon::Simple),
+                (Canon::Simple, Canon::Relaxed),
+                (Canon::Relaxed, Canon::Simple),
+                (Canon::Relaxed, Canon::Relaxed),
+            ] {
+                let signed = sign_with(&k, MSG, canon, &["From", "To", "Subject"]);
+                assert_eq!(
+                    one(table.clone(), &signed),
+                    (DkimStatus::Pass, String::new())
+                );
+                // One changed body byte fails.
+                let changed = String::from_utf8_lossy(&signed).replace("Hello", "Hallo");
+                assert_eq!(
+                    one(table.clone(), changed.as_bytes()).0,
+                    DkimStatus::Fail,
+                    "{canon:?}"
+                );
             }
         }
-        let _ = verify(&r, b"").await;
-        let _ = verify(&r, b"\r\n\r\n").await;
-        let _ = verify(&r, b"DKIM-Signature:\r\n").await;
+    }
+
+    /// Issue 12, defect 1: trailing whitespace-only lines (relaxed).
+    #[test]
+    fn relaxed_body_with_trailing_whitespace_lines_verifies() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let msg = b"From: a@example.com\r\n\r\ntext\r\n  \r\n\t\r\n";
+        let signed = sign_with(&k, msg, (Canon::Relaxed, Canon::Relaxed), &["From"]);
+        assert_eq!(one(table.clone(), &signed).0, DkimStatus::Pass);
+        // The same body without those lines has the same body hash.
+        let trimmed = String::from_utf8_lossy(&signed).replace("text\r\n  \r\n\t\r\n", "text\r\n");
+        assert_eq!(one(table, trimmed.as_bytes()).0, DkimStatus::Pass);
+    }
+
+    /// Issue 12, defect 2: a bare CR is signed, so removing it fails.
+    #[test]
+    fn a_bare_cr_is_part_of_the_body() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let msg = b"From: a@example.com\r\n\r\na\rb\r\n";
+        let signed = sign_with(&k, msg, (Canon::Simple, Canon::Simple), &["From"]);
+        assert_eq!(one(table.clone(), &signed).0, DkimStatus::Pass);
+        let without = String::from_utf8_lossy(&signed).replace("a\rb", "ab");
+        assert_eq!(one(table, without.as_bytes()).0, DkimStatus::Fail);
+    }
+
+    /// Issue 12, defect 3: `Subject : x` (whitespace before the colon).
+    #[test]
+    fn obsolete_header_syntax_verifies() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let msg = b"From: a@example.com\r\nSubject : x\r\n\r\nbody\r\n";
+        for canon in [Canon::Simple, Canon::Relaxed] {
+            let signed = sign_with(&k, msg, (canon, Canon::Simple), &["From", "Subject"]);
+            assert_eq!(one(table.clone(), &signed).0, DkimStatus::Pass, "{canon:?}");
+        }
+    }
+
+    /// Issue 12, defects 4 and 7-9: unusable fields are reported per
+    /// signature, never dropped and never passed.
+    #[test]
+    fn unusable_signature_fields_are_neutral_with_a_reason() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let signed = String::from_utf8(sign_with(
+            &k,
+            MSG,
+            (Canon::Relaxed, Canon::Relaxed),
+            &["From", "To"],
+        ))
+        .unwrap();
+        let cases = [
+            (signed.replacen("bh=", "xh=", 1), "no bh= tag"),
+            (signed.replacen("v=1; ", "", 1), "no v= tag"),
+            (
+                signed.replacen("v=1;", "v=1; d=evil.example;", 1),
+                "appears twice",
+            ),
+            (
+                signed.replacen("v=1;", "v=1; q=http/well-known;", 1),
+                "no known query method",
+            ),
+            (
+                signed.replacen("h=To:From", "h=To", 1),
+                "does not include From",
+            ),
+            (
+                signed.replacen("v=1;", "v=1; i=joe@example.org;", 1),
+                "is not in d=",
+            ),
+        ];
+        for (msg, want) in cases {
+            let (status, reason) = one(table.clone(), msg.as_bytes());
+            assert_eq!(status, DkimStatus::Neutral, "{want}: {reason}");
+            assert!(reason.contains(want), "{want}: {reason}");
+        }
+    }
+
+    /// Issue 12, defects 5, 6 and 9: RFC 8301 and the key record's own
+    /// restrictions.
+    #[test]
+    fn key_restrictions_and_rfc_8301() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let signed = sign_with(&k, MSG, (Canon::Relaxed, Canon::Relaxed), &["From"]);
+        let with = |record: &str| Fixed::new().record("r._domainkey.example.com", &[record]);
+        let p = k.record.split("p=").nth(1).unwrap().to_string();
+        let cases = [
+            (
+                format!("v=DKIM1; h=sha1; k=rsa; p={p}"),
+                DkimStatus::PermError,
+                "h=",
+            ),
+            (
+                format!("v=DKIM1; k=rsa; s=chat; p={p}"),
+                DkimStatus::PermError,
+                "not for email",
+            ),
+            (
+                "v=DKIM1; k=rsa; p=".to_string(),
+                DkimStatus::PermError,
+                "revoked",
+            ),
+            (
+                format!("v=DKIM1; k=ed25519; p={p}"),
+                DkimStatus::PermError,
+                "k=ed25519",
+            ),
+            (
+                "v=DKIM1; k=rsa; p=AAAA".to_string(),
+                DkimStatus::PermError,
+                "not a valid k=rsa key",
+            ),
+            (
+                format!("v=DKIM1; s=email:*; h=sha256; p={p}"),
+                DkimStatus::Pass,
+                "",
+            ),
+        ];
+        for (record, status, want) in cases {
+            let (got, reason) = one(with(&record), &signed);
+            assert_eq!(got, status, "{record}: {reason}");
+            assert!(reason.contains(want), "{record}: {reason}");
+        }
+        assert_eq!(
+            one(Fixed::new(), &signed),
+            (DkimStatus::PermError, "no key record".into())
+        );
+        let failing = Fixed::new().fail(
+            "r._domainkey.example.com",
+            crate::dns::LookupErrorKind::Timeout,
+        );
+        assert_eq!(one(failing, &signed).0, DkimStatus::TempError);
+        // rsa-sha1 is refused before the key is even looked up.
+        let sha1 = String::from_utf8_lossy(&signed).replacen("a=rsa-sha256", "a=rsa-sha1", 1);
+        let (status, reason) = one(Fixed::new(), sha1.as_bytes());
+        assert_eq!(status, DkimStatus::Policy);
+        assert!(reason.contains("rsa-sha1"), "{reason}");
+    }
+
+    /// Issue 12, defect 10: a From added above a signed message.
+    #[test]
+    fn an_unsigned_from_is_policy() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let signed = sign_with(&k, MSG, (Canon::Relaxed, Canon::Relaxed), &["From", "To"]);
+        let mut forged = b"From: Bank <ceo@bank.example>\r\n".to_vec();
+        forged.extend_from_slice(&signed);
+        let (status, reason) = one(table.clone(), &forged);
+        assert_eq!(status, DkimStatus::Policy, "{reason}");
+        assert!(reason.contains("From"), "{reason}");
+        // Oversigned From: the same addition breaks the signature instead.
+        let over = sign_with(&k, MSG, (Canon::Relaxed, Canon::Relaxed), &["From", "From"]);
+        let mut forged = b"From: Bank <ceo@bank.example>\r\n".to_vec();
+        forged.extend_from_slice(&over);
+        assert_eq!(one(table, &forged).0, DkimStatus::Fail);
+    }
+
+    #[test]
+    fn too_many_signatures_are_not_checked() {
+        let k = keyed(TEST_ED25519_PKCS8_PEM, "e");
+        let table = Fixed::new().record("e._domainkey.example.com", &[&k.record]);
+        let mut msg = MSG.to_vec();
+        for _ in 0..MAX_SIGNATURES + 2 {
+            msg = sign_with(&k, &msg, (Canon::Relaxed, Canon::Relaxed), &["From"]);
+        }
+        let r = run(table, &msg);
+        assert_eq!(r.len(), MAX_SIGNATURES + 2);
+        assert!(
+            r[..MAX_SIGNATURES]
+                .iter()
+                .all(|r| r.status == DkimStatus::Pass)
+        );
+        assert!(
+            r[MAX_SIGNATURES..]
+                .iter()
+                .all(|r| r.status == DkimStatus::Neutral)
+        );
     }
 }

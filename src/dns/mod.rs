@@ -24,6 +24,7 @@ pub mod live;
 pub mod lookup;
 pub mod records;
 pub mod report;
+pub mod resolver;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -34,8 +34,12 @@ use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
 use crate::config::model::{Algorithm, Domain, Key};
-use crate::dkim::sign::{MessageSigner, SignError, Signer, split_message};
-use crate::dkim::verify::{Resolver, ResolverError, VerifyResult};
+use crate::dkim::{
+    HeaderField, MessageSigner, SignError, SignOptions, Signer, VerifyResult, header_names,
+    split_message,
+};
+use crate::dns::DnsError;
+use crate::dns::resolver::Resolver;
 use crate::host::Root;
 use crate::keys::{LoadError, check_key_file_mode, load_private_key};
 use crate::render::credential_name;
@@ -86,7 +90,7 @@ pub enum StateError {
     /// reload, which keeps the previous keys instead).
     Key(KeyError),
     /// The resolver could not be set up.
-    Resolver(ResolverError),
+    Resolver(DnsError),
 }
 
 impl fmt::Display for StateError {
@@ -276,7 +280,8 @@ impl State {
             match previous.and_then(|p| p.resolver.as_ref()) {
                 Some(r) if r.matches(&e.nameservers, e.dns_timeout) => Some(Arc::clone(r)),
                 _ => Some(Arc::new(
-                    Resolver::live(&e.nameservers, e.dns_timeout).map_err(StateError::Resolver)?,
+                    Resolver::live(&e.nameservers, e.dns_timeout, true)
+                        .map_err(StateError::Resolver)?,
                 )),
             }
         } else {
@@ -435,11 +440,38 @@ impl std::error::Error for SignFileError {
     }
 }
 
+/// The time now in Unix seconds (0 before 1970): the `now` of signing
+/// and verifying, taken once per message.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// How a configuration signs: canonicalization and lifetime of `[defaults]`.
+pub fn sign_options(config: &Config) -> SignOptions {
+    SignOptions {
+        header_canon: config.signing.header_canon,
+        body_canon: config.signing.body_canon,
+        expire: config.signing.expire,
+    }
+}
+
+/// A signer for one message with `signers`, signing the header fields
+/// `[defaults]` names (the engine and `dkimctl sign` alike).
+pub fn message_signer(
+    config: &Config,
+    signers: Vec<Arc<Signer>>,
+    headers: Vec<HeaderField>,
+) -> MessageSigner {
+    let s = &config.signing;
+    let names = header_names(&s.sign_headers, &s.oversign_headers, &headers);
+    MessageSigner::new(signers, sign_options(config), headers, names)
+}
+
 /// The From domain of a header block, with the engine's rules (exactly
 /// one From header).
-pub fn message_from_domain(
-    headers: &[crate::dkim::HeaderField],
-) -> Result<String, policy::FromError> {
+pub fn message_from_domain(headers: &[HeaderField]) -> Result<String, policy::FromError> {
     let mut from = headers.iter().filter(|h| h.is("From"));
     let first = from.next().ok_or(policy::FromError::Missing)?;
     let more = from.count();
@@ -472,7 +504,7 @@ pub fn sign_file(
     if signers.is_empty() {
         return Err(SignFileError::NoKey(domain.name.clone()));
     }
-    let mut m = MessageSigner::new(signers, &config.signing, headers);
+    let mut m = message_signer(config, signers, headers);
     m.write_body(message.get(body_at..).unwrap_or_default());
     let sigs = m.finish(now).map_err(SignFileError::Sign)?;
     let lf_only = !message
@@ -493,21 +525,20 @@ pub fn sign_file(
 }
 
 /// Verifies every DKIM signature of `message` (`dkimctl verify FILE`)
-/// against DNS: `engine.nameservers` when set, else the system's
-/// resolver, with `engine.dns_timeout`. Bare LF line ends are read as
-/// CRLF. An unsigned message gives an empty list.
+/// at time `now` against DNS: `engine.nameservers` when set, else the
+/// system's resolver, with `engine.dns_timeout`, no cache. Bare LF line
+/// ends are read as CRLF. An unsigned message gives an empty list.
 pub async fn verify_message(
     config: &Config,
     message: &[u8],
-) -> Result<Vec<VerifyResult>, ResolverError> {
-    let resolver = Resolver::live(&config.engine.nameservers, config.engine.dns_timeout)?;
-    Ok(verify_with(&resolver, message).await)
-}
-
-/// [`verify_message`] with a given resolver.
-pub async fn verify_with(resolver: &Resolver, message: &[u8]) -> Vec<VerifyResult> {
-    let normalized = crate::dkim::crlf(message);
-    crate::dkim::verify(resolver, &normalized).await
+    now: u64,
+) -> Result<Vec<VerifyResult>, DnsError> {
+    let resolver = Arc::new(Resolver::live(
+        &config.engine.nameservers,
+        config.engine.dns_timeout,
+        false,
+    )?);
+    Ok(crate::dkim::verify(&resolver, message, now).await)
 }
 
 /// [`verify_message`] for synchronous callers (it runs its own small
@@ -515,19 +546,20 @@ pub async fn verify_with(resolver: &Resolver, message: &[u8]) -> Vec<VerifyResul
 pub fn verify_message_blocking(
     config: &Config,
     message: &[u8],
+    now: u64,
 ) -> Result<Vec<VerifyResult>, Box<dyn std::error::Error + Send + Sync>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(rt.block_on(verify_message(config, message))?)
+    Ok(rt.block_on(verify_message(config, message, now))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Source, parse};
-    use crate::dkim::verify::{FixedAnswer, Resolver};
-    use crate::dkim::{DkimStatus, sign::split_message};
+    use crate::dkim::DkimStatus;
+    use crate::dns::Fixed;
     use std::os::unix::fs::PermissionsExt;
 
     const ED: &str = include_str!("../dkim/testdata/test-only-ed25519.pem");
@@ -560,16 +592,10 @@ kind = "none"
         parse(text, &source).config.expect("valid")
     }
 
-    fn record() -> (String, FixedAnswer) {
+    fn record() -> Fixed {
         let k = crate::keys::parse_private_key(ED.as_bytes(), Path::new("t")).unwrap();
-        (
-            "ed1._domainkey.example.com".into(),
-            FixedAnswer::Txt(crate::keys::record_value(
-                k.algorithm,
-                &k.public,
-                Default::default(),
-            )),
-        )
+        let value = crate::keys::record_value(k.algorithm, &k.public, Default::default());
+        Fixed::new().record("ed1._domainkey.example.com", &[value])
     }
 
     #[test]
@@ -653,8 +679,8 @@ kind = "none"
         assert!(signed.ends_with(msg));
         let (h, _) = split_message(&signed);
         assert_eq!(h[0].name, "DKIM-Signature");
-        let resolver = Resolver::fixed([record()]);
-        let results = verify_with(&resolver, &signed).await;
+        let resolver = Arc::new(Resolver::fixed(record()));
+        let results = crate::dkim::verify(&resolver, &signed, 1_700_000_000).await;
         assert_eq!(results.len(), 1);
         assert_eq!(results[0].status, DkimStatus::Pass, "{results:?}");
 

@@ -54,7 +54,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -234,7 +234,7 @@ async fn handle_timed(
 ) -> Result<Flow, super::session::SessionError> {
     let eom = matches!(cmd, Command::EndOfMessage);
     let started = std::time::Instant::now();
-    let flow = session.handle(cmd, unix_now(), output).await;
+    let flow = session.handle(cmd, super::unix_now(), output).await;
     if eom {
         shared.metrics().observe(started.elapsed());
     }
@@ -759,12 +759,6 @@ async fn accept(l: &Listener) -> io::Result<Accepted> {
             Ok(Accepted::Tcp(s, peer.to_string()))
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// One milter connection: read, decode, handle, write once per step.

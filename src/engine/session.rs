@@ -73,9 +73,9 @@ use super::policy::{self, Client, Direction};
 use super::{KeySlot, Shared, State};
 use crate::config::model::Action;
 use crate::dkim::auth_results::{self, claims_authserv_id};
-use crate::dkim::sign::{HeaderField, MessageSigner};
+use crate::dkim::crlf;
 use crate::dkim::verify::{DkimStatus, VerifyResult};
-use crate::dkim::{CrlfNormalizer, crlf};
+use crate::dkim::{HeaderField, MessageSigner, MessageVerifier};
 use crate::milter::command::{Command, Family};
 use crate::milter::negotiate::{Negotiated, Wanted, action, negotiate, protocol, stage};
 use crate::milter::{ProtocolError, Reply};
@@ -224,9 +224,10 @@ enum Body {
     },
     Verify {
         state: Arc<State>,
-        buf: Vec<u8>,
-        crlf: CrlfNormalizer,
-        scratch: Vec<u8>,
+        // Boxed: one hash state per distinct body canonicalization.
+        verifier: Box<MessageVerifier>,
+        /// Bytes seen so far (header block and body).
+        size: u64,
         /// Indices (1-based among Authentication-Results) of incoming
         /// headers claiming our authserv-id.
         forged: Vec<u32>,
@@ -497,18 +498,16 @@ impl Session {
             Phase::Body(Body::Sign { signer, .. }) => signer.write_body(chunk),
             Phase::Body(Body::Verify {
                 state,
-                buf,
-                crlf,
-                scratch,
+                verifier,
+                size,
                 skipped,
                 ..
             }) if skipped.is_none() => {
-                let data = crlf.normalize(chunk, scratch);
-                if (buf.len() + data.len()) as u64 > state.config.engine.verify_max_size {
+                *size = size.saturating_add(chunk.len() as u64);
+                if *size > state.config.engine.verify_max_size {
                     *skipped = Some("message too large to verify");
-                    *buf = Vec::new();
                 } else {
-                    buf.extend_from_slice(data);
+                    verifier.write_body(chunk);
                 }
             }
             _ => {}
@@ -535,11 +534,11 @@ impl Session {
             }) => finish_signing(&state, &domain, signer, now, opts),
             Phase::Body(Body::Verify {
                 state,
-                buf,
+                verifier,
                 forged,
                 skipped,
                 ..
-            }) => finish_verifying(&state, buf, forged, skipped, opts).await,
+            }) => finish_verifying(&state, *verifier, forged, skipped, now, opts).await,
             // end_of_headers always leaves a Body phase.
             Phase::Idle | Phase::Headers(_) => Outcome {
                 replies: vec![Reply::Continue],
@@ -678,7 +677,7 @@ fn decide_signing(h: Headers) -> Body {
             format!("no active key for {domain_name}"),
         );
     }
-    let signer = Box::new(MessageSigner::new(ready, &h.state.config.signing, h.fields));
+    let signer = Box::new(super::message_signer(&h.state.config, ready, h.fields));
     Body::Sign {
         state: h.state,
         domain: domain_name,
@@ -704,25 +703,18 @@ fn finish_signing(
                 .map(|s| Reply::InsertHeader {
                     index: 0,
                     name: Bytes::from_static(b"DKIM-Signature"),
-                    value: milter_value(s.value().as_bytes(), leading_space),
+                    value: milter_value(s.value.as_bytes(), leading_space),
                 })
                 .collect();
             replies.push(Reply::Continue);
             let log = sigs
                 .iter()
-                .map(|s| {
-                    format!(
-                        "d={} s={} a={}",
-                        s.signature.d,
-                        s.signature.s,
-                        s.algorithm()
-                    )
-                })
+                .map(|s| format!("d={} s={} a={}", s.domain, s.selector, s.algorithm.as_str()))
                 .collect::<Vec<_>>()
                 .join(", ");
             let selector = sigs
                 .iter()
-                .map(|s| s.signature.s.as_str())
+                .map(|s| s.selector.as_str())
                 .collect::<Vec<_>>()
                 .join(",");
             Outcome {
@@ -768,21 +760,10 @@ fn start_verifying(h: Headers) -> Body {
     } else {
         None
     };
-    let mut buf = Vec::new();
-    if skipped.is_none() {
-        buf.reserve(size + 16 * 1024);
-        for f in &h.fields {
-            buf.extend_from_slice(&f.name);
-            buf.push(b':');
-            buf.extend_from_slice(&f.value);
-        }
-        buf.extend_from_slice(b"\r\n");
-    }
     Body::Verify {
         state: h.state,
-        buf,
-        crlf: CrlfNormalizer::new(),
-        scratch: Vec::new(),
+        verifier: Box::new(MessageVerifier::new(h.fields)),
+        size: size as u64,
         forged,
         skipped,
     }
@@ -790,9 +771,10 @@ fn start_verifying(h: Headers) -> Body {
 
 async fn finish_verifying(
     state: &State,
-    buf: Vec<u8>,
+    verifier: MessageVerifier,
     forged: Vec<u32>,
     skipped: Option<&'static str>,
+    now: u64,
     opts: Opts,
 ) -> Outcome {
     let f = state.config.engine.on_failure;
@@ -800,7 +782,7 @@ async fn finish_verifying(
         Some(why) => (Vec::new(), f.oversized, why, format!("not verified: {why}")),
         None => {
             let results = match &state.resolver {
-                Some(r) => crate::dkim::verify(r, &buf).await,
+                Some(r) => verifier.finish(r, now).await,
                 None => Vec::new(),
             };
             let (action, text) = verify_action(state, &results);

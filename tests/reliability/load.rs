@@ -156,7 +156,7 @@ fn long_run_rss_100k_messages_release_or_20k_debug() {
     let s = Keyed::new(&signing("sign"));
     let d = Serve::launch(&s.root).program(&program).start();
     let rt = runtime();
-    let resolver = Arc::new(resolver(&s.records));
+    let resolver = resolver(&s.records);
     let (samples, signed) = rt.block_on(async {
         let mut clients = Vec::new();
         for _ in 0..CONNECTIONS {
@@ -227,7 +227,7 @@ fn slow_client_and_vanishing_client_do_not_block_others() {
     let s = Keyed::new(&signing("sign"));
     let d = Serve::start(&s.root);
     let rt = runtime();
-    let resolver = Arc::new(resolver(&s.records));
+    let resolver = resolver(&s.records);
     let fast_done = Arc::new(AtomicBool::new(false));
     let (fast_during_slow, slow_ok, fast_ok) = rt.block_on(async {
         // The vanishing client: headers and half a body, then gone.

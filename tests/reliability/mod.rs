@@ -33,9 +33,12 @@ mod secrecy;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
-use dkimctl::dkim::verify::{DkimStatus, FixedAnswer, Resolver};
+use dkimctl::dkim::verify::DkimStatus;
+use dkimctl::dns::Fixed;
+use dkimctl::dns::resolver::Resolver;
 use dkimctl::milter::Reply;
 use dkimctl::milter::client::apply_replies;
 
@@ -69,23 +72,25 @@ fn ed1_key(root: &TempRoot) -> PathBuf {
 }
 
 /// A resolver serving `records`.
-fn resolver(records: &[Published]) -> Resolver {
-    Resolver::fixed(
-        records
-            .iter()
-            .map(|r| (r.name.clone(), FixedAnswer::Txt(r.value.clone())))
-            .collect::<Vec<_>>(),
-    )
+fn resolver(records: &[Published]) -> Arc<Resolver> {
+    let table = records.iter().fold(Fixed::new(), |t, r| {
+        t.record(&r.name, &dkimctl::keys::character_strings(&r.value))
+    });
+    Arc::new(Resolver::fixed(table))
 }
 
 /// The replies sign the message (one DKIM-Signature, then continue) and
 /// the signed message verifies against `resolver`.
-async fn signed_and_verifies(replies: &[Reply], leading_space: bool, resolver: &Resolver) -> bool {
+async fn signed_and_verifies(
+    replies: &[Reply],
+    leading_space: bool,
+    resolver: &Arc<Resolver>,
+) -> bool {
     if signatures(replies) != 1 || replies.last() != Some(&Reply::Continue) {
         return false;
     }
     let message = apply_replies(HEADERS, BODY, replies, leading_space);
-    let results = dkimctl::engine::verify_with(resolver, &message).await;
+    let results = dkimctl::dkim::verify(resolver, &message, dkimctl::engine::unix_now()).await;
     results.len() == 1 && results[0].status == DkimStatus::Pass
 }
 

@@ -8,8 +8,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::*;
 use crate::config::{Source, parse};
-use crate::dkim::sign::{HeaderField, MessageSigner, Signer};
-use crate::dkim::verify::{FixedAnswer, Resolver};
+use crate::dkim::{HeaderField, Signer};
+use crate::dns::Fixed;
+use crate::dns::resolver::Resolver;
 use crate::engine::{Shared, State};
 use crate::host::Root;
 use crate::keys::{parse_private_key, record_value};
@@ -84,10 +85,9 @@ kind = "none"
                 .join("\n")
         )
     });
-    let resolver =
-        Some(Arc::new(resolver.unwrap_or_else(|| {
-            Resolver::fixed(Vec::<(&str, FixedAnswer)>::new())
-        })));
+    let resolver = Some(Arc::new(
+        resolver.unwrap_or_else(|| Resolver::fixed(Fixed::new())),
+    ));
     let state = State::build_with(config, &root, resolver, true).unwrap();
     let shared = Shared::new(state);
     let state = shared.current();
@@ -98,14 +98,15 @@ kind = "none"
     }
 }
 
-fn records() -> Vec<(String, FixedAnswer)> {
-    let mut out = Vec::new();
+fn records() -> Fixed {
+    let mut out = Fixed::new();
     for (sel, pem) in [("rsa1", RSA), ("ed1", ED)] {
         let k = parse_private_key(pem.as_bytes(), Path::new("t")).unwrap();
-        out.push((
-            format!("{sel}._domainkey.example.com"),
-            FixedAnswer::Txt(record_value(k.algorithm, &k.public, Default::default())),
-        ));
+        let value = record_value(k.algorithm, &k.public, Default::default());
+        out = out.record(
+            &format!("{sel}._domainkey.example.com"),
+            &crate::keys::character_strings(&value),
+        );
     }
     out
 }
@@ -269,7 +270,7 @@ async fn sign_conversation_is_one_batch_at_end_of_message() {
             other => panic!("{other:?}"),
         })
         .collect();
-    let mut m = MessageSigner::new(signers, &f.state.config.signing, headers);
+    let mut m = crate::engine::message_signer(&f.state.config, signers, headers);
     m.write_body(b"Hello\r\n");
     let sigs = m.finish(NOW).unwrap();
     assert_eq!(sigs.len(), 2);
@@ -277,19 +278,19 @@ async fn sign_conversation_is_one_batch_at_end_of_message() {
         Reply::InsertHeader {
             index: 0,
             name: b(b"DKIM-Signature"),
-            value: milter_value(sigs[1].value().as_bytes(), true),
+            value: milter_value(sigs[1].value.as_bytes(), true),
         },
         Reply::InsertHeader {
             index: 0,
             name: b(b"DKIM-Signature"),
-            value: milter_value(sigs[0].value().as_bytes(), true),
+            value: milter_value(sigs[0].value.as_bytes(), true),
         },
         Reply::Continue,
     ]);
     let eom = &steps.last().unwrap().1;
     assert_eq!(eom, &expected);
     // The value starts with its space (HDR_LEADSPC) and folds with LF.
-    let v = milter_value(sigs[0].value().as_bytes(), true);
+    let v = milter_value(sigs[0].value.as_bytes(), true);
     assert!(v.starts_with(b" v=1; a=rsa-sha256; s=rsa1; d=example.com; c=relaxed/relaxed;\n\t"));
     assert!(!v.contains(&b'\r'));
     assert!(s.is_idle());
@@ -438,10 +439,10 @@ async fn verify_adds_results_and_removes_a_forged_one() {
         crate::engine::KeySlot::Ready(s) => Arc::clone(s),
         other => panic!("{other:?}"),
     };
-    let mut m = MessageSigner::new(vec![rsa], &f.state.config.signing, headers);
+    let mut m = crate::engine::message_signer(&f.state.config, vec![rsa], headers);
     m.write_body(b"body\r\n");
     let sig = m.finish(NOW).unwrap().remove(0);
-    let sig_value = sig.value();
+    let sig_value = sig.value.clone();
     let mut incoming: Vec<(&[u8], &[u8])> = vec![
         (b"Authentication-Results", b" other.example; dkim=pass"),
         (b"DKIM-Signature", sig_value.as_bytes()),
@@ -461,7 +462,8 @@ async fn verify_adds_results_and_removes_a_forged_one() {
     }
     let b64 = {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(&sig.signature.b)
+        let parsed = crate::dkim::signature::parse(sig.value.as_bytes()).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(&parsed.signature)
     };
     let prefix = &b64[..8];
     let quoted = if prefix.contains('/') {
