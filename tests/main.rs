@@ -9,6 +9,7 @@ mod support;
 
 mod admin;
 mod apply;
+mod architecture;
 mod audit;
 mod check;
 mod cli;

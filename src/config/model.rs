@@ -207,7 +207,7 @@ impl fmt::Display for Socket {
     }
 }
 
-pub use crate::dkim::canon::Canon;
+pub use crate::keys::Canon;
 
 /// The `[defaults]` table: how messages are signed.
 #[derive(Debug, Clone, PartialEq)]

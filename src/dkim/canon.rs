@@ -35,35 +35,7 @@
 
 use aws_lc_rs::digest::{Context, SHA256};
 
-/// A canonicalization algorithm (RFC 6376 §3.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Canon {
-    /// `simple`: no changes tolerated.
-    Simple,
-    /// `relaxed`: whitespace and header-name case changes tolerated.
-    Relaxed,
-}
-
-impl Canon {
-    /// The word used in `c=` and in OpenDKIM's `Canonicalization`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Canon::Simple => "simple",
-            Canon::Relaxed => "relaxed",
-        }
-    }
-
-    /// Parses a `c=` half.
-    pub fn parse(s: &[u8]) -> Option<Canon> {
-        if s.eq_ignore_ascii_case(b"simple") {
-            Some(Canon::Simple)
-        } else if s.eq_ignore_ascii_case(b"relaxed") {
-            Some(Canon::Relaxed)
-        } else {
-            None
-        }
-    }
-}
+pub use crate::keys::Canon;
 
 /// Bytes staged before a SHA-256 update (fewer, larger updates).
 const STAGE: usize = 8 * 1024;

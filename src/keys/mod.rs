@@ -63,7 +63,7 @@ mod pem;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use algorithm::{Algorithm, RecordFlags};
+pub use algorithm::{Algorithm, Canon, RecordFlags};
 pub use generate::{
     DEFAULT_RSA_BITS, GENERATED_RSA_BITS, GenerateError, KeyPair, generate, generate_ed25519,
     generate_rsa,
