@@ -204,7 +204,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__apply)
-            opts="-y -c -h --yes --no-reload --json --root --config --templates --color --help"
+            opts="-y -c -h --yes --no-reload --json --offline --root --config --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,7 +238,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__audit)
-            opts="-c -h --json --fail-on --dns --nameserver --root --config --templates --color --help"
+            opts="-c -h --json --fail-on --dns --nameserver --offline --root --config --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,7 +280,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__bootstrap)
-            opts="-y -c -h --domain --opendkim --mta --yes --no-reload --root --config --templates --color --help"
+            opts="-y -c -h --domain --opendkim --mta --yes --no-reload --offline --root --config --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1046,7 +1046,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__plan)
-            opts="-v -c -h --json --verbose --root --config --templates --color --help"
+            opts="-v -c -h --json --verbose --offline --root --config --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

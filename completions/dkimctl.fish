@@ -73,6 +73,7 @@ always\t'Always'
 never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -l json -d 'Print the result as JSON'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -s v -l verbose -d 'List unchanged files too'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -l offline -d 'Look at files only: do not ask systemd about the units, talk to the milter socket or look at running processes (on the live root these are part of the plan and of the audit by default)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_seen_subcommand_from generate help" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_seen_subcommand_from generate help" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
@@ -139,6 +140,7 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l opendkim -d 'Configure OpenDKIM instead of the bundled engine'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -s y -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l no-reload -d 'Do not run reloads (they are printed instead)'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l offline -d 'Look at files only: do not ask systemd about the units, talk to the milter socket or look at running processes (on the live root these are part of the plan and of the audit by default)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l today -d 'Pretend today is this date (YYYY-MM-DD)' -r
@@ -196,6 +198,7 @@ always\t'Always'
 never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l json -d 'Print the result as JSON'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l dns -d 'Also check every selector\'s published DNS record'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l offline -d 'Look at files only: do not ask systemd about the units, talk to the milter socket or look at running processes (on the live root these are part of the plan and of the audit by default)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand import" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand import" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
@@ -234,6 +237,7 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -s y -l yes -d 'Do not ask for confirmation (needed without a terminal)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -l no-reload -d 'Do not run reloads (they are printed instead)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -l json -d 'Print the result as JSON'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -l offline -d 'Look at files only: do not ask systemd about the units, talk to the milter socket or look at running processes (on the live root these are part of the plan and of the audit by default)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand help; and not __fish_seen_subcommand_from check render plan keys dns bootstrap rotate serve sign verify selftest audit import schema completions man apply help" -f -a "check" -d 'Validate dkim.toml and report every problem at file:line:col'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand help; and not __fish_seen_subcommand_from check render plan keys dns bootstrap rotate serve sign verify selftest audit import schema completions man apply help" -f -a "render" -d 'Write every artifact into a directory (a tree mirroring /)'

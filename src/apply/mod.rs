@@ -51,6 +51,10 @@ pub struct ApplyOptions {
     pub engine_units: Vec<String>,
     /// Postfix configuration directory for `postfix -c DIR reload`.
     pub postfix_config_dir: Option<PathBuf>,
+    /// The milter's address as the MTA reaches it (`unix:/real/path`,
+    /// `inet:HOST:PORT`): apply waits until it answers before pointing the
+    /// MTA at it.
+    pub probe: Option<String>,
 }
 
 /// Why an apply failed.
@@ -340,19 +344,11 @@ pub(crate) fn apply_as(
         }
     }
 
-    // (3) Files.
-    for c in &plan.changes {
-        let Some(content) = &c.content else {
-            continue;
-        };
-        let (dir, name) = parent(root, c, &mut report)?;
-        if c.action == Action::Update {
-            backup(root, c, &dir, &name, &mut report)?;
-        }
-        let (uid, gid) = ids.of(&c.artifact)?;
-        dir.write_atomic(&name, content, uid, gid, c.artifact.mode)?;
-        report.steps.push(step(StepKind::Write, c, as_root));
-    }
+    // (3) Files, except the MTA's: it is pointed at the engine only once
+    // the engine answers (below).
+    let live = opts.reload && root.is_live();
+    let mta_file = |c: &Change| matches!(c.artifact.reload, Reload::Postfix | Reload::Sendmail);
+    write_files(plan, root, &ids, &mut report, |c| !(live && mta_file(c)))?;
 
     // (4) Missing private keys.
     for c in &plan.changes {
@@ -396,7 +392,9 @@ pub(crate) fn apply_as(
         });
     }
 
-    // (6) Reloads.
+    // (6) Services, make before break: the engine (re)started and
+    // answering, then the MTA's files and reload, then the replaced engine
+    // stopped.
     let created_units: BTreeSet<String> = plan
         .changes
         .iter()
@@ -409,16 +407,94 @@ pub(crate) fn apply_as(
         .iter()
         .find(|c| matches!(c.artifact.kind, ArtifactKind::SendmailMc(_)))
         .map(|c| c.host_path());
-    let steps = reload::steps(&plan.reloads(), &created_units, opts, sendmail_mc);
-    if opts.reload && root.is_live() {
-        report.reloads = reload::execute(&steps, root);
-    } else if let Some(line) = reload::needed_line(&steps) {
-        report.needed.push(line);
+    let seq = reload::sequence(
+        &plan.reloads(),
+        &created_units,
+        &plan.pending,
+        opts,
+        sendmail_mc,
+    );
+    if !live {
+        if let Some(line) = reload::needed_line(&seq) {
+            report.needed.push(line);
+        }
+        return Ok(report);
     }
+    report.reloads = reload::execute(&seq.engine, root);
+    if report.ok() {
+        write_files(plan, root, &ids, &mut report, mta_file)?;
+        report.reloads.extend(reload::execute(&seq.mta, root));
+        report.reloads.extend(reload::execute(&seq.after, root));
+    } else {
+        let why = "skipped: the engine does not answer, so the MTA keeps its current milter";
+        for step in seq.mta.iter().chain(&seq.after) {
+            report.reloads.push(ReloadOutcome {
+                command: step.display(),
+                ok: false,
+                message: Some(why.to_string()),
+            });
+        }
+    }
+    remember_failures(root, &seq, &report);
     if !report.ok() {
         return Err(ApplyError::Reloads(Box::new(report)));
     }
     Ok(report)
+}
+
+/// Writes the files among the plan's changes that `which` selects, each
+/// replaced atomically after its old content is saved.
+fn write_files(
+    plan: &Plan,
+    root: &Root,
+    ids: &Ids,
+    report: &mut ApplyReport,
+    which: impl Fn(&Change) -> bool,
+) -> Result<(), ApplyError> {
+    for c in plan.changes.iter().filter(|c| which(c)) {
+        let Some(content) = &c.content else {
+            continue;
+        };
+        let (dir, name) = parent(root, c, report)?;
+        if c.action == Action::Update {
+            backup(root, c, &dir, &name, report)?;
+        }
+        let (uid, gid) = ids.of(&c.artifact)?;
+        dir.write_atomic(&name, content, uid, gid, c.artifact.mode)?;
+        report.steps.push(step(StepKind::Write, c, ids.as_root));
+    }
+    Ok(())
+}
+
+/// Records the MTA and unit reloads that failed (or were skipped) in
+/// [`plan::live::FAILED_RELOADS`], so the next plan retries them; removes
+/// the record when nothing failed. Best effort: the report already says
+/// what failed.
+fn remember_failures(root: &Root, seq: &reload::Sequence, report: &ApplyReport) {
+    let failed: BTreeSet<&str> = seq
+        .all()
+        .filter(|s| {
+            report
+                .reloads
+                .iter()
+                .any(|r| r.command == s.display() && !r.ok)
+        })
+        .filter_map(reload::Step::reload_kind)
+        .map(plan::reload_name)
+        .collect();
+    let path = Path::new(plan::live::FAILED_RELOADS);
+    let Ok((dir, name, _)) = Dir::parent_of(root, path, None) else {
+        return;
+    };
+    let result = if failed.is_empty() {
+        dir.remove(&name)
+    } else {
+        let text: String = failed.iter().map(|f| format!("{f}\n")).collect();
+        dir.write_atomic(&name, text.as_bytes(), None, None, 0o644)
+    };
+    if let Err(e) = result {
+        tracing::warn!("cannot record the failed reloads: {e}");
+    }
 }
 
 /// Owner and group names resolved after accounts were created.
@@ -660,6 +736,7 @@ mod tests {
             reload: true,
             engine_units: vec!["dkimctl.service".into()],
             postfix_config_dir: None,
+            probe: None,
         }
     }
 

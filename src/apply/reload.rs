@@ -8,15 +8,17 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::tree::{Dir, FsError};
 use super::{ApplyOptions, ReloadOutcome};
 use crate::host::Root;
+use crate::plan::live::{Pending, Service};
 use crate::render::artifact::Reload;
 
-/// One thing to do after the files are written.
+/// One thing to do for the running services.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
     /// Run a command.
@@ -28,7 +30,14 @@ pub(crate) enum Step {
         /// sendmail.cf next to it.
         cf: PathBuf,
     },
+    /// Wait until the milter answers at this address as the MTA talks to
+    /// it ([`crate::milter::client::probe`]), for at most
+    /// [`ANSWER_WAIT`].
+    WaitForAnswer(String),
 }
+
+/// How long apply waits for a (re)started engine to answer.
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(20);
 
 impl Step {
     /// The step as a shell command line, for reports.
@@ -38,6 +47,24 @@ impl Step {
             Step::BuildSendmailCf { mc, cf } => {
                 format!("m4 {} > {}", mc.display(), cf.display())
             }
+            Step::WaitForAnswer(a) => format!("wait until the milter answers on {a}"),
+        }
+    }
+
+    /// The reload kind whose failure apply records for the next run
+    /// (engine steps are not recorded: plan sees a dead or stale engine
+    /// by itself).
+    pub(crate) fn reload_kind(&self) -> Option<Reload> {
+        match self {
+            Step::Run(args) if args.first().map(String::as_str) == Some("postfix") => {
+                Some(Reload::Postfix)
+            }
+            Step::Run(args) if args.iter().any(|a| a == "daemon-reload") => Some(Reload::Units),
+            Step::Run(args) if args.last().map(String::as_str) == Some("sendmail") => {
+                Some(Reload::Sendmail)
+            }
+            Step::BuildSendmailCf { .. } => Some(Reload::Sendmail),
+            _ => None,
         }
     }
 }
@@ -46,62 +73,117 @@ fn run(args: &[&str]) -> Step {
     Step::Run(args.iter().map(|s| s.to_string()).collect())
 }
 
-/// The steps for a set of reloads, in order.
+/// The service steps of one apply, in three groups: the engine's (run
+/// before the MTA's files are written, ending with a wait until it
+/// answers), the MTA's (after its files), and the replaced engine's stop
+/// (last, once the MTA talks to the new one): make before break.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Sequence {
+    /// daemon-reload, engine starts, restarts, reloads, the wait.
+    pub engine: Vec<Step>,
+    /// Postfix reload, sendmail.cf rebuild and restart.
+    pub mta: Vec<Step>,
+    /// Stopping the engine dkim.toml no longer names.
+    pub after: Vec<Step>,
+}
+
+impl Sequence {
+    /// Every step, in order.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Step> {
+        self.engine.iter().chain(&self.mta).chain(&self.after)
+    }
+}
+
+/// The steps for a set of reloads and pending service actions.
 ///
 /// - `Units`: `systemctl daemon-reload` first.
-/// - Each engine unit: restarted when units changed or a restart-only
-///   setting did (`enable --now` when its unit file was just created);
-///   else reloaded when its configuration changed.
+/// - Each engine unit: `enable --now` when its unit file was just
+///   created or it is not running; restarted when units changed, a
+///   restart-only setting did, or it does not answer; else reloaded when
+///   its configuration changed or it serves old settings.
+/// - Then, when the engine was touched or the MTA is about to be, a wait
+///   until the milter answers (on the live system).
 /// - `Postfix`: `postfix reload` (with `-c DIR` when configured).
 /// - `Sendmail`: rebuild sendmail.cf from sendmail.mc, restart sendmail.
-pub(crate) fn steps(
+/// - Last, `systemctl disable --now` of a replaced engine.
+pub(crate) fn sequence(
     reloads: &BTreeSet<Reload>,
     created_units: &BTreeSet<String>,
+    pending: &[Pending],
     opts: &ApplyOptions,
     sendmail_mc: Option<&Path>,
-) -> Vec<Step> {
-    let mut out = Vec::new();
-    if reloads.contains(&Reload::Units) {
-        out.push(run(&["systemctl", "daemon-reload"]));
+) -> Sequence {
+    let retry = |r: Reload| pending.iter().any(|p| p.service == Service::Retry(r));
+    let wants = |unit: &str| {
+        pending.iter().find_map(|p| match &p.service {
+            Service::Start(u) | Service::Restart(u) | Service::Reload(u) if u == unit => {
+                Some(&p.service)
+            }
+            _ => None,
+        })
+    };
+    let mut seq = Sequence::default();
+    if reloads.contains(&Reload::Units) || retry(Reload::Units) {
+        seq.engine.push(run(&["systemctl", "daemon-reload"]));
     }
     let restart = reloads.contains(&Reload::Units) || reloads.contains(&Reload::RestartEngine);
+    let mut touched = false;
     for unit in &opts.engine_units {
-        if restart {
-            if created_units.contains(unit) {
-                out.push(run(&["systemctl", "enable", "--now", unit]));
-            } else {
-                out.push(run(&["systemctl", "restart", unit]));
-            }
-        } else if reloads.contains(&Reload::Engine) {
-            out.push(run(&["systemctl", "reload", unit]));
-        }
+        let step = if created_units.contains(unit) || matches!(wants(unit), Some(Service::Start(_)))
+        {
+            run(&["systemctl", "enable", "--now", unit])
+        } else if restart || matches!(wants(unit), Some(Service::Restart(_))) {
+            run(&["systemctl", "restart", unit])
+        } else if reloads.contains(&Reload::Engine) || matches!(wants(unit), Some(Service::Reload(_)))
+        {
+            run(&["systemctl", "reload", unit])
+        } else {
+            continue;
+        };
+        touched = true;
+        seq.engine.push(step);
     }
-    if reloads.contains(&Reload::Postfix) {
+    if reloads.contains(&Reload::Postfix) || retry(Reload::Postfix) {
         let mut args = vec!["postfix".to_string()];
         if let Some(dir) = &opts.postfix_config_dir {
             args.push("-c".into());
             args.push(dir.display().to_string());
         }
         args.push("reload".into());
-        out.push(Step::Run(args));
+        seq.mta.push(Step::Run(args));
     }
-    if reloads.contains(&Reload::Sendmail) {
+    if reloads.contains(&Reload::Sendmail) || retry(Reload::Sendmail) {
         let mc = sendmail_mc
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/etc/mail/sendmail.mc"));
         let cf = mc.with_file_name("sendmail.cf");
-        out.push(Step::BuildSendmailCf { mc, cf });
-        out.push(run(&["systemctl", "restart", "sendmail"]));
+        seq.mta.push(Step::BuildSendmailCf { mc, cf });
+        seq.mta.push(run(&["systemctl", "restart", "sendmail"]));
     }
-    out
+    for p in pending {
+        if let Service::Stop(u) = &p.service {
+            seq.after.push(run(&["systemctl", "disable", "--now", u]));
+        }
+    }
+    let mta_changes = reloads.contains(&Reload::Postfix) || reloads.contains(&Reload::Sendmail);
+    if let Some(address) = &opts.probe
+        && (touched || mta_changes || !seq.after.is_empty())
+    {
+        seq.engine.push(Step::WaitForAnswer(address.clone()));
+    }
+    seq
 }
 
 /// The line telling the admin what to run.
-pub(crate) fn needed_line(steps: &[Step]) -> Option<String> {
-    if steps.is_empty() {
+pub(crate) fn needed_line(seq: &Sequence) -> Option<String> {
+    let cmds: Vec<String> = seq
+        .all()
+        .filter(|s| !matches!(s, Step::WaitForAnswer(_)))
+        .map(Step::display)
+        .collect();
+    if cmds.is_empty() {
         return None;
     }
-    let cmds: Vec<String> = steps.iter().map(Step::display).collect();
     Some(format!("run: {}", cmds.join(" && ")))
 }
 
@@ -117,6 +199,7 @@ pub(crate) fn execute(steps: &[Step], root: &Root) -> Vec<ReloadOutcome> {
                 Err("skipped: sendmail.cf could not be rebuilt".to_string())
             }
             Step::Run(args) => run_command(args).map(|_| ()),
+            Step::WaitForAnswer(address) => wait_for_answer(address),
             Step::BuildSendmailCf { mc, cf } => {
                 let r = build_sendmail_cf(root, mc, cf);
                 cf_failed = r.is_err();
@@ -130,6 +213,24 @@ pub(crate) fn execute(steps: &[Step], root: &Root) -> Vec<ReloadOutcome> {
         });
     }
     out
+}
+
+/// Probes `address` until the milter answers or [`ANSWER_WAIT`] passed.
+fn wait_for_answer(address: &str) -> Result<(), String> {
+    let deadline = Instant::now() + ANSWER_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match crate::milter::client::probe(address, left.min(Duration::from_secs(5))) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "no answer within {} s: {e}",
+                    ANSWER_WAIT.as_secs()
+                ));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 /// Runs a command; its stdout on success, else a one-line reason.
@@ -188,27 +289,33 @@ mod tests {
             reload: true,
             engine_units: units.iter().map(|s| s.to_string()).collect(),
             postfix_config_dir: None,
+            probe: None,
         }
     }
 
-    fn shown(s: &[Step]) -> Vec<String> {
-        s.iter().map(Step::display).collect()
+    fn shown<'a>(s: impl Iterator<Item = &'a Step>) -> Vec<String> {
+        s.map(Step::display).collect()
+    }
+
+    fn seq(reloads: &[Reload], created: &[&str], units: &[&str]) -> Sequence {
+        let created = created.iter().map(|s| s.to_string()).collect();
+        let r = reloads.iter().copied().collect();
+        sequence(&r, &created, &[], &opts(units), None)
     }
 
     #[test]
     fn units_changed_restarts_or_enables() {
-        let r = BTreeSet::from([Reload::Units, Reload::Engine, Reload::Postfix]);
-        let created = BTreeSet::from(["dkimctl.service".to_string()]);
-        let s = steps(&r, &created, &opts(&["dkimctl.service"]), None);
+        let all = [Reload::Units, Reload::Engine, Reload::Postfix];
+        let s = seq(&all, &["dkimctl.service"], &["dkimctl.service"]);
         assert_eq!(
-            shown(&s),
+            shown(s.all()),
             vec![
                 "systemctl daemon-reload",
                 "systemctl enable --now dkimctl.service",
                 "postfix reload"
             ]
         );
-        let s = steps(&r, &BTreeSet::new(), &opts(&["opendkim.service"]), None);
+        let s = seq(&all, &[], &["opendkim.service"]);
         assert_eq!(
             needed_line(&s).as_deref(),
             Some(
@@ -219,41 +326,80 @@ mod tests {
 
     #[test]
     fn engine_only_reloads_and_restart_engine_restarts() {
-        let s = steps(
-            &BTreeSet::from([Reload::Engine]),
-            &BTreeSet::new(),
-            &opts(&["opendkim.service"]),
-            None,
+        let s = seq(&[Reload::Engine], &[], &["opendkim.service"]);
+        assert_eq!(shown(s.all()), vec!["systemctl reload opendkim.service"]);
+        let s = seq(
+            &[Reload::Engine, Reload::RestartEngine],
+            &[],
+            &["opendkim.service"],
         );
-        assert_eq!(shown(&s), vec!["systemctl reload opendkim.service"]);
-        let s = steps(
-            &BTreeSet::from([Reload::Engine, Reload::RestartEngine]),
-            &BTreeSet::new(),
-            &opts(&["opendkim.service"]),
-            None,
-        );
-        assert_eq!(shown(&s), vec!["systemctl restart opendkim.service"]);
+        assert_eq!(shown(s.all()), vec!["systemctl restart opendkim.service"]);
     }
 
     #[test]
     fn postfix_dir_and_sendmail() {
         let mut o = opts(&[]);
         o.postfix_config_dir = Some(PathBuf::from("/etc/postfix-out"));
-        let s = steps(
+        let s = sequence(
             &BTreeSet::from([Reload::Postfix, Reload::Sendmail]),
             &BTreeSet::new(),
+            &[],
             &o,
             Some(Path::new("/etc/mail/sendmail.mc")),
         );
         assert_eq!(
-            shown(&s),
+            shown(s.mta.iter()),
             vec![
                 "postfix -c /etc/postfix-out reload",
                 "m4 /etc/mail/sendmail.mc > /etc/mail/sendmail.cf",
                 "systemctl restart sendmail"
             ]
         );
-        assert_eq!(needed_line(&[]), None);
+        assert_eq!(needed_line(&Sequence::default()), None);
+    }
+
+    /// The running system's needs join the file changes': a dead engine is
+    /// started, the MTA reload that failed last time is retried, the
+    /// replaced engine is stopped last, and the MTA is touched only after
+    /// the engine answers.
+    #[test]
+    fn pending_service_actions_make_before_break() {
+        let pending = |id, service| Pending {
+            id,
+            service,
+            reason: String::new(),
+        };
+        let p = [
+            pending("engine-replaced", Service::Stop("opendkim.service".into())),
+            pending("engine-not-running", Service::Start("dkimctl.service".into())),
+            pending("reload-failed", Service::Retry(Reload::Postfix)),
+        ];
+        let mut o = opts(&["dkimctl.service"]);
+        o.probe = Some("unix:/run/dkimctl/dkimctl.sock".into());
+        let s = sequence(&BTreeSet::new(), &BTreeSet::new(), &p, &o, None);
+        assert_eq!(
+            shown(s.engine.iter()),
+            vec![
+                "systemctl enable --now dkimctl.service",
+                "wait until the milter answers on unix:/run/dkimctl/dkimctl.sock"
+            ]
+        );
+        assert_eq!(shown(s.mta.iter()), vec!["postfix reload"]);
+        assert_eq!(
+            shown(s.after.iter()),
+            vec!["systemctl disable --now opendkim.service"]
+        );
+        assert_eq!(
+            needed_line(&s).as_deref(),
+            Some(
+                "run: systemctl enable --now dkimctl.service && postfix reload && systemctl disable --now opendkim.service"
+            )
+        );
+        // A stale engine reloads; nothing else to wait for without a change.
+        let p = [pending("engine-stale", Service::Reload("dkimctl.service".into()))];
+        let s = sequence(&BTreeSet::new(), &BTreeSet::new(), &p, &o, None);
+        assert_eq!(s.engine[0].display(), "systemctl reload dkimctl.service");
+        assert_eq!(Step::Run(vec!["postfix".into(), "reload".into()]).reload_kind(), Some(Reload::Postfix));
     }
 
     #[test]

@@ -59,6 +59,12 @@ pub const IDS: &[(&str, Severity)] = &[
     (id::DRIFT, Severity::Warning),
     (id::DNS_RECORD, Severity::Error),
     (id::DNS_UNAVAILABLE, Severity::Info),
+    (id::ENGINE_NOT_RUNNING, Severity::Error),
+    (id::MILTER_NOT_ANSWERING, Severity::Error),
+    (id::SOCKET_TAKEN, Severity::Error),
+    (id::ENGINE_STALE, Severity::Warning),
+    (id::ENGINE_REPLACED, Severity::Warning),
+    (id::RELOAD_FAILED, Severity::Warning),
 ];
 
 /// The finding ids, as constants so a typo is a compile error.
@@ -113,6 +119,11 @@ pub mod id {
     pub const DRIFT: &str = "drift";
     pub const DNS_RECORD: &str = "dns-record";
     pub const DNS_UNAVAILABLE: &str = "dns-unavailable";
+    // The running system (defined with the plan's service actions).
+    pub use crate::plan::live::id::{
+        ENGINE_NOT_RUNNING, ENGINE_REPLACED, ENGINE_STALE, MILTER_NOT_ANSWERING, RELOAD_FAILED,
+        SOCKET_TAKEN,
+    };
 }
 
 #[cfg(test)]

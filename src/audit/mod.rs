@@ -17,8 +17,10 @@
 //!   ([`import`](mod@import)).
 //!
 //! Nothing here writes to the filesystem, starts or stops anything; the
-//! only process run is `systemd-analyze security --offline=true`, which
-//! reads unit files. A file that cannot be read or parsed is a finding at
+//! processes run are `systemd-analyze security --offline=true`, which
+//! reads unit files, and on the live root `systemctl show` (the running
+//! system is looked at as [`crate::plan::live`] does, unless
+//! `--offline`). A file that cannot be read or parsed is a finding at
 //! its place, never a crash, and the rest of the audit still runs.
 //!
 //! # Findings
@@ -78,6 +80,12 @@
 //! | `drift` | warning | with dkim.toml: `dkimctl apply` would create, update or change the owner or mode of this file, or create an account |
 //! | `dns-record` | error | `--dns`: a selector's record is missing, wrong, weak or in testing mode; the severity is `dns check`'s |
 //! | `dns-unavailable` | info | `--dns`: the resolver could not be set up, or a lookup failed (the audit is then incomplete) |
+//! | `engine-not-running` | error | live, with dkim.toml: the engine's unit is installed but not active, or does not start at boot |
+//! | `milter-not-answering` | error | live: the engine's unit is active but nothing negotiates the milter protocol on its socket |
+//! | `socket-taken` | error | live: another process (named, with its unit) listens on the engine's socket |
+//! | `engine-stale` | warning | live: the bundled engine serves other settings than dkim.toml's (a reload failed or never ran), or OpenDKIM's files changed after it started |
+//! | `engine-replaced` | warning | live: the engine dkim.toml does not name (OpenDKIM or dkimctl) still runs or starts at boot |
+//! | `reload-failed` | warning | live: a Postfix, sendmail or systemd reload failed at the last apply (apply retries it) |
 //!
 //! # Exit codes
 //!
@@ -127,6 +135,9 @@ pub struct AuditOptions {
     pub dns_timeout: Duration,
     /// Where `systemd-analyze` is (tests pass [`Analyzer::Skip`]).
     pub systemd_analyze: Analyzer,
+    /// With dkim.toml on the live root: look at the running services too
+    /// ([`crate::plan::live`]; not with `--offline`).
+    pub live: bool,
 }
 
 impl Default for AuditOptions {
@@ -136,6 +147,7 @@ impl Default for AuditOptions {
             nameserver: None,
             dns_timeout: Duration::from_secs(5),
             systemd_analyze: Analyzer::Auto,
+            live: false,
         }
     }
 }
@@ -177,7 +189,7 @@ pub fn audit_with(
         ));
     }
     if let Some(c) = config {
-        drift(c, root, &mut findings, &mut incomplete);
+        drift(c, root, opts.live, &mut findings, &mut incomplete);
     }
     if opts.dns {
         check_dns(&sys, config, opts, resolver, &mut findings, &mut incomplete);
@@ -222,7 +234,13 @@ fn places(config: Option<&Config>) -> Places {
 }
 
 /// Every change `dkimctl apply` would make, as `drift` findings.
-fn drift(c: &Config, root: &Root, findings: &mut Vec<Finding>, incomplete: &mut Vec<String>) {
+fn drift(
+    c: &Config,
+    root: &Root,
+    live: bool,
+    findings: &mut Vec<Finding>,
+    incomplete: &mut Vec<String>,
+) {
     let artifacts = match render::render(c, &Templates::embedded()) {
         Ok(a) => a,
         Err(e) => {
@@ -238,6 +256,25 @@ fn drift(c: &Config, root: &Root, findings: &mut Vec<Finding>, incomplete: &mut 
         }
     };
     let source = c.source.display().to_string();
+    if live && root.is_live() {
+        let seen = plan::live::observe(c, root, &artifacts);
+        for p in plan::live::pending(c, &seen) {
+            let severity = match p.id {
+                plan::live::id::ENGINE_STALE
+                | plan::live::id::ENGINE_REPLACED
+                | plan::live::id::RELOAD_FAILED => Severity::Warning,
+                _ => Severity::Error,
+            };
+            findings.push(Finding::new(
+                p.id,
+                severity,
+                None,
+                p.reason.clone(),
+                "mail is not signed as dkim.toml says while this lasts",
+                format!("dkimctl apply ({})", p.service),
+            ));
+        }
+    }
     for line in &plan.accounts {
         findings.push(Finding::new(
             id::DRIFT,

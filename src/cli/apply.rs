@@ -6,15 +6,26 @@ use std::io::{IsTerminal, Write};
 use super::{Error, confirm};
 use crate::apply::{self, ApplyOptions};
 use crate::config::Config;
-use crate::config::model::Mta;
+use crate::config::model::{Mta, Socket};
 use crate::host::Root;
 use crate::plan::{self, Plan, PrintOptions};
 use crate::render::{self, templates::Templates};
 
-/// Renders and plans.
-pub fn make_plan(config: &Config, templates: &Templates, root: &Root) -> Result<Plan, Error> {
+/// Renders and plans; with `live` on the live root, the running services
+/// are looked at too ([`plan::live`]).
+pub fn make_plan(
+    config: &Config,
+    templates: &Templates,
+    root: &Root,
+    live: bool,
+) -> Result<Plan, Error> {
     let artifacts = render::render(config, templates)?;
-    Ok(plan::plan(&artifacts, root)?)
+    let mut plan = plan::plan(&artifacts, root)?;
+    if live && root.is_live() {
+        let seen = plan::live::observe(config, root, &artifacts);
+        plan.pending = plan::live::pending(config, &seen);
+    }
+    Ok(plan)
 }
 
 /// `dkimctl plan`: 0 nothing to do, 1 changes pending.
@@ -22,11 +33,12 @@ pub fn plan(
     config: &Config,
     templates: &Templates,
     root: &Root,
+    live: bool,
     json: bool,
     verbose: bool,
     color: bool,
 ) -> Result<i32, Error> {
-    let plan = make_plan(config, templates, root)?;
+    let plan = make_plan(config, templates, root, live)?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
@@ -48,6 +60,8 @@ pub struct ApplyFlags {
     pub json: bool,
     /// Colour on a terminal.
     pub color: bool,
+    /// Look at the running services (not `--offline`).
+    pub live: bool,
 }
 
 /// `dkimctl apply`: plans, shows, asks, applies, reloads.
@@ -57,7 +71,7 @@ pub fn apply_config(
     root: &Root,
     flags: ApplyFlags,
 ) -> Result<i32, Error> {
-    let plan = make_plan(config, templates, root)?;
+    let plan = make_plan(config, templates, root, flags.live)?;
     confirm_and_apply(&plan, config, root, flags, || Ok(()))
 }
 
@@ -124,6 +138,10 @@ pub fn confirm_and_apply(
             }
             _ => None,
         },
+        probe: Some(match &config.service.socket {
+            Socket::Unix(p) => format!("unix:{}", root.join(p).display()),
+            other => other.to_string(),
+        }),
     };
     let report = apply::apply(plan, root, &opts)?;
     if flags.json {

@@ -2,7 +2,6 @@
 //! OpenDKIM setup turned into dkim.toml.
 
 use std::io::Write;
-use std::net::SocketAddr;
 
 use super::Error;
 use crate::audit::{self, AuditOptions};
@@ -15,18 +14,12 @@ use crate::report::Severity;
 pub fn audit(
     root: &Root,
     config: Option<&Config>,
-    dns: bool,
-    nameserver: Option<SocketAddr>,
+    opts: &AuditOptions,
     fail_on: Severity,
     json: bool,
     color: bool,
 ) -> Result<i32, Error> {
-    let opts = AuditOptions {
-        dns,
-        nameserver,
-        ..Default::default()
-    };
-    let report = audit::audit(root, config, &opts);
+    let report = audit::audit(root, config, opts);
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &report.to_json())?;

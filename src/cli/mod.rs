@@ -89,6 +89,16 @@ pub struct ChangeArgs {
     pub no_reload: bool,
 }
 
+/// `--offline`, for the commands that look at the running system.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct OfflineArg {
+    /// Look at files only: do not ask systemd about the units, talk to the
+    /// milter socket or look at running processes (on the live root these
+    /// are part of the plan and of the audit by default).
+    #[arg(long)]
+    pub offline: bool,
+}
+
 /// When to colour output.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ColorChoice {
@@ -118,6 +128,8 @@ pub enum Command {
         /// List unchanged files too.
         #[arg(long, short)]
         verbose: bool,
+        #[command(flatten)]
+        live: OfflineArg,
     },
     /// Key generation.
     #[command(subcommand)]
@@ -139,6 +151,8 @@ pub enum Command {
         mta: MtaChoice,
         #[command(flatten)]
         change: ChangeArgs,
+        #[command(flatten)]
+        live: OfflineArg,
     },
     /// Key rotation without a window where mail is signed by a key
     /// receivers cannot find: new key (pending) -> switch once published ->
@@ -205,6 +219,8 @@ pub enum Command {
         dns: bool,
         #[command(flatten)]
         ns: NameserverArg,
+        #[command(flatten)]
+        live: OfflineArg,
     },
     /// Write the dkim.toml equivalent to an existing OpenDKIM setup (its
     /// opendkim.conf, tables, TrustedHosts, Postfix milter settings) to
@@ -231,6 +247,8 @@ pub enum Command {
         change: ChangeArgs,
         #[command(flatten)]
         json: JsonArg,
+        #[command(flatten)]
+        live: OfflineArg,
     },
 }
 
@@ -328,26 +346,33 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Check => check::check(&root, &source),
         Command::Render { out } => check::render(&root, &source, g, &out),
-        Command::Plan { json, verbose } => {
+        Command::Plan {
+            json,
+            verbose,
+            live,
+        } => {
             let (config, templates) = valid()?;
-            apply::plan(&config, &templates, &root, json.json, verbose, color)
+            let live = !live.offline;
+            apply::plan(&config, &templates, &root, live, json.json, verbose, color)
         }
-        Command::Apply { change, json } => {
+        Command::Apply { change, json, live } => {
             let (config, templates) = valid()?;
-            apply::apply_config(&config, &templates, &root, flags(change, json.json, color))
+            let flags = flags(change, json.json, color, live);
+            apply::apply_config(&config, &templates, &root, flags)
         }
         Command::Bootstrap {
             domain,
             opendkim,
             mta,
             change,
+            live,
         } => {
             let new = bootstrap::NewConfig {
                 domains: &domain,
                 opendkim,
                 mta,
             };
-            bootstrap::bootstrap(&root, &source, g, &new, flags(change, false, color))
+            bootstrap::bootstrap(&root, &source, g, &new, flags(change, false, color, live))
         }
         Command::Keys(KeysCommand::Generate { force }) => {
             keys::generate(&valid()?.0, &root, force, &mut stdout())
@@ -392,6 +417,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             fail_on,
             dns,
             ns,
+            live,
         } => {
             // With --config (or a dkim.toml at the default place), drift
             // from the plan is reported too; the file must then be valid.
@@ -401,15 +427,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 None
             };
             let (json, fail_on) = (json.json, fail_on.severity());
-            audit::audit(
-                &root,
-                config.as_ref(),
+            let opts = crate::audit::AuditOptions {
                 dns,
-                ns.nameserver,
-                fail_on,
-                json,
-                color,
-            )
+                nameserver: ns.nameserver,
+                live: !live.offline,
+                ..Default::default()
+            };
+            audit::audit(&root, config.as_ref(), &opts, fail_on, json, color)
         }
         Command::Import => audit::import(&root),
         Command::Schema => docs::print_schema(),
@@ -418,12 +442,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     }
 }
 
-fn flags(change: ChangeArgs, json: bool, color: bool) -> apply::ApplyFlags {
+fn flags(change: ChangeArgs, json: bool, color: bool, live: OfflineArg) -> apply::ApplyFlags {
     apply::ApplyFlags {
         yes: change.yes,
         no_reload: change.no_reload,
         json,
         color,
+        live: !live.offline,
     }
 }
 

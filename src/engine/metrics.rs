@@ -114,6 +114,12 @@ impl Metrics {
                 );
             }
         }
+        s.push_str("# TYPE dkimctl_settings info\n# HELP dkimctl_settings The settings generation served (dkimctl plan compares it with dkim.toml).\n");
+        let _ = writeln!(
+            s,
+            "dkimctl_settings_info{{generation=\"{}\"}} 1",
+            escape(&state.generation)
+        );
         s.push_str("# EOF\n");
         s
     }

@@ -73,6 +73,9 @@ pub struct State {
     pub resolver: Option<Arc<Resolver>>,
     /// The authserv-id of our Authentication-Results headers.
     pub authserv_id: String,
+    /// The settings generation ([`crate::render::generation`]) this state
+    /// runs with.
+    pub generation: String,
 }
 
 /// Why a [`State`] could not be built.
@@ -306,11 +309,13 @@ impl State {
             }
         }
         let authserv_id = config.service.authserv_id.clone().unwrap_or_else(host_name);
+        let generation = crate::render::generation(&config);
         Ok(State {
             config,
             keys,
             resolver,
             authserv_id,
+            generation,
         })
     }
 

@@ -213,7 +213,11 @@ fn serve_bound(
                 l.local_addr()
             );
         }
-        notify(&[sd_notify::NotifyState::Ready]);
+        let status = status_line(&shared.current().generation, None);
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&status),
+        ]);
         let reloader = Reloader {
             root: opts.root.clone(),
             source: opts.source.clone(),
@@ -685,8 +689,24 @@ async fn reload(shared: &Shared, reloader: Option<&Reloader>, max: usize) -> Res
             Err(e)
         }
     };
-    notify(&[sd_notify::NotifyState::Ready]);
+    let status = status_line(&shared.current().generation, result.as_ref().err());
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
     result
+}
+
+/// The `STATUS=` line: the settings generation served (which `dkimctl
+/// plan` compares with dkim.toml's), and a failed reload's reason.
+fn status_line(generation: &str, failed: Option<&String>) -> String {
+    match failed {
+        None => format!("serving settings {generation}"),
+        Some(e) => {
+            let e: String = crate::report::clean(e).chars().take(200).collect();
+            format!("serving settings {generation}; reload failed: {e}")
+        }
+    }
 }
 
 async fn accept_loop(

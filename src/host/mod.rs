@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod inspect;
+pub mod live;
 mod read;
 mod root;
 

@@ -354,6 +354,30 @@ impl MilterClient {
     }
 }
 
+/// Connects to `address` (any notation [`MilterClient::connect`] takes),
+/// negotiates the options Postfix offers and quits, as the MTA would start
+/// a conversation; no message is sent. `timeout` bounds the whole
+/// exchange. `Err` says why the milter does not answer. Blocking: it runs
+/// its own small runtime (do not call it from inside one).
+pub fn probe(address: &str, timeout: std::time::Duration) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(async {
+        let talk = async {
+            let mut client = MilterClient::connect(address).await?;
+            client.negotiate().await?;
+            client.quit().await
+        };
+        match tokio::time::timeout(timeout, talk).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        }
+    })
+}
+
 /// The message as the MTA delivers it after `replies`: header insertions
 /// (`SMFIR_INSHEADER`, `SMFIR_ADDHEADER`) and changes or deletions
 /// (`SMFIR_CHGHEADER`, 1-based occurrence index among fields of that name)

@@ -16,6 +16,7 @@
 pub mod accounts;
 mod change;
 mod diff;
+pub mod live;
 
 use self::accounts as accounts_plan;
 
@@ -162,6 +163,8 @@ pub struct Plan {
     /// Users, groups and memberships apply creates first (from the
     /// sysusers.d artifact), one line each.
     pub accounts: Vec<String>,
+    /// What the running services need ([`live`]); empty unless observed.
+    pub pending: Vec<live::Pending>,
 }
 
 /// Makes the plan for `artifacts` against the tree under `root`. Never
@@ -349,6 +352,7 @@ pub(crate) fn plan_as(
         changes,
         ownership_checked: as_root,
         accounts: pending.describe(false),
+        pending: Vec::new(),
     })
 }
 
@@ -489,7 +493,9 @@ const WORD: usize = 10;
 impl Plan {
     /// True when apply would change anything (accounts included).
     pub fn has_changes(&self) -> bool {
-        !self.accounts.is_empty() || self.changes.iter().any(Change::is_change)
+        !self.accounts.is_empty()
+            || !self.pending.is_empty()
+            || self.changes.iter().any(Change::is_change)
     }
 
     /// Counts by action.
@@ -561,12 +567,20 @@ impl Plan {
                 diff::write_diff(out, d, opts.color)?;
             }
         }
+        for p in &self.pending {
+            writeln!(out, "{:<WORD$}{}  ({}: {})", "service", p.service, p.id, p.reason)?;
+        }
         let s = self.summary();
-        writeln!(
+        write!(
             out,
-            "Plan: {} to create, {} to update, {} to change owner/mode, {} unchanged.",
+            "Plan: {} to create, {} to update, {} to change owner/mode, {} unchanged",
             s.create, s.update, s.metadata, s.unchanged
-        )
+        )?;
+        match self.pending.len() {
+            0 => writeln!(out, "."),
+            1 => writeln!(out, "; 1 service action."),
+            n => writeln!(out, "; {n} service actions."),
+        }
     }
 
     /// The JSON form: `{"changes": [...], "summary": {...}, "reloads":
@@ -587,6 +601,7 @@ impl Plan {
             "changed": self.has_changes(),
             "accounts": self.accounts,
             "ownership_checked": self.ownership_checked,
+            "pending": self.pending.iter().map(live::Pending::to_json).collect::<Vec<_>>(),
         })
     }
 }

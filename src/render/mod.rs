@@ -570,6 +570,19 @@ impl Renderer<'_> {
     }
 }
 
+/// A short fingerprint of [`applied_lines`]: the settings generation. The
+/// engine announces the generation it runs with (`sd_notify` status,
+/// metrics), and `plan` compares it with the generation of dkim.toml to
+/// tell a reload that never happened or failed.
+pub fn generation(c: &Config) -> String {
+    let text = applied_lines(c).join("\n");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The settings the bundled engine takes from dkim.toml, one a line, in a
 /// fixed order. Lines whose first word is `socket`, `user`, `group` or
 /// `umask` need a restart when they change; the rest a reload.
