@@ -197,3 +197,62 @@ fn postfix_accepts_the_merged_configuration() {
     // A second apply leaves the admin's files alone.
     root.dkimctl(&["plan"]).expect(0);
 }
+
+/// Switching engines keeps each selector's key (the one DNS publishes):
+/// the new engine's key files are copies of the old engine's, never new
+/// keys; the files dkimctl rendered for the old engine are removed (saved
+/// under /var/backups/dkimctl first), and a file the admin wrote is not.
+#[test]
+fn switching_engines_keeps_the_published_keys_and_removes_the_old_engines_files() {
+    let opendkim = BUNDLED
+        .replace("engine = \"bundled\"", "engine = \"opendkim\"")
+        .replace(
+            "algorithms = [\"rsa-sha256\", \"ed25519-sha256\"]",
+            "algorithms = [\"rsa-sha256\"]",
+        )
+        .replace(
+            "\n[[domain.key]]\nselector = \"ed1\"\nalgorithm = \"ed25519-sha256\"\n",
+            "",
+        );
+    let root = TempRoot::new(&opendkim);
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    let old_key = std::fs::read(root.join("etc/opendkim/keys/example.com/rsa1.private")).unwrap();
+    let records = root.dkimctl(&["dns", "records"]).expect(0).stdout();
+    // The admin's own TrustedHosts (no managed mark) is theirs to keep.
+    root.write("etc/opendkim/TrustedHosts", "127.0.0.1\n10.0.0.0/8\n");
+
+    let bundled = opendkim.replace("engine = \"opendkim\"", "engine = \"bundled\"");
+    root.write("etc/dkimctl/dkim.toml", &bundled);
+    let plan = root.dkimctl(&["plan"]).expect(1).stdout();
+    assert!(
+        plan.contains("copied from /etc/opendkim/keys/example.com/rsa1.private"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("remove    /etc/opendkim/opendkim.conf"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("remove    /etc/opendkim/TrustedHosts"),
+        "{plan}"
+    );
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    let new_key = std::fs::read(root.join("etc/dkimctl/keys/example.com/rsa1.private")).unwrap();
+    assert!(old_key == new_key, "the switch made a new key for rsa1");
+    assert_eq!(
+        root.dkimctl(&["dns", "records"]).expect(0).stdout(),
+        records,
+        "the records to publish changed with the engine"
+    );
+    assert!(!root.join("etc/opendkim/opendkim.conf").exists());
+    assert!(!root.join("etc/systemd/system/opendkim.service").exists());
+    assert!(
+        root.join("var/backups/dkimctl/etc/opendkim/opendkim.conf")
+            .exists()
+    );
+    assert_eq!(
+        root.read("etc/opendkim/TrustedHosts"),
+        "127.0.0.1\n10.0.0.0/8\n"
+    );
+    root.dkimctl(&["plan"]).expect(0);
+}

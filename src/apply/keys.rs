@@ -55,6 +55,34 @@ pub fn owned_keys(config: &Config) -> impl Iterator<Item = (&Domain, &Key)> {
         .filter(|(_, k)| k.state.needs_private_key())
 }
 
+/// Reads the private key at host path `host` (never through a link the
+/// walk does not trust, never a non-regular file) to copy it under another
+/// name: the same selector's key where the other engine keeps it. It must
+/// parse and be an `algorithm` key; anything else is an error rather than
+/// a silently new key DNS does not know.
+pub fn read_key(root: &Root, host: &Path, algorithm: Algorithm) -> Result<Secret, ApplyError> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| ApplyError::Key {
+        path: host.to_path_buf(),
+        source: e,
+    };
+    let (dir, name, _) = Dir::parent_of(root, host, None)?;
+    let Some((bytes, _)) = dir.read(&name)? else {
+        return Err(failed("it disappeared since the plan".into()));
+    };
+    let pem = Secret::new(bytes);
+    let loaded = keys::parse_private_key(pem.expose(), host).map_err(|e| failed(Box::new(e)))?;
+    if loaded.algorithm != algorithm {
+        return Err(failed(
+            format!(
+                "it is a {} key, dkim.toml says {}",
+                loaded.algorithm, algorithm
+            )
+            .into(),
+        ));
+    }
+    Ok(pem)
+}
+
 /// What writing a key did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {

@@ -184,6 +184,8 @@ pub enum StepKind {
     CreateKey,
     /// Changed owner and/or mode.
     Metadata,
+    /// Removed a file rendered for a replaced engine.
+    Remove,
 }
 
 impl StepKind {
@@ -195,6 +197,7 @@ impl StepKind {
             StepKind::Backup => "backup",
             StepKind::CreateKey => "key",
             StepKind::Metadata => "fix",
+            StepKind::Remove => "remove",
         }
     }
 }
@@ -357,6 +360,9 @@ pub(crate) fn apply_as(
             drop(dir);
             let (uid, gid) = ids.of(&c.artifact)?;
             let mut s = step(StepKind::CreateKey, c, as_root);
+            if let Some(from) = &c.copy_from {
+                s.detail = format!("copied from {}, {}", from.display(), s.detail);
+            }
             if !create_key(root, c, uid, gid)? {
                 s.detail = "already exists; left as it is".into();
             }
@@ -407,14 +413,25 @@ pub(crate) fn apply_as(
         .iter()
         .find(|c| matches!(c.artifact.kind, ArtifactKind::SendmailMc(_)))
         .map(|c| c.host_path());
-    let seq = reload::sequence(
+    let mut seq = reload::sequence(
         &plan.reloads(),
         &created_units,
         &plan.pending,
         opts,
         sendmail_mc,
     );
+    let removes_units = plan
+        .changes
+        .iter()
+        .any(|c| c.action == Action::Remove && c.artifact.reload == Reload::Units);
+    if removes_units {
+        seq.after.push(reload::Step::Run(vec![
+            "systemctl".into(),
+            "daemon-reload".into(),
+        ]));
+    }
     if !live {
+        remove_files(plan, root, &mut report)?;
         if let Some(line) = reload::needed_line(&seq) {
             report.needed.push(line);
         }
@@ -424,7 +441,15 @@ pub(crate) fn apply_as(
     if report.ok() {
         write_files(plan, root, &ids, &mut report, mta_file)?;
         report.reloads.extend(reload::execute(&seq.mta, root));
-        report.reloads.extend(reload::execute(&seq.after, root));
+        // The replaced engine stops first, then its files go.
+        let (stop, reload_units): (Vec<_>, Vec<_>) = seq
+            .after
+            .iter()
+            .cloned()
+            .partition(|s| s.display() != "systemctl daemon-reload");
+        report.reloads.extend(reload::execute(&stop, root));
+        remove_files(plan, root, &mut report)?;
+        report.reloads.extend(reload::execute(&reload_units, root));
     } else {
         let why = "skipped: the engine does not answer, so the MTA keeps its current milter";
         for step in seq.mta.iter().chain(&seq.after) {
@@ -462,6 +487,22 @@ fn write_files(
         let (uid, gid) = ids.of(&c.artifact)?;
         dir.write_atomic(&name, content, uid, gid, c.artifact.mode)?;
         report.steps.push(step(StepKind::Write, c, ids.as_root));
+    }
+    Ok(())
+}
+
+/// Removes the files of a replaced engine ([`Action::Remove`]), each saved
+/// under the backup directory first.
+fn remove_files(plan: &Plan, root: &Root, report: &mut ApplyReport) -> Result<(), ApplyError> {
+    for c in plan.changes.iter().filter(|c| c.action == Action::Remove) {
+        let (dir, name) = parent(root, c, report)?;
+        backup(root, c, &dir, &name, report)?;
+        dir.remove(&name)?;
+        report.steps.push(Step {
+            kind: StepKind::Remove,
+            path: c.host_path().to_path_buf(),
+            detail: "rendered for the engine dkim.toml no longer uses".into(),
+        });
     }
     Ok(())
 }
@@ -626,20 +667,28 @@ fn create_key(
     let ArtifactKind::PrivateKey {
         algorithm,
         rsa_bits,
+        ..
     } = c.artifact.kind
     else {
         return Ok(true);
     };
-    let pair = crate::keys::generate(algorithm, rsa_bits).map_err(|e| ApplyError::Key {
-        path: c.host_path().to_path_buf(),
-        source: Box::new(e),
-    })?;
+    let pem = match &c.copy_from {
+        Some(from) => keys::read_key(root, from, algorithm)?,
+        None => {
+            crate::keys::generate(algorithm, rsa_bits)
+                .map_err(|e| ApplyError::Key {
+                    path: c.host_path().to_path_buf(),
+                    source: Box::new(e),
+                })?
+                .private_pem
+        }
+    };
     let key_dir = c.host_path().parent().unwrap_or(Path::new("/"));
     let written = keys::write_key(
         root,
         c.host_path(),
         key_dir,
-        &pair.private_pem,
+        &pem,
         (uid, gid),
         c.artifact.mode,
         false,
@@ -696,6 +745,7 @@ mod tests {
                 ArtifactKind::PrivateKey {
                     algorithm: Algorithm::Ed25519Sha256,
                     rsa_bits: 2048,
+                    reuse: Vec::new(),
                 },
                 "dkimctl",
                 0o600,

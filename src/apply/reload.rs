@@ -134,7 +134,8 @@ pub(crate) fn sequence(
             run(&["systemctl", "enable", "--now", unit])
         } else if restart || matches!(wants(unit), Some(Service::Restart(_))) {
             run(&["systemctl", "restart", unit])
-        } else if reloads.contains(&Reload::Engine) || matches!(wants(unit), Some(Service::Reload(_)))
+        } else if reloads.contains(&Reload::Engine)
+            || matches!(wants(unit), Some(Service::Reload(_)))
         {
             run(&["systemctl", "reload", unit])
         } else {
@@ -223,10 +224,7 @@ fn wait_for_answer(address: &str) -> Result<(), String> {
         match crate::milter::client::probe(address, left.min(Duration::from_secs(5))) {
             Ok(()) => return Ok(()),
             Err(e) if Instant::now() >= deadline => {
-                return Err(format!(
-                    "no answer within {} s: {e}",
-                    ANSWER_WAIT.as_secs()
-                ));
+                return Err(format!("no answer within {} s: {e}", ANSWER_WAIT.as_secs()));
             }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
@@ -371,7 +369,10 @@ mod tests {
         };
         let p = [
             pending("engine-replaced", Service::Stop("opendkim.service".into())),
-            pending("engine-not-running", Service::Start("dkimctl.service".into())),
+            pending(
+                "engine-not-running",
+                Service::Start("dkimctl.service".into()),
+            ),
             pending("reload-failed", Service::Retry(Reload::Postfix)),
         ];
         let mut o = opts(&["dkimctl.service"]);
@@ -396,10 +397,16 @@ mod tests {
             )
         );
         // A stale engine reloads; nothing else to wait for without a change.
-        let p = [pending("engine-stale", Service::Reload("dkimctl.service".into()))];
+        let p = [pending(
+            "engine-stale",
+            Service::Reload("dkimctl.service".into()),
+        )];
         let s = sequence(&BTreeSet::new(), &BTreeSet::new(), &p, &o, None);
         assert_eq!(s.engine[0].display(), "systemctl reload dkimctl.service");
-        assert_eq!(Step::Run(vec!["postfix".into(), "reload".into()]).reload_kind(), Some(Reload::Postfix));
+        assert_eq!(
+            Step::Run(vec!["postfix".into(), "reload".into()]).reload_kind(),
+            Some(Reload::Postfix)
+        );
     }
 
     #[test]

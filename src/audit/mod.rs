@@ -249,7 +249,11 @@ fn drift(
         }
     };
     let plan = match plan::plan(&artifacts, root) {
-        Ok(p) => p,
+        Ok(mut p) => {
+            let replaced = render::replaced_engine_artifacts(c, &Templates::embedded());
+            plan::add_leftovers(&mut p, &replaced, root);
+            p
+        }
         Err(e) => {
             incomplete.push(format!("could not compare dkim.toml with the system: {e}"));
             return;
@@ -288,6 +292,9 @@ fn drift(
     for ch in plan.changes.iter().filter(|c| c.is_change()) {
         let path = ch.host_path();
         let what = match ch.action {
+            Action::Remove => {
+                "left over: rendered for the engine dkim.toml no longer uses".to_string()
+            }
             Action::Create if ch.secret() => "the private key does not exist".to_string(),
             Action::Create => "does not exist".to_string(),
             Action::Update if ch.secret() => "content differs (secret)".to_string(),
@@ -312,6 +319,7 @@ fn drift(
             }
         };
         let verb = match ch.action {
+            Action::Remove => "remove it",
             Action::Create => "create it",
             Action::Update => "replace it",
             _ => "fix its owner and mode",

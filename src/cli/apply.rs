@@ -21,6 +21,8 @@ pub fn make_plan(
 ) -> Result<Plan, Error> {
     let artifacts = render::render(config, templates)?;
     let mut plan = plan::plan(&artifacts, root)?;
+    let replaced = render::replaced_engine_artifacts(config, templates);
+    plan::add_leftovers(&mut plan, &replaced, root);
     if live && root.is_live() {
         let seen = plan::live::observe(config, root, &artifacts);
         plan.pending = plan::live::pending(config, &seen);

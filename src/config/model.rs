@@ -54,6 +54,22 @@ impl EngineKind {
             EngineKind::OpenDkim => "opendkim",
         }
     }
+
+    /// Where its keys live unless `key_dir` says otherwise.
+    pub fn default_key_dir(self) -> &'static str {
+        match self {
+            EngineKind::Bundled => "/etc/dkimctl/keys",
+            EngineKind::OpenDkim => "/etc/opendkim/keys",
+        }
+    }
+
+    /// The other engine.
+    pub fn other(self) -> EngineKind {
+        match self {
+            EngineKind::Bundled => EngineKind::OpenDkim,
+            EngineKind::OpenDkim => EngineKind::Bundled,
+        }
+    }
 }
 
 /// Whether the milter signs, verifies or both (OpenDKIM's `Mode`).

@@ -412,10 +412,7 @@ impl Validator<'_> {
                 None
             }
         });
-        let default_key_dir = match engine {
-            EngineKind::Bundled => "/etc/dkimctl/keys",
-            EngineKind::OpenDkim => "/etc/opendkim/keys",
-        };
+        let default_key_dir = engine.default_key_dir();
         let key_dir = self.abs_path(&s.key_dir, "key_dir", default_key_dir);
         if key_dir.starts_with("/tmp") || key_dir.starts_with("/var/tmp") {
             let at = s.key_dir.as_ref().and_then(Sp::at);

@@ -337,13 +337,19 @@ mod tests {
                   2: 0100007F:22BB 0100007F:C000 01 00000000:00000000 00:00000000 00000000   110        0 4444 1\n";
         assert_eq!(tcp_listening_inodes(t4, "127.0.0.1", 8891), vec![4242]);
         assert_eq!(tcp_listening_inodes(t4, "localhost", 8891), vec![4242]);
-        assert_eq!(tcp_listening_inodes(t4, "10.0.0.1", 8891), Vec::<u64>::new());
+        assert_eq!(
+            tcp_listening_inodes(t4, "10.0.0.1", 8891),
+            Vec::<u64>::new()
+        );
         assert_eq!(tcp_listening_inodes(t4, "127.0.0.1", 8892), vec![4343]);
         // ::1 port 8891.
         let t6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
                   0: 00000000000000000000000001000000:22BB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000   110        0 5555 1\n";
         assert_eq!(tcp_listening_inodes(t6, "::1", 8891), vec![5555]);
-        assert_eq!(tcp_listening_inodes(t6, "127.0.0.1", 8891), Vec::<u64>::new());
+        assert_eq!(
+            tcp_listening_inodes(t6, "127.0.0.1", 8891),
+            Vec::<u64>::new()
+        );
     }
 
     #[test]
@@ -352,7 +358,10 @@ mod tests {
             unit_of_cgroup("0::/system.slice/opendkim.service\n").as_deref(),
             Some("opendkim.service")
         );
-        assert_eq!(unit_of_cgroup("0::/user.slice/user-0.slice/session-1.scope\n"), None);
+        assert_eq!(
+            unit_of_cgroup("0::/user.slice/user-0.slice/session-1.scope\n"),
+            None
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum Action {
     Metadata,
     /// Already as wanted.
     Unchanged,
+    /// A file dkimctl rendered for the engine dkim.toml no longer uses:
+    /// remove it (after that engine is stopped).
+    Remove,
 }
 
 impl Action {
@@ -27,6 +30,7 @@ impl Action {
             Action::Update => "update",
             Action::Metadata => "metadata",
             Action::Unchanged => "unchanged",
+            Action::Remove => "remove",
         }
     }
 }
@@ -85,6 +89,10 @@ pub struct Change {
     /// raised to [`Reload::RestartEngine`] when a setting that needs a
     /// restart changed).
     pub reload: Reload,
+    /// A private key to create is copied from this host path (the same
+    /// selector's key where the other engine keeps it) instead of being
+    /// generated: its public half is what DNS has.
+    pub copy_from: Option<PathBuf>,
 }
 
 impl Change {
@@ -132,6 +140,7 @@ impl Change {
             "owner": owner,
             "mode": mode,
             "diff": if self.secret() { None } else { self.diff.clone() },
+            "copy_from": self.copy_from.as_ref().map(|p| p.display().to_string()),
         })
     }
 }

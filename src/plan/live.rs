@@ -258,7 +258,10 @@ pub fn pending(config: &Config, obs: &Observation) -> Vec<Pending> {
             out.push(Pending {
                 id: id::ENGINE_REPLACED,
                 service: Service::Stop(u.to_string()),
-                reason: format!("{u} {how}; dkim.toml names the {} engine", engine_word(engine)),
+                reason: format!(
+                    "{u} {how}; dkim.toml names the {} engine",
+                    engine_word(engine)
+                ),
             });
         }
     }
@@ -266,10 +269,11 @@ pub fn pending(config: &Config, obs: &Observation) -> Vec<Pending> {
         // Not installed yet: the plan creates the unit and apply starts it.
         return out;
     }
-    let held_by_other = obs
-        .listener
-        .as_ref()
-        .filter(|l| l.unit.as_deref().is_none_or(|u| !engine_units(engine).contains(&u)));
+    let held_by_other = obs.listener.as_ref().filter(|l| {
+        l.unit
+            .as_deref()
+            .is_none_or(|u| !engine_units(engine).contains(&u))
+    });
     if let Some(l) = held_by_other {
         out.push(Pending {
             id: id::SOCKET_TAKEN,
@@ -389,7 +393,12 @@ mod tests {
         UnitState {
             load: "loaded".into(),
             active: active.into(),
-            sub: if active == "active" { "running" } else { "dead" }.into(),
+            sub: if active == "active" {
+                "running"
+            } else {
+                "dead"
+            }
+            .into(),
             enabled: enabled.into(),
             main_pid: 0,
             status: status.into(),
@@ -432,25 +441,41 @@ mod tests {
     #[test]
     fn dead_silent_stale_and_replaced_engines() {
         let c = config("");
-        let failed = seen(&[("dkimctl.service", unit("failed", "enabled", ""))], Err("refused".into()));
+        let failed = seen(
+            &[("dkimctl.service", unit("failed", "enabled", ""))],
+            Err("refused".into()),
+        );
         assert_eq!(
             ids(&pending(&c, &failed)),
             [(id::ENGINE_NOT_RUNNING, "start dkimctl.service".to_string())]
         );
-        let silent = seen(&[("dkimctl.service", unit("active", "enabled", ""))], Err("No such file".into()));
+        let silent = seen(
+            &[("dkimctl.service", unit("active", "enabled", ""))],
+            Err("No such file".into()),
+        );
         assert_eq!(
             ids(&pending(&c, &silent)),
-            [(id::MILTER_NOT_ANSWERING, "restart dkimctl.service".to_string())]
+            [(
+                id::MILTER_NOT_ANSWERING,
+                "restart dkimctl.service".to_string()
+            )]
         );
         let stale = seen(
             &[(
                 "dkimctl.service",
-                unit("active", "enabled", "serving settings 000000; reload failed: bad key"),
+                unit(
+                    "active",
+                    "enabled",
+                    "serving settings 000000; reload failed: bad key",
+                ),
             )],
             Ok(()),
         );
         let p = pending(&c, &stale);
-        assert_eq!(ids(&p), [(id::ENGINE_STALE, "reload dkimctl.service".to_string())]);
+        assert_eq!(
+            ids(&p),
+            [(id::ENGINE_STALE, "reload dkimctl.service".to_string())]
+        );
         assert!(p[0].reason.contains("bad key"), "{}", p[0].reason);
         let replaced = seen(
             &[
@@ -461,14 +486,20 @@ mod tests {
         );
         assert_eq!(
             ids(&pending(&c, &replaced)),
-            [(id::ENGINE_REPLACED, "stop and disable opendkim.service".to_string())]
+            [(
+                id::ENGINE_REPLACED,
+                "stop and disable opendkim.service".to_string()
+            )]
         );
     }
 
     #[test]
     fn opendkim_restarts_when_its_files_changed_after_it_started() {
         let c = config("[service]\nengine = \"opendkim\"");
-        let mut o = seen(&[("opendkim.service", unit("active", "enabled", ""))], Ok(()));
+        let mut o = seen(
+            &[("opendkim.service", unit("active", "enabled", ""))],
+            Ok(()),
+        );
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         o.engine_started = Some(t);
         o.newest_file = Some(("/etc/opendkim.conf".into(), t + Duration::from_secs(60)));
@@ -498,12 +529,19 @@ mod tests {
         let p = pending(&c, &o);
         assert_eq!(p[0].id, id::ENGINE_REPLACED);
         assert_eq!(p[1].id, id::SOCKET_TAKEN);
-        assert!(p[1].reason.contains("opendkim (pid 42, opendkim.service)"), "{}", p[1].reason);
+        assert!(
+            p[1].reason.contains("opendkim (pid 42, opendkim.service)"),
+            "{}",
+            p[1].reason
+        );
     }
 
     #[test]
     fn failed_reloads_are_retried() {
-        assert_eq!(parse_failed("postfix\nbogus\nunits\n"), [Reload::Postfix, Reload::Units]);
+        assert_eq!(
+            parse_failed("postfix\nbogus\nunits\n"),
+            [Reload::Postfix, Reload::Units]
+        );
         let c = config("");
         let mut o = seen(&[], Ok(()));
         o.units = Err("System has not been booted with systemd".into());

@@ -141,6 +141,8 @@ pub struct Summary {
     pub metadata: usize,
     /// Artifacts already as wanted.
     pub unchanged: usize,
+    /// Files of a replaced engine to remove.
+    pub remove: usize,
 }
 
 /// How [`Plan::print_with`] prints.
@@ -356,6 +358,45 @@ pub(crate) fn plan_as(
     })
 }
 
+/// The text every file dkimctl renders carries (in its first lines).
+pub const MANAGED_MARK: &str = "Managed by dkimctl";
+
+/// Adds a [`Action::Remove`] change for every file among `replaced` (the
+/// artifacts the other engine would have) that is not among the plan's
+/// own, exists under `root`, and carries [`MANAGED_MARK`] in its first
+/// lines: what dkimctl rendered for an engine dkim.toml no longer uses.
+/// Files written by hand, keys, directories and the MTA's files are never
+/// removed.
+pub fn add_leftovers(plan: &mut Plan, replaced: &[Artifact], root: &Root) {
+    let reader = crate::host::Reader::new(root);
+    for a in replaced {
+        if !matches!(a.kind, ArtifactKind::File(_))
+            || plan.changes.iter().any(|c| c.host_path() == a.path)
+        {
+            continue;
+        }
+        let Ok(text) = reader.read(&a.path) else {
+            continue;
+        };
+        if !text.lines().take(3).any(|l| l.contains(MANAGED_MARK)) {
+            continue;
+        }
+        plan.changes.push(Change {
+            artifact: a.clone(),
+            path: root.join(&a.path),
+            action: Action::Remove,
+            content: None,
+            diff: None,
+            owner: None,
+            mode: None,
+            reload: a.reload,
+            copy_from: None,
+        });
+    }
+    plan.changes
+        .sort_by(|x, y| x.host_path().cmp(y.host_path()));
+}
+
 /// The plan for one artifact.
 fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
     let real = ctx.root.join(&a.path);
@@ -436,13 +477,24 @@ fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
         (Action::Create | Action::Update, Some(n)) => {
             effective_reload(a.reload, old.as_deref().unwrap_or_default(), n)
         }
-        (Action::Create | Action::Update, None) | (Action::Unchanged, _) => a.reload,
+        (Action::Create | Action::Update, None) | (Action::Unchanged | Action::Remove, _) => {
+            a.reload
+        }
         // New owner or mode only: the engine re-reads (a key it could not
         // read may be readable now); nothing else needs to know.
         (Action::Metadata, _) => match a.reload {
             Reload::Engine | Reload::RestartEngine => Reload::Engine,
             _ => Reload::None,
         },
+    };
+    let copy_from = match &a.kind {
+        ArtifactKind::PrivateKey { reuse, .. } if action == Action::Create => {
+            reuse.iter().find_map(|p| {
+                let real = ctx.root.join(p);
+                matches!(inspect::inspect(&real, Want::File), Ok(Some(_))).then(|| p.clone())
+            })
+        }
+        _ => None,
     };
     Ok(Change {
         artifact: a.clone(),
@@ -453,6 +505,7 @@ fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
         owner,
         mode,
         reload,
+        copy_from,
     })
 }
 
@@ -507,6 +560,7 @@ impl Plan {
                 Action::Update => s.update += 1,
                 Action::Metadata => s.metadata += 1,
                 Action::Unchanged => s.unchanged += 1,
+                Action::Remove => s.remove += 1,
             }
         }
         s
@@ -516,7 +570,7 @@ impl Plan {
     pub fn reloads(&self) -> BTreeSet<Reload> {
         self.changes
             .iter()
-            .filter(|c| c.is_change() && c.reload != Reload::None)
+            .filter(|c| c.is_change() && c.action != Action::Remove && c.reload != Reload::None)
             .map(|c| c.reload)
             .collect()
     }
@@ -554,6 +608,11 @@ impl Plan {
                 Action::Create => writeln!(out, "{:<WORD$}{path}  {details}", "create")?,
                 Action::Update if details.is_empty() => writeln!(out, "{:<WORD$}{path}", "update")?,
                 Action::Update => writeln!(out, "{:<WORD$}{path}  {details}", "update")?,
+                Action::Remove => writeln!(
+                    out,
+                    "{:<WORD$}{path}  (rendered by dkimctl for the engine dkim.toml no longer uses)",
+                    "remove"
+                )?,
                 Action::Metadata => {
                     let word = if c.owner.is_some() { "owner" } else { "mode" };
                     writeln!(out, "{:<WORD$}{path}  {details}", word)?
@@ -568,7 +627,11 @@ impl Plan {
             }
         }
         for p in &self.pending {
-            writeln!(out, "{:<WORD$}{}  ({}: {})", "service", p.service, p.id, p.reason)?;
+            writeln!(
+                out,
+                "{:<WORD$}{}  ({}: {})",
+                "service", p.service, p.id, p.reason
+            )?;
         }
         let s = self.summary();
         write!(
@@ -576,6 +639,9 @@ impl Plan {
             "Plan: {} to create, {} to update, {} to change owner/mode, {} unchanged",
             s.create, s.update, s.metadata, s.unchanged
         )?;
+        if s.remove > 0 {
+            write!(out, ", {} to remove", s.remove)?;
+        }
         match self.pending.len() {
             0 => writeln!(out, "."),
             1 => writeln!(out, "; 1 service action."),
@@ -596,6 +662,7 @@ impl Plan {
                 "update": s.update,
                 "metadata": s.metadata,
                 "unchanged": s.unchanged,
+                "remove": s.remove,
             },
             "reloads": reloads,
             "changed": self.has_changes(),
@@ -616,6 +683,9 @@ fn details(c: &Change) -> String {
         }
         if c.secret() {
             parts.push("secret".into());
+        }
+        if let Some(from) = &c.copy_from {
+            parts.push(format!("copied from {}", from.display()));
         }
         if let Some(m) = c.mode {
             parts.push(format!("mode {}", mode_string(m.to)));
@@ -716,6 +786,7 @@ mod tests {
                 ArtifactKind::PrivateKey {
                     algorithm: Algorithm::Ed25519Sha256,
                     rsa_bits: 2048,
+                    reuse: Vec::new(),
                 },
                 0o600,
                 Reload::Engine,
@@ -776,6 +847,7 @@ mod tests {
             ArtifactKind::PrivateKey {
                 algorithm: Algorithm::RsaSha256,
                 rsa_bits: 2048,
+                reuse: Vec::new(),
             },
             0o600,
             Reload::Engine,

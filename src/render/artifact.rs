@@ -44,6 +44,10 @@ pub enum ArtifactKind {
         algorithm: Algorithm,
         /// RSA size to generate.
         rsa_bits: u32,
+        /// Where the same selector's key may already be (the other
+        /// engine's default key directory): `plan` copies it from there
+        /// instead of generating a key DNS does not know.
+        reuse: Vec<PathBuf>,
     },
     /// Settings merged into Postfix's main.cf.
     PostfixMain(PostfixMainEdit),

@@ -19,6 +19,7 @@ pub use artifact::{
 };
 
 use crate::config::model::*;
+use crate::config::validate::default_key_path;
 
 /// Rendering failed (a template error: an override with a mistake in it,
 /// or a missing variable under strict mode).
@@ -52,6 +53,19 @@ pub fn engine_units(config: &Config) -> Vec<String> {
         }
         EngineKind::Bundled => vec!["dkimctl.service".into()],
     }
+}
+
+/// The artifacts of the engine `config` does not name, as if it named
+/// it: after a switch of engine, the files of the old one that dkimctl
+/// rendered are among these ([`crate::plan::add_leftovers`] removes them).
+/// Empty when they cannot be rendered.
+pub fn replaced_engine_artifacts(
+    config: &Config,
+    templates: &templates::Templates,
+) -> Vec<Artifact> {
+    let mut other = config.clone();
+    other.service.engine = config.service.engine.other();
+    render(&other, templates).unwrap_or_default()
 }
 
 /// The credential name under which systemd hands a key to the bundled
@@ -149,11 +163,23 @@ impl Renderer<'_> {
                         }
                     }
                 }
+                // A key at the engine's default place may be at the other
+                // engine's default place already (a switch of engine): the
+                // selector's published key is that one.
+                let dir = Path::new(s.engine.default_key_dir());
+                let default = default_key_path(dir, &k.owner_domain, &k.selector);
+                let reuse = if k.path == default {
+                    let other = Path::new(s.engine.other().default_key_dir());
+                    vec![default_key_path(other, &k.owner_domain, &k.selector)]
+                } else {
+                    Vec::new()
+                };
                 out.push(Artifact {
                     path: k.path.clone(),
                     kind: ArtifactKind::PrivateKey {
                         algorithm: k.algorithm,
                         rsa_bits: k.rsa_bits,
+                        reuse,
                     },
                     owner: s.user.clone(),
                     group: s.group.clone(),
