@@ -20,6 +20,8 @@
 //! unix sockets in temporary directories; every process is stopped by PID.
 
 mod corpora;
+mod judges;
+mod matrix;
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
