@@ -13,6 +13,7 @@ mod architecture;
 mod audit;
 mod check;
 mod cli;
+mod conformance;
 mod dns;
 mod engine;
 mod golden;

@@ -4,8 +4,8 @@
 //! Parsing follows the tag-list grammar (§3.2) and applies every MUST of
 //! §6.1.1 a verifier needs before it fetches a key: `v=1`; the required
 //! tags `a b bh d h s`; no tag twice; a known `a=` and `c=`; `q=` naming
-//! `dns/txt`; `d=` a domain name; `i=` in `d=` or a subdomain; `h=`
-//! including From. A field that fails is not ignored: [`parse`] returns
+//! `dns/txt`; `d=` a domain name; `i=` (dkim-quoted-printable, §2.11:
+//! `=40` is `@`) in `d=` or a subdomain; `h=` including From. A field that fails is not ignored: [`parse`] returns
 //! what it could read (`d=`, `s=`, `a=`) with the reason, so the result
 //! is reported per signature.
 //!
@@ -69,7 +69,7 @@ pub struct Signature {
     pub domain: String,
     /// `h=`, as written (compared without case).
     pub headers: Vec<String>,
-    /// `i=` (default `@` + `d=`).
+    /// `i=`, decoded (default `@` + `d=`).
     pub auid: String,
     /// `l=`.
     pub body_length: Option<u64>,
@@ -193,6 +193,28 @@ fn is_domain(d: &str) -> bool {
         })
 }
 
+/// Decodes a dkim-quoted-printable value (RFC 6376 §2.11): `=` and two
+/// hex digits stand for that octet, whitespace (FWS) is ignored. `None`
+/// for a `=` not followed by two hex digits.
+fn dkim_quoted_printable(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut rest = v;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        match b {
+            b'=' => {
+                let hex = rest.get(..2)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                rest = &rest[2..];
+            }
+            _ if is_fws(b) => {}
+            _ => out.push(b),
+        }
+    }
+    Some(out)
+}
+
 fn digits(v: &[u8], max: usize) -> Option<u64> {
     (!v.is_empty() && v.len() <= max && v.iter().all(u8::is_ascii_digit))
         .then(|| text(v).parse().ok())
@@ -290,7 +312,14 @@ pub fn parse(value: &[u8]) -> Result<Signature, Invalid> {
     let auid = match get("i") {
         None => format!("@{domain}"),
         Some(i) => {
-            let i = text(i.value);
+            // §3.5: i= is dkim-quoted-printable (§2.11): `=40` is `@`.
+            let i = dkim_quoted_printable(i.value).ok_or_else(|| {
+                invalid(format!(
+                    "signature syntax: i={} is not dkim-quoted-printable",
+                    shown(i.value)
+                ))
+            })?;
+            let i = text(&i);
             let at_domain = i.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
             let ok = at_domain.as_deref().is_some_and(|d| {
                 d == domain
@@ -501,6 +530,21 @@ mod tests {
             reason(format!("{base}; i=a@example.net").as_bytes()).starts_with("i=a@example.net")
         );
         assert!(parse(format!("{base}; i=a@sub.example.com").as_bytes()).is_ok());
+        // i= is dkim-quoted-printable (§2.11; Mail::DKIM's good_qp_2/3).
+        for (i, auid) in [
+            ("jlong@example=2Ecom", "jlong@example.com"),
+            ("jlong=40example.com", "jlong@example.com"),
+            ("a=20b@sub.ex\r\n ample.com", "a b@sub.example.com"),
+        ] {
+            let sig = parse(format!("{base}; i={i}").as_bytes()).unwrap();
+            assert_eq!(sig.auid, auid, "{i}");
+        }
+        assert!(
+            reason(format!("{base}; i=a=4@example.com").as_bytes()).contains("quoted-printable")
+        );
+        assert!(
+            reason(format!("{base}; i=a=ZZ@example.com").as_bytes()).contains("quoted-printable")
+        );
         assert!(reason(format!("{base}; i=a@badexample.com").as_bytes()).starts_with("i="));
         // d= must be a domain name (the `(` attack of dkimpy's tests).
         let e = parse(

@@ -19,6 +19,37 @@
 //! | `permerror` | no key record; a record that does not parse, is revoked (`p=` empty), has another `k=`, an `h=` without sha256, an `s=` without email or `*`, `t=s` with a subdomain `i=`, or a key that does not decode |
 //! | `fail` | the body hash or the signature does not verify |
 //! | `pass` | all of it holds |
+//!
+//! # `neutral`, not `permerror`, for a field that cannot be used
+//!
+//! RFC 6376 §6.1.1 ends such a signature with PERMFAIL, but PERMFAIL is a
+//! status of its algorithm, not a result word: the words are RFC 8601's,
+//! and §2.7.1 gives `neutral` to a message "signed, but the signature or
+//! signatures contained syntax errors or were not otherwise able to be
+//! processed", and `permerror` to "some error that is unrecoverable, such
+//! as a required header field being absent", an error outside the
+//! signature. So a DKIM-Signature without `bh=`, with a bad tag-list or an
+//! `i=` outside `d=` is `neutral` with the reason (`reason="signature
+//! syntax: no bh= tag"`); `permerror` stays for the key record, which the
+//! signer's domain publishes wrong. What the others say for the same
+//! fields (measured with the RFC 6376 A.2 message changed one tag at a
+//! time, against knotd): OpenDKIM 2.11 `permerror` (and no
+//! Authentication-Results at all for a missing `v=` or a bad tag-list: it
+//! accepts the message at end of header); Exim `neutral ("signature tag
+//! missing or invalid")`; Mail::DKIM `invalid`, a word outside RFC 8601, for
+//! syntax and key errors alike (and `fail` for a missing `bh=` or `v=`);
+//! dkimpy no word, `verify()` is False with a `ValidationError`. Either
+//! word keeps the signature from counting (DMARC and every policy read
+//! only `pass`); the reason says which field is wrong.
+//!
+//! # `policy` for a body that goes on beyond `l=`
+//!
+//! RFC 6376 lets `l=` sign a prefix of the body; what follows is unsigned
+//! and is exactly what the attack of §8.2 appends. The signature verifies,
+//! but the message as delivered is not what was signed: `policy` ("some
+//! aspect ... not acceptable to the ADMD", RFC 8601 §2.7.1) with the
+//! reason. dkimpy and Mail::DKIM say pass; tests/vectors/peers lists the
+//! four cases of dkimpy's corpus where this differs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -524,92 +555,100 @@ mod tests {
         }
     }
 
-    /// Issue 12, defect 1: trailing whitespace-only lines (relaxed).
+    /// A message signed relaxed/relaxed by `k` over `names`, as text.
+    fn signed_text(k: &Keyed, names: &[&str]) -> String {
+        String::from_utf8(sign_with(k, MSG, (Canon::Relaxed, Canon::Relaxed), names)).unwrap()
+    }
+
+    /// Issue 12, defect 1: relaxed body canonicalization ignores
+    /// whitespace-only lines at the end (RFC 6376 §3.4.4), signing and
+    /// verifying.
     #[test]
-    fn relaxed_body_with_trailing_whitespace_lines_verifies() {
+    fn defect_01_relaxed_body_ignores_trailing_whitespace_lines() {
         let k = keyed(TEST_RSA_PKCS8_PEM, "r");
         let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
         let msg = b"From: a@example.com\r\n\r\ntext\r\n  \r\n\t\r\n";
         let signed = sign_with(&k, msg, (Canon::Relaxed, Canon::Relaxed), &["From"]);
+        // What dkimpy, Mail::DKIM and OpenDKIM hash: "text" CRLF.
+        let want = STANDARD.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            b"text\r\n",
+        ));
+        let text = String::from_utf8_lossy(&signed).into_owned();
+        assert!(text.contains(&format!("bh={want};")), "{text}");
         assert_eq!(one(table.clone(), &signed).0, DkimStatus::Pass);
         // The same body without those lines has the same body hash.
-        let trimmed = String::from_utf8_lossy(&signed).replace("text\r\n  \r\n\t\r\n", "text\r\n");
+        let trimmed = text.replace("text\r\n  \r\n\t\r\n", "text\r\n");
         assert_eq!(one(table, trimmed.as_bytes()).0, DkimStatus::Pass);
     }
 
-    /// Issue 12, defect 2: a bare CR is signed, so removing it fails.
+    /// Issue 12, defect 2: a bare CR inside a body line is hashed, in every
+    /// canonicalization.
     #[test]
-    fn a_bare_cr_is_part_of_the_body() {
+    fn defect_02_a_bare_cr_is_hashed() {
         let k = keyed(TEST_RSA_PKCS8_PEM, "r");
         let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
         let msg = b"From: a@example.com\r\n\r\na\rb\r\n";
-        let signed = sign_with(&k, msg, (Canon::Simple, Canon::Simple), &["From"]);
-        assert_eq!(one(table.clone(), &signed).0, DkimStatus::Pass);
-        let without = String::from_utf8_lossy(&signed).replace("a\rb", "ab");
-        assert_eq!(one(table, without.as_bytes()).0, DkimStatus::Fail);
+        for body in [Canon::Simple, Canon::Relaxed] {
+            let signed = sign_with(&k, msg, (Canon::Relaxed, body), &["From"]);
+            assert_eq!(one(table.clone(), &signed).0, DkimStatus::Pass, "{body:?}");
+            let without = String::from_utf8_lossy(&signed).replace("a\rb", "ab");
+            assert_eq!(
+                one(table.clone(), without.as_bytes()),
+                (DkimStatus::Fail, "body hash did not verify".into()),
+                "{body:?}"
+            );
+        }
     }
 
-    /// Issue 12, defect 3: `Subject : x` (whitespace before the colon).
+    /// Issue 12, defect 3: whitespace between a field name and its colon
+    /// (RFC 5322 §4.5 obsolete syntax), in both header canonicalizations.
     #[test]
-    fn obsolete_header_syntax_verifies() {
+    fn defect_03_whitespace_before_the_colon_verifies() {
         let k = keyed(TEST_RSA_PKCS8_PEM, "r");
         let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
-        let msg = b"From: a@example.com\r\nSubject : x\r\n\r\nbody\r\n";
+        let msg = b"From: a@example.com\r\nSubject : x\r\nTo\t: b@example.net\r\n\r\nbody\r\n";
         for canon in [Canon::Simple, Canon::Relaxed] {
-            let signed = sign_with(&k, msg, (canon, Canon::Simple), &["From", "Subject"]);
+            let signed = sign_with(&k, msg, (canon, Canon::Simple), &["From", "Subject", "To"]);
             assert_eq!(one(table.clone(), &signed).0, DkimStatus::Pass, "{canon:?}");
+            // The field is signed, not taken for absent.
+            let changed = String::from_utf8_lossy(&signed).replace("Subject : x", "Subject : y");
+            assert_eq!(one(table.clone(), changed.as_bytes()).0, DkimStatus::Fail);
         }
     }
 
-    /// Issue 12, defects 4 and 7-9: unusable fields are reported per
-    /// signature, never dropped and never passed.
+    /// Issue 12, defect 4: a signature whose h= lacks From is ignored
+    /// (RFC 6376 §6.1.1): never a pass.
     #[test]
-    fn unusable_signature_fields_are_neutral_with_a_reason() {
+    fn defect_04_h_without_from_is_not_a_pass() {
         let k = keyed(TEST_RSA_PKCS8_PEM, "r");
         let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
-        let signed = String::from_utf8(sign_with(
-            &k,
-            MSG,
-            (Canon::Relaxed, Canon::Relaxed),
-            &["From", "To"],
-        ))
-        .unwrap();
-        let cases = [
-            (signed.replacen("bh=", "xh=", 1), "no bh= tag"),
-            (signed.replacen("v=1; ", "", 1), "no v= tag"),
-            (
-                signed.replacen("v=1;", "v=1; d=evil.example;", 1),
-                "appears twice",
-            ),
-            (
-                signed.replacen("v=1;", "v=1; q=http/well-known;", 1),
-                "no known query method",
-            ),
-            (
-                signed.replacen("h=To:From", "h=To", 1),
-                "does not include From",
-            ),
-            (
-                signed.replacen("v=1;", "v=1; i=joe@example.org;", 1),
-                "is not in d=",
-            ),
-        ];
-        for (msg, want) in cases {
-            let (status, reason) = one(table.clone(), msg.as_bytes());
-            assert_eq!(status, DkimStatus::Neutral, "{want}: {reason}");
-            assert!(reason.contains(want), "{want}: {reason}");
-        }
+        let signed = signed_text(&k, &["From", "To"]).replacen("h=To:From", "h=To", 1);
+        let (status, reason) = one(table, signed.as_bytes());
+        assert_eq!(status, DkimStatus::Neutral, "{reason}");
+        assert!(reason.contains("does not include From"), "{reason}");
     }
 
-    /// Issue 12, defects 5, 6 and 9: RFC 8301 and the key record's own
-    /// restrictions.
+    /// Issue 12, defect 5: rsa-sha1 is never a pass (RFC 8301 §3.1), and
+    /// is refused before the key is looked up.
     #[test]
-    fn key_restrictions_and_rfc_8301() {
+    fn defect_05_rsa_sha1_is_policy() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let sha1 = signed_text(&k, &["From"]).replacen("a=rsa-sha256", "a=rsa-sha1", 1);
+        let (status, reason) = one(Fixed::new(), sha1.as_bytes());
+        assert_eq!(status, DkimStatus::Policy);
+        assert!(reason.contains("rsa-sha1"), "{reason}");
+    }
+
+    /// Issue 12, defect 6: the key record's h= and s= restrict the key
+    /// (RFC 6376 §3.6.1).
+    #[test]
+    fn defect_06_key_h_and_s_restrictions_hold() {
         let k = keyed(TEST_RSA_PKCS8_PEM, "r");
         let signed = sign_with(&k, MSG, (Canon::Relaxed, Canon::Relaxed), &["From"]);
-        let with = |record: &str| Fixed::new().record("r._domainkey.example.com", &[record]);
         let p = k.record.split("p=").nth(1).unwrap().to_string();
-        let cases = [
+        let with = |record: &str| Fixed::new().record("r._domainkey.example.com", &[record]);
+        for (record, status, want) in [
             (
                 format!("v=DKIM1; h=sha1; k=rsa; p={p}"),
                 DkimStatus::PermError,
@@ -621,50 +660,91 @@ mod tests {
                 "not for email",
             ),
             (
-                "v=DKIM1; k=rsa; p=".to_string(),
-                DkimStatus::PermError,
-                "revoked",
-            ),
-            (
-                format!("v=DKIM1; k=ed25519; p={p}"),
-                DkimStatus::PermError,
-                "k=ed25519",
-            ),
-            (
-                "v=DKIM1; k=rsa; p=AAAA".to_string(),
-                DkimStatus::PermError,
-                "not a valid k=rsa key",
-            ),
-            (
                 format!("v=DKIM1; s=email:*; h=sha256; p={p}"),
                 DkimStatus::Pass,
                 "",
             ),
-        ];
-        for (record, status, want) in cases {
+            (
+                format!("v=DKIM1; s=*; h=sha1:sha256; p={p}"),
+                DkimStatus::Pass,
+                "",
+            ),
+        ] {
             let (got, reason) = one(with(&record), &signed);
             assert_eq!(got, status, "{record}: {reason}");
             assert!(reason.contains(want), "{record}: {reason}");
         }
-        assert_eq!(
-            one(Fixed::new(), &signed),
-            (DkimStatus::PermError, "no key record".into())
-        );
-        let failing = Fixed::new().fail(
-            "r._domainkey.example.com",
-            crate::dns::LookupErrorKind::Timeout,
-        );
-        assert_eq!(one(failing, &signed).0, DkimStatus::TempError);
-        // rsa-sha1 is refused before the key is even looked up.
-        let sha1 = String::from_utf8_lossy(&signed).replacen("a=rsa-sha256", "a=rsa-sha1", 1);
-        let (status, reason) = one(Fixed::new(), sha1.as_bytes());
-        assert_eq!(status, DkimStatus::Policy);
-        assert!(reason.contains("rsa-sha1"), "{reason}");
     }
 
-    /// Issue 12, defect 10: a From added above a signed message.
+    /// Issue 12, defect 7: a DKIM-Signature without bh= is reported for
+    /// what it is, in the CLI's lines and the milter's
+    /// Authentication-Results, never dropped (`dkim=none`).
     #[test]
-    fn an_unsigned_from_is_policy() {
+    fn defect_07_a_signature_without_bh_is_reported() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let signed = signed_text(&k, &["From"]).replacen("bh=", "xh=", 1);
+        let results = run(table, signed.as_bytes());
+        assert_eq!(results.len(), 1);
+        let r = &results[0];
+        assert_eq!(r.status, DkimStatus::Neutral);
+        assert_eq!(
+            r.to_string(),
+            "dkim=neutral d=example.com s=r (signature syntax: no bh= tag)"
+        );
+        let ar = crate::dkim::authentication_results("mx.example.net", &results, None);
+        assert!(
+            ar.contains("dkim=neutral reason=\"signature syntax: no bh= tag\" header.d=example.com header.s=r"),
+            "{ar}"
+        );
+    }
+
+    /// Issue 12, defect 8: no v=, a tag twice, a q= without dns/txt are
+    /// syntax errors (RFC 6376 §3.2, §3.5).
+    #[test]
+    fn defect_08_lax_syntax_is_refused() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let signed = signed_text(&k, &["From"]);
+        for (msg, want) in [
+            (signed.replacen("v=1; ", "", 1), "no v= tag"),
+            (
+                signed.replacen("v=1;", "v=1; d=evil.example;", 1),
+                "d= appears twice",
+            ),
+            (
+                signed.replacen("v=1;", "v=1; q=http/well-known;", 1),
+                "no known query method",
+            ),
+        ] {
+            let (status, reason) = one(table.clone(), msg.as_bytes());
+            assert_eq!(status, DkimStatus::Neutral, "{want}: {reason}");
+            assert!(reason.contains(want), "{want}: {reason}");
+        }
+    }
+
+    /// Issue 12, defect 9: the reason says why: an RSA key below 1024 bits
+    /// is "key too small" (RFC 8301 §3.2, checked before the signature),
+    /// an i= outside d= is a field that cannot be used, not a failed hash.
+    #[test]
+    fn defect_09_reasons_say_why() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let signed = signed_text(&k, &["From"]);
+        let small = Fixed::new().record("r._domainkey.example.com", &[RSA_512_RECORD]);
+        let (status, reason) = one(small, signed.as_bytes());
+        assert_eq!(status, DkimStatus::Policy);
+        assert_eq!(reason, "key too small (512 bits; RFC 8301)");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let outside = signed.replacen("v=1;", "v=1; i=joe@example.org;", 1);
+        let (status, reason) = one(table, outside.as_bytes());
+        assert_eq!(status, DkimStatus::Neutral);
+        assert!(reason.contains("is not in d=example.com"), "{reason}");
+    }
+
+    /// Issue 12, defect 10: a From added above a message whose signature
+    /// does not oversign From (the classic attack) is policy, with a reason.
+    #[test]
+    fn defect_10_a_from_added_above_is_policy() {
         let k = keyed(TEST_RSA_PKCS8_PEM, "r");
         let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
         let signed = sign_with(&k, MSG, (Canon::Relaxed, Canon::Relaxed), &["From", "To"]);
@@ -678,6 +758,69 @@ mod tests {
         let mut forged = b"From: Bank <ceo@bank.example>\r\n".to_vec();
         forged.extend_from_slice(&over);
         assert_eq!(one(table, &forged).0, DkimStatus::Fail);
+    }
+
+    /// A 512-bit RSA public key (`openssl genrsa 512`), for RFC 8301.
+    const RSA_512_RECORD: &str = "v=DKIM1; k=rsa; p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAK998LS8r+6QygNJgv70tFTU6Hs8fqpMjEbpy/29AMVcV+ohjRelyl+gyuRVKPVqWXI1qaLO5AO2jvaMse2BReECAwEAAQ==";
+
+    /// Other unusable fields: unknown a= and c=, expired, d= not a domain.
+    #[test]
+    fn other_unusable_fields_are_neutral() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let table = Fixed::new().record("r._domainkey.example.com", &[&k.record]);
+        let signed = signed_text(&k, &["From"]);
+        for (msg, want) in [
+            (
+                signed.replacen("a=rsa-sha256", "a=rsa-sha512", 1),
+                "unknown algorithm",
+            ),
+            (
+                signed.replacen("c=relaxed/relaxed", "c=fancy/relaxed", 1),
+                "unknown canonicalization",
+            ),
+            (
+                signed.replacen("v=1;", "v=1; x=1000000001;", 1),
+                "before t=",
+            ),
+            (
+                signed.replacen("d=example.com", "d=example.com(.evil", 1),
+                "not a domain name",
+            ),
+        ] {
+            let (status, reason) = one(table.clone(), msg.as_bytes());
+            assert_eq!(status, DkimStatus::Neutral, "{want}: {reason}");
+            assert!(reason.contains(want), "{want}: {reason}");
+        }
+    }
+
+    /// The key record's other problems, and the lookup's.
+    #[test]
+    fn key_records_and_lookups() {
+        let k = keyed(TEST_RSA_PKCS8_PEM, "r");
+        let signed = sign_with(&k, MSG, (Canon::Relaxed, Canon::Relaxed), &["From"]);
+        let with = |record: &str| Fixed::new().record("r._domainkey.example.com", &[record]);
+        let p = k.record.split("p=").nth(1).unwrap().to_string();
+        for (record, want) in [
+            ("v=DKIM1; k=rsa; p=".to_string(), "revoked"),
+            (format!("v=DKIM1; k=ed25519; p={p}"), "k=ed25519"),
+            (
+                "v=DKIM1; k=rsa; p=AAAA".to_string(),
+                "not a valid k=rsa key",
+            ),
+        ] {
+            let (got, reason) = one(with(&record), &signed);
+            assert_eq!(got, DkimStatus::PermError, "{record}: {reason}");
+            assert!(reason.contains(want), "{record}: {reason}");
+        }
+        assert_eq!(
+            one(Fixed::new(), &signed),
+            (DkimStatus::PermError, "no key record".into())
+        );
+        let failing = Fixed::new().fail(
+            "r._domainkey.example.com",
+            crate::dns::LookupErrorKind::Timeout,
+        );
+        assert_eq!(one(failing, &signed).0, DkimStatus::TempError);
     }
 
     #[test]
