@@ -170,7 +170,7 @@ _dkimctl() {
 
     case "${cmd}" in
         dkimctl)
-            opts="-c -h -V --root --config --templates --color --help --version check render plan keys dns bootstrap rotate serve sign verify selftest audit import schema completions man apply help"
+            opts="-c -h -V --root --config --installed-as --templates --color --help --version check render plan keys dns bootstrap rotate serve sign verify selftest audit import schema completions man apply help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,6 +185,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -204,7 +208,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__apply)
-            opts="-y -c -h --yes --no-reload --json --offline --root --config --templates --color --help"
+            opts="-y -c -h --yes --no-reload --json --offline --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,6 +223,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -238,7 +246,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__audit)
-            opts="-c -h --json --fail-on --dns --nameserver --offline --root --config --templates --color --help"
+            opts="-c -h --json --fail-on --dns --nameserver --offline --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -264,6 +272,10 @@ _dkimctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --installed-as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --templates)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -280,7 +292,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__bootstrap)
-            opts="-y -c -h --domain --opendkim --mta --yes --no-reload --offline --root --config --templates --color --help"
+            opts="-y -c -h --domain --opendkim --mta --yes --no-reload --offline --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -306,6 +318,10 @@ _dkimctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --installed-as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --templates)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -322,7 +338,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__check)
-            opts="-c -h --root --config --templates --color --help"
+            opts="-c -h --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -337,6 +353,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -356,7 +376,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__completions)
-            opts="-c -h --root --config --templates --color --help"
+            opts="-c -h --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -371,6 +391,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -390,7 +414,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__dns)
-            opts="-c -h --root --config --templates --color --help records check help"
+            opts="-c -h --root --config --installed-as --templates --color --help records check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -405,6 +429,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -424,7 +452,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__dns__subcmd__check)
-            opts="-c -h --nameserver --timeout --json --root --config --templates --color --help"
+            opts="-c -h --nameserver --timeout --json --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -447,6 +475,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -522,7 +554,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__dns__subcmd__records)
-            opts="-c -h --format --json --root --config --templates --color --help"
+            opts="-c -h --format --json --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -541,6 +573,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -868,7 +904,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__import)
-            opts="-c -h --root --config --templates --color --help"
+            opts="-c -h --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -883,6 +919,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -902,7 +942,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__keys)
-            opts="-c -h --root --config --templates --color --help generate help"
+            opts="-c -h --root --config --installed-as --templates --color --help generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -917,6 +957,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -936,7 +980,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__keys__subcmd__generate)
-            opts="-c -h --force --root --config --templates --color --help"
+            opts="-c -h --force --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -951,6 +995,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1012,7 +1060,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__man)
-            opts="-c -h --root --config --templates --color --help"
+            opts="-c -h --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1027,6 +1075,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1046,7 +1098,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__plan)
-            opts="-v -c -h --json --verbose --offline --root --config --templates --color --help"
+            opts="-v -c -h --json --verbose --offline --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1061,6 +1113,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1080,7 +1136,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__render)
-            opts="-c -h --out --root --config --templates --color --help"
+            opts="-c -h --out --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1102,6 +1158,10 @@ _dkimctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --installed-as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --templates)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1118,7 +1178,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__rotate)
-            opts="-c -h --continue --nameserver --today --root --config --templates --color --help"
+            opts="-c -h --continue --nameserver --today --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1144,6 +1204,10 @@ _dkimctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --installed-as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --templates)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1160,7 +1224,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__schema)
-            opts="-c -h --root --config --templates --color --help"
+            opts="-c -h --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1175,6 +1239,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1194,7 +1262,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__selftest)
-            opts="-c -h --socket --local-keys --nameserver --root --config --templates --color --help"
+            opts="-c -h --socket --local-keys --nameserver --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1217,6 +1285,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1236,7 +1308,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__serve)
-            opts="-c -h --socket --allow-root --root --config --templates --color --help"
+            opts="-c -h --socket --allow-root --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1258,6 +1330,10 @@ _dkimctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --installed-as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --templates)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1274,7 +1350,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__sign)
-            opts="-c -h --root --config --templates --color --help"
+            opts="-c -h --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1289,6 +1365,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1308,7 +1388,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__verify)
-            opts="-c -h --nameserver --root --config --templates --color --help"
+            opts="-c -h --nameserver --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1327,6 +1407,10 @@ _dkimctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

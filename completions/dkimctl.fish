@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dkimctl_global_optspecs
-    string join \n root= c/config= templates= color= h/help V/version
+    string join \n root= c/config= installed-as= templates= color= h/help V/version
 end
 
 function __fish_dkimctl_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c dkimctl -n "__fish_dkimctl_needs_command" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_needs_command" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_needs_command" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_needs_command" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_needs_command" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -52,6 +53,7 @@ complete -c dkimctl -n "__fish_dkimctl_needs_command" -f -a "apply" -d 'Carry ou
 complete -c dkimctl -n "__fish_dkimctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand check" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand check" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand check" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand check" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand check" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -60,6 +62,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand check" -s h -l help -d '
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand render" -l out -d 'The directory to write into' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand render" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand render" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand render" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand render" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand render" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -67,6 +70,7 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -77,6 +81,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -l offline -d 'Loo
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_seen_subcommand_from generate help" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_seen_subcommand_from generate help" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_seen_subcommand_from generate help" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_seen_subcommand_from generate help" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_seen_subcommand_from generate help" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -86,6 +91,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_see
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and not __fish_seen_subcommand_from generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from generate" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from generate" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from generate" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from generate" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from generate" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -96,6 +102,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_su
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -108,6 +115,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_sub
 plain\t'Name and joined value'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -118,6 +126,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_sub
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l timeout -d 'Seconds to wait for each answer' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -133,6 +142,7 @@ sendmail\t'Sendmail (a sendmail.mc line)'
 none\t'No MTA integration'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -146,6 +156,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l nameserver -d
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l today -d 'Pretend today is this date (YYYY-MM-DD)' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -155,6 +166,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -s h -l help -d 
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -l socket -d 'Listen here instead of the configured socket (unix:/path, inet:HOST:PORT, inet:PORT@HOST)' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -163,6 +175,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -l allow-root -d 
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand sign" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand sign" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand sign" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand sign" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand sign" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -171,6 +184,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand sign" -s h -l help -d 'P
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand verify" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -180,6 +194,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l socket -d '
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand selftest" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -192,6 +207,7 @@ info\t'Any finding'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -202,6 +218,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -l offline -d 'Lo
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand import" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand import" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand import" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand import" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand import" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -209,6 +226,7 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand schema" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand schema" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand schema" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand schema" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand schema" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -216,6 +234,7 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand schema" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand completions" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand completions" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand completions" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand completions" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand completions" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -223,6 +242,7 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand man" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand man" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand man" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand man" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand man" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
@@ -230,6 +250,7 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand apply" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'

@@ -459,6 +459,25 @@ fn ansible_playbook_applies_once_then_changes_nothing_and_checks_without_writing
     let second = playbook(&bin, home.path(), root.path(), &[]);
     assert_eq!(second.changed, 0, "second run changed:\n{}", second.output);
 
+    // --check --diff on the converged root, planning from a copy of
+    // dkim.toml kept inside the root (on a real host every path is): the
+    // copy's path must not change a byte of what is rendered.
+    let copy = root.path().join("srv/playbook/dkim.toml");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(repo().join("examples/ansible/dkim.toml"), &copy).unwrap();
+    let config_var = format!("dkimctl_config={}", copy.display());
+    let converged = playbook(
+        &bin,
+        home.path(),
+        root.path(),
+        &["--check", "--diff", "-e", &config_var],
+    );
+    assert_eq!(
+        converged.changed, 0,
+        "--check on a converged host reported changes:\n{}",
+        converged.output
+    );
+
     // --check --diff on a fresh root: reports changes, shows the plan's
     // diffs, writes nothing.
     let fresh = postfix_root();

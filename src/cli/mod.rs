@@ -53,6 +53,12 @@ pub struct Global {
     /// The declarative file [default: ROOT/etc/dkimctl/dkim.toml].
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Render as if the configuration were installed at FILE (a path on
+    /// the host): the file named in rendered headers and in the engine's
+    /// unit. For config management that plans from a copy before
+    /// installing it (`ansible --check`), so both render the same bytes.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub installed_as: Option<PathBuf>,
     /// Take templates from DIR where a file of the same name exists there.
     #[arg(long, global = true, value_name = "DIR")]
     pub templates: Option<PathBuf>,
@@ -339,7 +345,10 @@ pub enum RecordFormat {
 pub fn run(cli: Cli) -> Result<i32, Error> {
     let g = &cli.global;
     let root = Root::new(&g.root);
-    let source = Source::resolve(&root, g.config.as_deref());
+    let mut source = Source::resolve(&root, g.config.as_deref());
+    if let Some(host) = &g.installed_as {
+        source.host = host.clone();
+    }
     let color = use_color(g.color);
     let valid = || load_valid(&root, &source, g);
     let stdout = || std::io::stdout().lock();
