@@ -138,6 +138,23 @@ fn dns_check_passes_the_record_dns_records_prints() {
     );
     assert_eq!(json["domains"][0]["spf"]["status"], "present");
     assert_eq!(json["domains"][0]["dmarc"]["policy"], "reject");
+    assert_eq!(json["asked"], knot.ns());
+
+    // Without --nameserver, `[engine] nameservers` is asked (the server
+    // the engine verifies with), and the report says so.
+    let with_engine_ns = format!(
+        "{ONE_DOMAIN}\n[engine]\nnameservers = [\"{}\"]\n",
+        knot.ns()
+    );
+    root.write("etc/dkimctl/dkim.toml", &with_engine_ns);
+    let run = root
+        .dkimctl(&["dns", "check", "--timeout", TIMEOUT])
+        .expect(0);
+    assert!(
+        run.stdout().contains(&format!("(asked {})", knot.ns())),
+        "{}",
+        run.stdout()
+    );
 }
 
 #[test]

@@ -87,6 +87,30 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
     if service.engine == EngineKind::OpenDkim && service.mode.signs() {
         v.opendkim_algorithms(raw, &signing, &domains);
     }
+    if service.engine == EngineKind::OpenDkim
+        && let Some(list) = &raw.engine.nameservers
+    {
+        // OpenDKIM's Nameservers takes addresses only: a port would be
+        // dropped without a word, and OpenDKIM would ask port 53.
+        for ns in &list.value {
+            let Ok(addr) = parse_nameserver(&ns.value) else {
+                continue;
+            };
+            if addr.port() != 53 {
+                v.d.error_help(
+                    ns.at(),
+                    format!(
+                        "OpenDKIM cannot ask a name server on port {} (its Nameservers setting takes addresses only)",
+                        addr.port()
+                    ),
+                    format!(
+                        "serve DNS on port 53 and write \"{}\", or use engine = \"bundled\"",
+                        addr.ip()
+                    ),
+                );
+            }
+        }
+    }
     if diags.count(crate::report::Severity::Error) > errors_before {
         return None;
     }

@@ -29,6 +29,13 @@ impl Live {
     /// It refuses to be built inside an async context, where blocking
     /// would panic.
     pub fn new(nameserver: Option<SocketAddr>, timeout: Duration) -> Result<Live, DnsError> {
+        let servers: Vec<SocketAddr> = nameserver.into_iter().collect();
+        Live::with_servers(&servers, timeout)
+    }
+
+    /// A resolver for `servers` (each on UDP and TCP), or the system's
+    /// resolvers when empty.
+    pub fn with_servers(servers: &[SocketAddr], timeout: Duration) -> Result<Live, DnsError> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(DnsError::InsideRuntime);
         }
@@ -36,9 +43,8 @@ impl Live {
             .enable_all()
             .build()
             .map_err(DnsError::Runtime)?;
-        let servers: Vec<SocketAddr> = nameserver.into_iter().collect();
         // hickory's resolver is built inside the runtime it will run on.
-        let resolver = runtime.block_on(async { Resolver::live(&servers, timeout, false) })?;
+        let resolver = runtime.block_on(async { Resolver::live(servers, timeout, false) })?;
         Ok(Live {
             runtime,
             resolver,
@@ -50,6 +56,24 @@ impl Live {
     pub fn nameservers(&self) -> &[SocketAddr] {
         self.resolver.nameservers()
     }
+
+    /// Who is asked, for reports: `127.0.0.1:5353`, or the system's
+    /// resolvers.
+    pub fn describe(&self) -> String {
+        describe(self.nameservers())
+    }
+}
+
+/// Who `servers` are, for reports (empty: the system's resolvers).
+pub fn describe(servers: &[SocketAddr]) -> String {
+    if servers.is_empty() {
+        return "the system's resolvers (/etc/resolv.conf)".to_string();
+    }
+    servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl TxtResolver for Live {

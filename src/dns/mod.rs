@@ -81,8 +81,9 @@ impl std::error::Error for DnsError {
     }
 }
 
-/// `dkimctl dns check`: looks up every selector of every domain (the
-/// system's resolvers, or `nameserver` alone), judges each record against
+/// `dkimctl dns check`: looks up every selector of every domain
+/// (`nameserver` alone, else `[engine] nameservers`, else the system's
+/// resolvers: the report names who was asked), judges each record against
 /// the private key under `root`, and reports SPF and DMARC. `timeout`
 /// bounds each query. Print the result with [`DnsReport::print`] or
 /// [`DnsReport::to_json`]; exit with [`DnsReport::exit_code`].
@@ -92,8 +93,14 @@ pub fn check(
     nameserver: Option<SocketAddr>,
     timeout: Duration,
 ) -> Result<DnsReport, DnsError> {
-    let resolver = Live::new(nameserver, timeout)?;
-    Ok(check_with(config, root, &resolver))
+    let servers: Vec<SocketAddr> = match nameserver {
+        Some(ns) => vec![ns],
+        None => config.engine.nameservers.clone(),
+    };
+    let resolver = Live::with_servers(&servers, timeout)?;
+    let mut report = check_with(config, root, &resolver);
+    report.asked = Some(resolver.describe());
+    Ok(report)
 }
 
 /// [`check`] with any resolver.

@@ -159,6 +159,9 @@ pub struct DnsReport {
     pub selectors: Vec<SelectorFinding>,
     /// One entry per domain.
     pub domains: Vec<DomainFinding>,
+    /// Who was asked (`127.0.0.1:5353`, the system's resolvers), when
+    /// known.
+    pub asked: Option<String>,
 }
 
 /// Width of the severity column.
@@ -239,10 +242,14 @@ impl DnsReport {
                 "; some names could not be looked up, so the check is incomplete"
             )?;
         }
+        if let Some(asked) = &self.asked {
+            write!(out, " (asked {asked})")?;
+        }
         writeln!(out)
     }
 
-    /// The report as JSON: `{"selectors": [...], "domains": [...], "exit": n}`.
+    /// The report as JSON: `{"selectors": [...], "domains": [...], "asked":
+    /// "...", "exit": n}`.
     pub fn to_json(&self) -> Value {
         let selectors: Vec<Value> = self
             .selectors
@@ -276,7 +283,12 @@ impl DnsReport {
             .iter()
             .map(|d| json!({"domain": d.domain, "spf": policy(&d.spf), "dmarc": policy(&d.dmarc)}))
             .collect();
-        json!({"selectors": selectors, "domains": domains, "exit": self.exit_code()})
+        json!({
+            "selectors": selectors,
+            "domains": domains,
+            "asked": self.asked,
+            "exit": self.exit_code(),
+        })
     }
 }
 
@@ -347,6 +359,7 @@ mod tests {
         let mut r = DnsReport {
             selectors: vec![finding(Status::Ok, Severity::Ok)],
             domains: vec![],
+            asked: None,
         };
         assert_eq!(r.exit_code(), 0);
         r.domains.push(DomainFinding {
@@ -370,6 +383,7 @@ mod tests {
         let r = DnsReport {
             selectors: vec![finding(Status::Ok, Severity::Ok), bad],
             domains: vec![],
+            asked: Some("127.0.0.1:5353".into()),
         };
         let mut out = Vec::new();
         r.print(&mut out, false).unwrap();
@@ -382,7 +396,7 @@ mod tests {
              \x20        fix: replace them:\n\
              \x20          name. IN TXT ( \"a\"\n\
              \x20          \t\"b\" )\n\
-             2 selector(s): 1 ok, 0 warning(s), 1 error(s)\n"
+             2 selector(s): 1 ok, 0 warning(s), 1 error(s) (asked 127.0.0.1:5353)\n"
         );
         let json = r.to_json();
         assert_eq!(json["selectors"][1]["status"], "several-records");
