@@ -14,6 +14,7 @@ mod audit;
 mod check;
 mod cli;
 mod conformance;
+mod day2;
 mod dns;
 mod engine;
 mod golden;

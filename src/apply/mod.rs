@@ -814,7 +814,7 @@ mod tests {
         assert_eq!(
             report.needed,
             vec![
-                "run: systemctl daemon-reload && systemctl enable --now dkimctl.service && postfix reload"
+                "run: systemctl daemon-reload && systemctl enable dkimctl.service && systemctl restart dkimctl.service && postfix reload"
             ]
         );
         assert!(report.reloads.is_empty(), "sandbox roots never reload");

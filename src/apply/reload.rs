@@ -97,8 +97,9 @@ impl Sequence {
 /// The steps for a set of reloads and pending service actions.
 ///
 /// - `Units`: `systemctl daemon-reload` first.
-/// - Each engine unit: `enable --now` when its unit file was just
-///   created or it is not running; restarted when units changed, a
+/// - Each engine unit: enabled and restarted when its unit file was just
+///   created or it is not running (`enable --now` would keep an instance
+///   that runs with other settings); restarted when units changed, a
 ///   restart-only setting did, or it does not answer; else reloaded when
 ///   its configuration changed or it serves old settings.
 /// - Then, when the engine was touched or the MTA is about to be, a wait
@@ -131,7 +132,10 @@ pub(crate) fn sequence(
     for unit in &opts.engine_units {
         let step = if created_units.contains(unit) || matches!(wants(unit), Some(Service::Start(_)))
         {
-            run(&["systemctl", "enable", "--now", unit])
+            // `enable --now` would leave an instance that already runs
+            // (a distribution's own, with its own settings) as it is.
+            seq.engine.push(run(&["systemctl", "enable", unit]));
+            run(&["systemctl", "restart", unit])
         } else if restart || matches!(wants(unit), Some(Service::Restart(_))) {
             run(&["systemctl", "restart", unit])
         } else if reloads.contains(&Reload::Engine)
@@ -309,7 +313,8 @@ mod tests {
             shown(s.all()),
             vec![
                 "systemctl daemon-reload",
-                "systemctl enable --now dkimctl.service",
+                "systemctl enable dkimctl.service",
+                "systemctl restart dkimctl.service",
                 "postfix reload"
             ]
         );
@@ -381,7 +386,8 @@ mod tests {
         assert_eq!(
             shown(s.engine.iter()),
             vec![
-                "systemctl enable --now dkimctl.service",
+                "systemctl enable dkimctl.service",
+                "systemctl restart dkimctl.service",
                 "wait until the milter answers on unix:/run/dkimctl/dkimctl.sock"
             ]
         );
@@ -393,7 +399,7 @@ mod tests {
         assert_eq!(
             needed_line(&s).as_deref(),
             Some(
-                "run: systemctl enable --now dkimctl.service && postfix reload && systemctl disable --now opendkim.service"
+                "run: systemctl enable dkimctl.service && systemctl restart dkimctl.service && postfix reload && systemctl disable --now opendkim.service"
             )
         );
         // A stale engine reloads; nothing else to wait for without a change.

@@ -453,7 +453,9 @@ fn engine() -> Value {
                 strings(
                     Some(&["ORIGINATING"]),
                     "{daemon_name} macro values whose mail is signed (Postfix's \
-                     milter_macro_daemon_name).",
+                     milter_macro_daemon_name). Default [\"ORIGINATING\"] with the \
+                     bundled engine, none with OpenDKIM (which signs authenticated \
+                     senders and internal hosts by itself).",
                 ),
             ),
             ("max_connections", {

@@ -63,7 +63,7 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
     let signing = v.signing(raw);
     let trusted = v.trusted(raw);
     let domains = v.domains(&raw.domains, &service, &signing);
-    let engine = v.engine(raw);
+    let engine = v.engine(raw, service.engine);
     let rotation = v.rotation(raw);
 
     if service.mode.signs() && raw.domains.is_empty() {
@@ -1204,11 +1204,15 @@ impl Validator<'_> {
         date
     }
 
-    fn engine(&mut self, raw: &RawConfig) -> Engine {
+    fn engine(&mut self, raw: &RawConfig, kind: EngineKind) -> Engine {
         let e = &raw.engine;
-        let sign_daemon_names = match &e.sign_daemon_names {
-            None => vec!["ORIGINATING".to_string()],
-            Some(list) => list.value.iter().map(|s| s.value.clone()).collect(),
+        let sign_daemon_names = match (&e.sign_daemon_names, kind) {
+            (None, EngineKind::Bundled) => vec!["ORIGINATING".to_string()],
+            // OpenDKIM signs authenticated senders and internal hosts by
+            // itself; its `MTA` setting would only log "no MTA name match"
+            // for every other message.
+            (None, EngineKind::OpenDkim) => Vec::new(),
+            (Some(list), _) => list.value.iter().map(|s| s.value.clone()).collect(),
         };
         let max_connections = match &e.max_connections {
             None => 4096,

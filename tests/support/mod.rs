@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod configs;
+pub mod container;
 pub mod engine;
 pub mod knot;
 pub mod message;
