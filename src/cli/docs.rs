@@ -112,7 +112,8 @@ fn page(
 ) -> io::Result<()> {
     let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
     let mut text = Vec::new();
-    Man::new(cmd.clone()).render(&mut text)?;
+    // The section is also the one subcommand pages are referred to in.
+    Man::new(cmd.clone()).section(SECTION).render(&mut text)?;
     // clap_mangen drops an empty date from .TH, which shifts the source
     // and manual into the wrong fields; subcommands have no version of
     // their own. Write the title line ourselves: no date (the pages are
@@ -315,9 +316,12 @@ mod tests {
             "EXIT STATUS",
             "\\fBdkim.toml\\fR(5)",
             "SEE ALSO",
+            // Subcommand pages are installed in section 8, and named so.
+            "dkimctl\\-plan(8)",
         ] {
             assert!(top.contains(want), "dkimctl.8 lacks {want:?}");
         }
+        assert!(!top.contains("(1)"), "dkimctl.8 refers to section 1");
         let plan = &pages.iter().find(|(n, _)| n == "dkimctl-plan.8").unwrap().1;
         let plan = String::from_utf8_lossy(plan);
         assert!(

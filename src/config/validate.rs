@@ -775,7 +775,9 @@ impl Validator<'_> {
                                 crate::report::Severity::Info,
                                 h.at(),
                                 format!("{} is not loopback: mail from it will be signed", h.value),
-                                Some("fine for your own relays; make sure it is".into()),
+                                Some(
+                                    "fine for your own relays; make sure it is one of yours".into(),
+                                ),
                             );
                         }
                     }
