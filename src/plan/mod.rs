@@ -575,6 +575,29 @@ impl Plan {
             .collect()
     }
 
+    /// What the file changes ask of the running services, in words
+    /// (`restart the engine (its unit changed), reload Postfix`): a
+    /// restart holds mail for a moment, a reload does not.
+    pub fn then_line(&self) -> Option<String> {
+        let r = self.reloads();
+        let mut parts: Vec<&str> = Vec::new();
+        if r.contains(&Reload::Units) {
+            parts.push("reload systemd units");
+            parts.push("restart the engine (its unit changed; mail is held for a moment)");
+        } else if r.contains(&Reload::RestartEngine) {
+            parts.push("restart the engine (socket, user, group or umask changed; mail is held for a moment)");
+        } else if r.contains(&Reload::Engine) {
+            parts.push("reload the engine (no mail is held)");
+        }
+        if r.contains(&Reload::Postfix) {
+            parts.push("reload Postfix");
+        }
+        if r.contains(&Reload::Sendmail) {
+            parts.push("rebuild sendmail.cf and restart sendmail");
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
     /// Prints the plan for people: one line per change, diffs after
     /// created and updated files, then the summary line.
     pub fn print(&self, out: &mut dyn Write, color: bool) -> io::Result<()> {
@@ -632,6 +655,9 @@ impl Plan {
                 "{:<WORD$}{}  ({}: {})",
                 "service", p.service, p.id, p.reason
             )?;
+        }
+        if let Some(then) = self.then_line() {
+            writeln!(out, "{:<WORD$}{then}", "then")?;
         }
         let s = self.summary();
         write!(
@@ -825,6 +851,7 @@ mod tests {
              create    /etc/dkimctl/keys/k.private  secret, mode 0600\n\
              create    /etc/dkimctl-x  mode 0644\n\
              --- /dev/null\n+++ b/etc/dkimctl-x\n@@ -0,0 +1 @@\n+x\n\
+             then      reload the engine (no mail is held)\n\
              Plan: 4 to create, 0 to update, 0 to change owner/mode, 0 unchanged.\n"
         );
         let j = p.to_json();
