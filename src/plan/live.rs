@@ -212,93 +212,102 @@ fn newest(root: &Root, artifacts: &[Artifact]) -> Option<(PathBuf, SystemTime)> 
 
 /// What the running system needs (see the module docs).
 pub fn pending(config: &Config, obs: &Observation) -> Vec<Pending> {
-    let mut out = Vec::new();
-    for r in &obs.failed {
-        out.push(Pending {
+    let mut out: Vec<Pending> = obs
+        .failed
+        .iter()
+        .map(|r| Pending {
             id: id::RELOAD_FAILED,
             service: Service::Retry(*r),
             reason: format!(
                 "the {} reload failed at the last apply",
                 super::reload_name(*r)
             ),
-        });
-    }
+        })
+        .collect();
+    let engine = config.service.engine;
     let Ok(units) = &obs.units else {
         // No service manager to ask: only the conversation tells.
         if let Err(e) = &obs.answer {
             out.push(Pending {
                 id: id::MILTER_NOT_ANSWERING,
-                service: Service::Restart(engine_units(config.service.engine)[0].to_string()),
+                service: Service::Restart(engine_units(engine)[0].to_string()),
                 reason: format!("nothing answers on {}: {e}", config.service.socket),
             });
         }
         return out;
     };
-    let engine = config.service.engine;
-    let socket_activated = engine == EngineKind::Bundled && config.service.socket_activation;
-    let service = engine_units(engine)[0];
-    let main = if socket_activated {
-        "dkimctl.socket"
-    } else {
-        service
-    };
-    let state = units.get(main).cloned().unwrap_or_default();
-    let other_engine = engine_units(other(engine));
     // The other engine first: apply stops it only once ours answers.
-    for u in other_engine {
-        let Some(s) = units.get(*u).filter(|s| s.installed()) else {
-            continue;
-        };
-        if s.up() || s.is_enabled() {
+    out.extend(replaced(engine, units));
+    out.extend(ours(config, obs, units));
+    out
+}
+
+/// The other engine's units that run or start at boot.
+fn replaced(engine: EngineKind, units: &BTreeMap<String, UnitState>) -> Vec<Pending> {
+    engine_units(other(engine))
+        .iter()
+        .filter_map(|u| {
+            let s = units.get(*u).filter(|s| s.installed())?;
             let how = match (s.up(), s.is_enabled()) {
                 (true, true) => "runs and starts at boot",
                 (true, false) => "runs",
-                _ => "starts at boot",
+                (false, true) => "starts at boot",
+                (false, false) => return None,
             };
-            out.push(Pending {
+            Some(Pending {
                 id: id::ENGINE_REPLACED,
                 service: Service::Stop(u.to_string()),
                 reason: format!(
                     "{u} {how}; dkim.toml names the {} engine",
                     engine_word(engine)
                 ),
-            });
-        }
-    }
+            })
+        })
+        .collect()
+}
+
+/// Our engine: installed but down, its socket held by another process or
+/// silent, or serving old settings. At most the first problem found, and
+/// whether it starts at boot.
+fn ours(config: &Config, obs: &Observation, units: &BTreeMap<String, UnitState>) -> Vec<Pending> {
+    let engine = config.service.engine;
+    let service = engine_units(engine)[0];
+    let main = if engine == EngineKind::Bundled && config.service.socket_activation {
+        "dkimctl.socket"
+    } else {
+        service
+    };
+    let state = units.get(main).cloned().unwrap_or_default();
     if !state.installed() {
         // Not installed yet: the plan creates the unit and apply starts it.
-        return out;
+        return Vec::new();
     }
+    let socket = &config.service.socket;
     let held_by_other = obs.listener.as_ref().filter(|l| {
         l.unit
             .as_deref()
             .is_none_or(|u| !engine_units(engine).contains(&u))
     });
     if let Some(l) = held_by_other {
-        out.push(Pending {
+        let unit = l
+            .unit
+            .as_deref()
+            .map(|u| format!(", {u}"))
+            .unwrap_or_default();
+        return vec![Pending {
             id: id::SOCKET_TAKEN,
             service: Service::Restart(main.to_string()),
-            reason: format!(
-                "{} is held by {} (pid {}{})",
-                config.service.socket,
-                l.command,
-                l.pid,
-                l.unit
-                    .as_deref()
-                    .map(|u| format!(", {u}"))
-                    .unwrap_or_default()
-            ),
-        });
-        return out;
+            reason: format!("{socket} is held by {} (pid {}{unit})", l.command, l.pid),
+        }];
     }
     if !state.up() {
-        out.push(Pending {
+        return vec![Pending {
             id: id::ENGINE_NOT_RUNNING,
             service: Service::Start(main.to_string()),
             reason: format!("{main} is {} ({})", state.active, state.sub),
-        });
-        return out;
+        }];
     }
+    let mut out = Vec::new();
     if !state.is_enabled() && state.enabled != "static" {
         out.push(Pending {
             id: id::ENGINE_NOT_RUNNING,
@@ -310,52 +319,51 @@ pub fn pending(config: &Config, obs: &Observation) -> Vec<Pending> {
         out.push(Pending {
             id: id::MILTER_NOT_ANSWERING,
             service: Service::Restart(main.to_string()),
-            reason: format!(
-                "{main} is active but nothing answers on {}: {e}",
-                config.service.socket
-            ),
+            reason: format!("{main} is active but nothing answers on {socket}: {e}"),
         });
         return out;
     }
-    match engine {
+    out.extend(stale(config, obs, units.get(service)));
+    out
+}
+
+/// Our engine answers, but with settings older than dkim.toml's (bundled:
+/// the generation it announces; OpenDKIM: files changed after it
+/// started).
+fn stale(config: &Config, obs: &Observation, svc: Option<&UnitState>) -> Option<Pending> {
+    let service = engine_units(config.service.engine)[0];
+    match config.service.engine {
         EngineKind::Bundled => {
-            let svc = units.get(service).cloned().unwrap_or_default();
+            let status = svc.map(|s| s.status.as_str()).unwrap_or_default();
             let want = crate::render::generation(config);
             // Socket-activated and not started yet: it reads dkim.toml
             // when it starts.
-            if let Some(serving) = served_generation(&svc.status)
-                && serving != want
-            {
-                let failed = svc
-                    .status
-                    .split_once("reload failed: ")
-                    .map(|(_, e)| format!("; its last reload failed: {e}"))
-                    .unwrap_or_default();
-                out.push(Pending {
-                    id: id::ENGINE_STALE,
-                    service: Service::Reload(service.to_string()),
-                    reason: format!(
-                        "{service} serves settings {serving}, dkim.toml has {want}{failed}"
-                    ),
-                });
-            }
+            let serving = served_generation(status).filter(|g| *g != want)?;
+            let failed = status
+                .split_once("reload failed: ")
+                .map(|(_, e)| format!("; its last reload failed: {e}"))
+                .unwrap_or_default();
+            Some(Pending {
+                id: id::ENGINE_STALE,
+                service: Service::Reload(service.to_string()),
+                reason: format!(
+                    "{service} serves settings {serving}, dkim.toml has {want}{failed}"
+                ),
+            })
         }
         EngineKind::OpenDkim => {
-            if let (Some(started), Some((path, changed))) = (obs.engine_started, &obs.newest_file)
-                && *changed > started + CLOCK_SLACK
-            {
-                out.push(Pending {
-                    id: id::ENGINE_STALE,
-                    service: Service::Restart(service.to_string()),
-                    reason: format!(
-                        "{} changed after {service} started; OpenDKIM reads its files only at start",
-                        path.display()
-                    ),
-                });
-            }
+            let started = obs.engine_started?;
+            let (path, changed) = obs.newest_file.as_ref()?;
+            (*changed > started + CLOCK_SLACK).then(|| Pending {
+                id: id::ENGINE_STALE,
+                service: Service::Restart(service.to_string()),
+                reason: format!(
+                    "{} changed after {service} started; OpenDKIM reads its files only at start",
+                    path.display()
+                ),
+            })
         }
     }
-    out
 }
 
 /// The generation in the engine's `STATUS=` line (`serving settings X`).
