@@ -256,3 +256,51 @@ fn switching_engines_keeps_the_published_keys_and_removes_the_old_engines_files(
     );
     root.dkimctl(&["plan"]).expect(0);
 }
+
+/// Without `--yes`, apply and bootstrap ask on a terminal; with stdin not a
+/// terminal (a script, `dkimctl apply | tee log`) they exit 2 and change
+/// nothing, as `terraform apply` without `-auto-approve`.
+#[test]
+fn without_yes_and_without_a_terminal_nothing_is_written() {
+    let root = TempRoot::new(BUNDLED);
+    let before = tree(root.path());
+    let r = root.dkimctl(&["apply"]).expect(2);
+    assert!(r.stderr().contains("--yes"), "{}", r.stderr());
+    assert_eq!(tree(root.path()), before, "apply wrote without --yes");
+
+    let empty = TempRoot::empty();
+    let r = empty
+        .dkimctl(&["bootstrap", "--domain", "example.com", "--mta", "none"])
+        .expect(2);
+    assert!(r.stderr().contains("--yes"), "{}", r.stderr());
+    assert!(
+        tree(empty.path()).is_empty(),
+        "bootstrap wrote without --yes"
+    );
+}
+
+/// bootstrap shows the warnings `check` would give on the file it writes
+/// (the admin has not seen it yet): here, a resolv.conf the hardened unit
+/// cannot use.
+#[test]
+fn bootstrap_shows_what_check_warns_about() {
+    let root = TempRoot::empty();
+    root.write("etc/resolv.conf", "nameserver 192.0.2.53\n");
+    let r = root
+        .dkimctl(&[
+            "bootstrap",
+            "--domain",
+            "example.com",
+            "--mta",
+            "none",
+            "--yes",
+        ])
+        .expect(0);
+    assert!(
+        r.stderr()
+            .contains("resolv.conf names remote name servers (192.0.2.53)"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!r.stderr().contains("does not exist yet"), "{}", r.stderr());
+}

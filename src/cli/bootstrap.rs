@@ -55,7 +55,7 @@ pub fn bootstrap(
         };
         initial_config(&names, &Date::today().to_string(), choices)
     };
-    let (config, templates) = valid_config(&text, root, source, global)?;
+    let (config, templates) = valid_config(&text, root, source, global, true)?;
     let plan = make_plan(&config, &templates, root, flags.live)?;
     let write_new_config = || -> Result<(), Error> {
         if !exists {

@@ -516,15 +516,18 @@ pub fn load_valid(
     source: &Source,
     global: &Global,
 ) -> Result<(Config, Templates), Error> {
-    valid_config(&config::read_text(source)?, root, source, global)
+    valid_config(&config::read_text(source)?, root, source, global, false)
 }
 
 /// [`load_valid`] on text already read (or not written yet: bootstrap).
+/// With `warnings`, warnings are printed too (bootstrap: its admin has not
+/// run `check` on a file they have not seen yet).
 fn valid_config(
     text: &str,
     root: &Root,
     source: &Source,
     global: &Global,
+    warnings: bool,
 ) -> Result<(Config, Templates), Error> {
     let mut loaded = config::parse(text, source);
     if let (Some(c), Some(raw)) = (&loaded.config, &loaded.raw) {
@@ -533,6 +536,13 @@ fn valid_config(
     // Warnings and notes belong to `check`; errors stop every command.
     if loaded.diags.has_errors() {
         print_diagnostics(&loaded.diags);
+    } else if warnings {
+        let mut err = std::io::stderr().lock();
+        for d in loaded.diags.sorted() {
+            if d.severity == Severity::Warning {
+                let _ = writeln!(err, "{d}");
+            }
+        }
     }
     match loaded.config {
         Some(c) if !loaded.diags.has_errors() => {

@@ -144,12 +144,16 @@ fn key_file(
     let real = root.join(&key.path);
     let meta = match std::fs::symlink_metadata(&real) {
         Ok(m) => m,
+        // A missing key is what apply (and bootstrap) create: worth a
+        // warning from `check` only.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            diags.warning(
-                span.clone(),
-                format!("key {} does not exist yet", key.path.display()),
-                "`dkimctl keys generate` creates it (`dkimctl apply` does too)",
-            );
+            if !for_apply {
+                diags.warning(
+                    span.clone(),
+                    format!("key {} does not exist yet", key.path.display()),
+                    "`dkimctl keys generate` creates it (`dkimctl apply` does too)",
+                );
+            }
             return;
         }
         Err(e) => {
