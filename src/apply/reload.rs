@@ -34,7 +34,15 @@ pub(crate) enum Step {
     /// it ([`crate::milter::client::probe`]), for at most
     /// [`ANSWER_WAIT`].
     WaitForAnswer(String),
+    /// Wait, for at most [`DRAIN_WAIT`], until the unit's main process
+    /// serves no MTA session: after the MTA was switched, sessions that
+    /// began before still talk to the old engine, and stopping it under
+    /// them would apply the MTA's default action to their mail.
+    Drain(String),
 }
+
+/// How long apply waits for a replaced engine's sessions to end.
+pub(crate) const DRAIN_WAIT: Duration = Duration::from_secs(30);
 
 /// How long apply waits for a (re)started engine to answer.
 pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(20);
@@ -48,6 +56,7 @@ impl Step {
                 format!("m4 {} > {}", mc.display(), cf.display())
             }
             Step::WaitForAnswer(a) => format!("wait until the milter answers on {a}"),
+            Step::Drain(u) => format!("wait until {u} serves no more MTA sessions"),
         }
     }
 
@@ -167,6 +176,7 @@ pub(crate) fn sequence(
     }
     for p in pending {
         if let Service::Stop(u) = &p.service {
+            seq.after.push(Step::Drain(u.clone()));
             seq.after.push(run(&["systemctl", "disable", "--now", u]));
         }
     }
@@ -183,7 +193,7 @@ pub(crate) fn sequence(
 pub(crate) fn needed_line(seq: &Sequence) -> Option<String> {
     let cmds: Vec<String> = seq
         .all()
-        .filter(|s| !matches!(s, Step::WaitForAnswer(_)))
+        .filter(|s| !matches!(s, Step::WaitForAnswer(_) | Step::Drain(_)))
         .map(Step::display)
         .collect();
     if cmds.is_empty() {
@@ -205,6 +215,10 @@ pub(crate) fn execute(steps: &[Step], root: &Root) -> Vec<ReloadOutcome> {
             }
             Step::Run(args) => run_command(args).map(|_| ()),
             Step::WaitForAnswer(address) => wait_for_answer(address),
+            Step::Drain(unit) => {
+                drain(unit);
+                Ok(())
+            }
             Step::BuildSendmailCf { mc, cf } => {
                 let r = build_sendmail_cf(root, mc, cf);
                 cf_failed = r.is_err();
@@ -232,6 +246,30 @@ fn wait_for_answer(address: &str) -> Result<(), String> {
             }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
+    }
+}
+
+/// Waits until `unit`'s main process holds no connection, or
+/// [`DRAIN_WAIT`] passed (then the stop goes ahead: a session that never
+/// ends must not keep the old engine forever).
+fn drain(unit: &str) {
+    let pid = run_command(&[
+        "systemctl".into(),
+        "show".into(),
+        "-p".into(),
+        "MainPID".into(),
+        "--value".into(),
+        unit.into(),
+    ])
+    .ok()
+    .and_then(|o| String::from_utf8_lossy(&o).trim().parse::<u32>().ok())
+    .filter(|&p| p > 0);
+    let Some(pid) = pid else {
+        return;
+    };
+    let deadline = Instant::now() + DRAIN_WAIT;
+    while crate::host::live::connections(pid) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -394,7 +432,10 @@ mod tests {
         assert_eq!(shown(s.mta.iter()), vec!["postfix reload"]);
         assert_eq!(
             shown(s.after.iter()),
-            vec!["systemctl disable --now opendkim.service"]
+            vec![
+                "wait until opendkim.service serves no more MTA sessions",
+                "systemctl disable --now opendkim.service"
+            ]
         );
         assert_eq!(
             needed_line(&s).as_deref(),

@@ -243,6 +243,99 @@ fn proc_net_address(hex: &str) -> Option<IpAddr> {
     }
 }
 
+/// How many connections process `pid` has accepted on the sockets it
+/// listens on (unix paths, TCP ports) and still holds: for a milter, the
+/// MTA sessions it still serves. Its other connections (the journal, a
+/// resolver) do not count. Live root only; 0 when `/proc` does not tell.
+pub fn connections(pid: u32) -> usize {
+    let own: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| {
+            let t = std::fs::read_link(fd.path()).ok()?;
+            let t = t.to_str()?;
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect();
+    let mut n = 0;
+    if let Ok(t) = std::fs::read_to_string("/proc/net/unix") {
+        n += accepted(&unix_rows(&t), &own);
+    }
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(t) = std::fs::read_to_string(file) {
+            n += accepted(&tcp_rows(&t), &own);
+        }
+    }
+    n
+}
+
+/// One socket of a `/proc/net` table: its inode, where it is bound (a unix
+/// path or a local TCP port), and whether it listens or is connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    inode: u64,
+    bound: String,
+    listening: bool,
+    connected: bool,
+}
+
+/// Connected sockets among `own` bound where one of `own`'s listening
+/// sockets is bound (accepted connections carry the listener's path or
+/// port).
+fn accepted(rows: &[Row], own: &[u64]) -> usize {
+    let mine = |r: &&Row| own.contains(&r.inode);
+    let listens: Vec<&str> = rows
+        .iter()
+        .filter(mine)
+        .filter(|r| r.listening)
+        .map(|r| r.bound.as_str())
+        .collect();
+    rows.iter()
+        .filter(mine)
+        .filter(|r| r.connected && listens.contains(&r.bound.as_str()))
+        .count()
+}
+
+/// The rows of `/proc/net/unix` (`Num RefCount Protocol Flags Type St
+/// Inode Path`; listening: flag 0x10000; connected: state 03).
+fn unix_rows(table: &str) -> Vec<Row> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+            Some(Row {
+                inode: f.get(6)?.parse().ok()?,
+                bound: f.get(7)?.to_string(),
+                listening: flags & 0x10000 != 0,
+                connected: *f.get(5)? == "03",
+            })
+        })
+        .collect()
+}
+
+/// The rows of `/proc/net/tcp` or `tcp6`, bound by local port (listening:
+/// state 0A; connected: 01 established).
+fn tcp_rows(table: &str) -> Vec<Row> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (_, port) = f.get(1)?.split_once(':')?;
+            let state = *f.get(3)?;
+            Some(Row {
+                inode: f.get(9)?.parse().ok()?,
+                bound: port.to_string(),
+                listening: state == "0A",
+                connected: state == "01",
+            })
+        })
+        .collect()
+}
+
 /// The first process holding one of `inodes` open.
 fn owner_of(inodes: &[u64]) -> Option<u32> {
     let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
@@ -350,6 +443,25 @@ mod tests {
             tcp_listening_inodes(t6, "127.0.0.1", 8891),
             Vec::<u64>::new()
         );
+    }
+
+    #[test]
+    fn accepted_connections_only() {
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+                    0000000000000000: 00000002 00000000 00010000 0001 01 100 /run/m.sock\n\
+                    0000000000000000: 00000003 00000000 00000000 0001 03 101 /run/m.sock\n\
+                    0000000000000000: 00000003 00000000 00000000 0001 03 102\n\
+                    0000000000000000: 00000003 00000000 00000000 0001 03 103 /run/m.sock\n";
+        let rows = unix_rows(unix);
+        // 102 (the journal, no path) is not a session; 103 is someone
+        // else's.
+        assert_eq!(accepted(&rows, &[100, 101, 102]), 1);
+        assert_eq!(accepted(&rows, &[101, 102]), 0, "no listener of its own");
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+                   0: 0100007F:22BB 00000000:0000 0A 00000000:00000000 00:00000000 00000000   110        0 7 1\n\
+                   1: 0100007F:22BB 0100007F:C000 01 00000000:00000000 00:00000000 00000000   110        0 8 1\n\
+                   2: 0100007F:C001 0100007F:0035 01 00000000:00000000 00:00000000 00000000   110        0 9 1\n";
+        assert_eq!(accepted(&tcp_rows(tcp), &[7, 8, 9]), 1);
     }
 
     #[test]
