@@ -22,9 +22,13 @@
 pub mod judge;
 pub mod live;
 pub mod lookup;
+pub mod publish;
 pub mod records;
 pub mod report;
 pub mod resolver;
+pub mod state;
+pub mod tsig;
+pub mod update;
 
 use std::collections::BTreeMap;
 use std::fmt;
