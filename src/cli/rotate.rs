@@ -252,7 +252,7 @@ pub fn auto(config: &Config, run: &AutoRun<'_>) -> Result<i32, Error> {
             && due > run.today
             && !d.keys.iter().any(|k| k.state == KeyState::Pending)
         {
-            log.say(name, "next", format!("next rotation on {due}"));
+            log.say(name, "next", format!("rotation due on {due}"));
         }
     }
     finish(log, run, &state, &state_before, None)
@@ -327,18 +327,11 @@ fn carry(
     // The step's own lines, without the record blocks printed for people
     // who publish by hand (the publish step reports on records) and
     // without its "Next:" advice (this run takes the next steps itself).
-    let mut in_records = false;
     for line in String::from_utf8_lossy(&text).lines() {
         let line = line.trim();
-        if line.starts_with("Publish ") {
-            in_records = true;
-            continue;
-        }
-        if line.is_empty() {
-            in_records = false;
-            continue;
-        }
-        if in_records || line.starts_with("Next:") {
+        let record =
+            line.starts_with("Publish ") || line.contains(" IN TXT (") || line.starts_with('"');
+        if line.is_empty() || record || line.starts_with("Next:") {
             continue;
         }
         log.say(domain, step_name, line);
