@@ -447,6 +447,81 @@ fn a_fleet_of_two_hosts_rotates_into_one_zone_without_touching_each_other() {
     );
 }
 
+#[test]
+fn zonefile_mode_writes_the_records_and_reloads_the_server() {
+    let root = TempRoot::new("");
+    let fragment = "var/lib/dkimctl/dkim.zone";
+    root.write(fragment, "; filled in by dkimctl dns publish\n");
+    let Some(knot) = Knot::start_in(
+        &format!("$INCLUDE {}\n", root.join(fragment).display()),
+        UPDATE_PORTS,
+    ) else {
+        return;
+    };
+    let reload: Vec<String> = knot
+        .reload_command()
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    let ns = knot.ns();
+    root.write(
+        "etc/dkimctl/dkim.toml",
+        &format!(
+            r#"[service]
+mode = "sign"
+[[domain]]
+name = "example.com"
+selector = "z1"
+[mta]
+kind = "none"
+[engine]
+nameservers = ["{ns}"]
+[dns]
+update = "zonefile"
+zonefile = "/{fragment}"
+reload = [{}]
+authoritative = ["{ns}"]
+"#,
+            reload.join(", ")
+        ),
+    );
+    root.dkimctl(&["keys", "generate"]).expect(0);
+    let want = records(&root);
+    let r = root.dkimctl(&["dns", "publish"]).expect(0);
+    assert!(
+        r.stdout().contains(&format!("/{fragment} written")),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(knot.txt_value(&want[0].0), want[0].1);
+    let text = root.read(fragment);
+    assert!(text.starts_with("; Managed by dkimctl"), "{text}");
+    assert!(
+        text.contains("z1._domainkey.example.com. 3600 IN TXT ( \"v=DKIM1; k=rsa; \" \"p="),
+        "{text}"
+    );
+    let mode = std::fs::metadata(root.join(fragment))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+    let r = root.dkimctl(&["dns", "publish"]).expect(0);
+    assert!(
+        r.stdout().contains(&format!("/{fragment} unchanged")),
+        "{}",
+        r.stdout()
+    );
+    // Edited by hand: rewritten and reloaded.
+    root.write(
+        fragment,
+        "z1._domainkey.example.com. 60 IN TXT \"v=DKIM1; p=HAND\"\n",
+    );
+    knot.knotc(&["-b", "zone-reload", ZONE]);
+    let r = root.dkimctl(&["dns", "publish", "--json"]).expect(0);
+    assert_eq!(json(&r)["records"][0]["action"], "replace");
+    assert_eq!(knot.txt_value(&want[0].0), want[0].1);
+}
+
 /// Renders a configuration with `[rotation] every` into a tree.
 fn rendered_rotation_units(config: &str) -> tempfile::TempDir {
     let root = TempRoot::new(config);

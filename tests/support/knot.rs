@@ -104,17 +104,26 @@ impl Knot {
     /// knotd or kdig is missing (after printing "skipped: ..."; under
     /// CI=true that fails the test instead).
     pub fn start(zone_text: &str) -> Option<Knot> {
-        Knot::start_with(zone_text, None)
+        Knot::start_with(zone_text, None, None)
+    }
+
+    /// Like [`Knot::start`], on a port in `ports`.
+    pub fn start_in(zone_text: &str, ports: std::ops::Range<u16>) -> Option<Knot> {
+        Knot::start_with(zone_text, None, Some(ports))
     }
 
     /// Starts knotd on a port in [`UPDATE_PORTS`] accepting dynamic
     /// updates signed with `key`, for TXT records below `_domainkey` only
     /// (the least privilege README's "Hands-off rotation" recommends).
     pub fn updatable(zone_text: &str, key: &TsigKey) -> Option<Knot> {
-        Knot::start_with(zone_text, Some(key))
+        Knot::start_with(zone_text, Some(key), Some(UPDATE_PORTS))
     }
 
-    fn start_with(zone_text: &str, key: Option<&TsigKey>) -> Option<Knot> {
+    fn start_with(
+        zone_text: &str,
+        key: Option<&TsigKey>,
+        ports: Option<std::ops::Range<u16>>,
+    ) -> Option<Knot> {
         if !require_tool("knotd") || !require_tool("kdig") || !require_tool("knotc") {
             return None;
         }
@@ -124,8 +133,8 @@ impl Knot {
         let mut last_log = String::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
-            let port = match key {
-                Some(_) => free_port_in(UPDATE_PORTS),
+            let port = match &ports {
+                Some(range) => free_port_in(range.clone()),
                 None => free_port(),
             };
             for sub in ["run", "db"] {
@@ -286,6 +295,19 @@ impl Knot {
     /// The directory holding knotd's configuration and zone file.
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
+    }
+
+    /// The command that reloads the zone from its file and waits until it
+    /// is loaded (`knotc -b`), as `[dns] reload` takes it.
+    pub fn reload_command(&self) -> Vec<String> {
+        vec![
+            which("knotc").expect("knotc").display().to_string(),
+            "-b".into(),
+            "-c".into(),
+            self.dir.path().join("knot.conf").display().to_string(),
+            "zone-reload".into(),
+            ZONE.into(),
+        ]
     }
 
     fn write_zone(&self, zone_text: &str) {
