@@ -270,6 +270,12 @@ fn a_whole_rotation_with_no_hand_signs_verifiably_every_day() {
         "every = \"10d\"\ngrace = \"2d\"\npublish_retired = \"/srv/www/dkim\"\n\
          publish_retired_url = \"https://mail.example.com/dkim/\"",
     );
+    // The engine's metrics endpoint, on a port of this suite's range.
+    let metrics = crate::support::knot::free_port_in(UPDATE_PORTS);
+    let text = text.replace(
+        "dns_timeout = \"2s\"",
+        &format!("dns_timeout = \"2s\"\nmetrics = \"127.0.0.1:{metrics}\""),
+    );
     let root = root_with(&text, &key);
     root.dkimctl(&["apply", "--yes", "--no-reload"]).expect(0);
     root.dkimctl(&["dns", "publish", "--today", &day(-1)])
@@ -365,7 +371,39 @@ fn a_whole_rotation_with_no_hand_signs_verifiably_every_day() {
     );
     assert_eq!(json["exit"], 0);
     assert_eq!(json["last_publish"]["ok"], true, "{json:#}");
+    // The engine's metrics: the next rotation (the day-10 key is due on
+    // day 20) and the last publish.
+    let scraped = http_get(metrics, "/metrics");
+    let due = dkimctl::config::types::Date::parse(&day(20))
+        .unwrap()
+        .days_since_epoch()
+        * 86_400;
+    assert!(
+        scraped.contains(&format!(
+            "dkimctl_key_next_rotation_timestamp_seconds{{domain=\"example.com\"}} {due}"
+        )),
+        "{scraped}"
+    );
+    assert!(scraped.contains("dkimctl_dns_publish_ok 1\n"), "{scraped}");
+    assert!(
+        scraped.contains("dkimctl_dns_publish_timestamp_seconds "),
+        "{scraped}"
+    );
     let _ = serve.stop();
+}
+
+/// `GET path` on 127.0.0.1:`port`: the response body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).expect("read");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out)
 }
 
 #[test]

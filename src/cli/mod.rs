@@ -193,11 +193,12 @@ pub enum Command {
         #[arg(long = "continue", conflicts_with = "auto")]
         cont: bool,
         /// Take every step that is due, unattended: start a rotation when
-        /// the active key is older than [rotation] every, publish, switch
-        /// once every server serves the new record for a TTL, retire after
-        /// the grace period, apply (reloading, never restarting the
-        /// engine). Safe to run hourly. Exit 0 done or nothing due, 1
-        /// waiting for a record that is not published, 2 a step failed.
+        /// the active key is older than the rotation interval (every),
+        /// publish, switch once every server serves the new record for a
+        /// TTL, retire after the grace period, apply (reloading, never
+        /// restarting the engine). Safe to run hourly. Exit 0 done or
+        /// nothing due, 1 waiting for a record that is not published, 2 a
+        /// step failed.
         #[arg(long)]
         auto: bool,
         /// Print the result as JSON (with --auto).
@@ -320,7 +321,7 @@ pub enum DnsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Make DNS match dkim.toml ([dns] update): publish the record of every
+    /// Make DNS match dkim.toml (as its dns table says): publish the record of every
     /// pending, active and retiring key and the revoked form of retired
     /// keys, touching only configured selectors; then check them at every
     /// authoritative server and the resolver. Exit 0 DNS matches, 1
