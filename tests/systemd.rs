@@ -308,6 +308,13 @@ journalctl -u dkimctl.service --no-pager -o cat > $out/engine.journal 2>&1
 cp /etc/dkimctl/dkim.toml $out/dkim.toml.after
 /usr/local/bin/dkimctl selftest --local-keys > $out/selftest.after 2>&1
 echo $? > $out/selftest.after.rc
+# The next day's run switches to the new key: the engine, reloaded again,
+# reads it from its file (it is not among the unit's credentials yet).
+/usr/local/bin/dkimctl rotate --auto --today $(date -u -d tomorrow +%F) > $out/rotate2 2>&1
+echo $? > $out/rotate2.rc
+/usr/local/bin/dkimctl selftest --local-keys > $out/selftest2 2>&1
+echo $? > $out/selftest2.rc
+systemctl show -p ActiveState,NRestarts dkimctl.service > $out/engine2.show
 "#;
 
 /// The rotation timer fires under real systemd (Persistent=true catches up
@@ -420,4 +427,24 @@ touch -d '3 days ago' $M/var/lib/systemd/timers/stamp-dkimctl-rotate.timer
         .unwrap_or_else(|| panic!("no pending key in:\n{after}"));
     let value = knot.txt_value(&format!("{selector}._domainkey.example.com"));
     assert!(value.starts_with("v=DKIM1; k=rsa; p=MII"), "{value}");
+    // The next day: switched, reloaded (not restarted), signing with it.
+    assert_eq!(
+        r.get("rotate2.rc").map(|s| s.trim()),
+        Some("0"),
+        "{}",
+        dump()
+    );
+    assert!(r["rotate2"].contains("is now active"), "{}", dump());
+    assert_eq!(
+        r.get("selftest2.rc").map(|s| s.trim()),
+        Some("0"),
+        "{}",
+        dump()
+    );
+    assert!(
+        r["selftest2"].contains(&format!("{selector}._domainkey.example.com")),
+        "{}",
+        dump()
+    );
+    assert!(r["engine2.show"].contains("NRestarts=0"), "{}", dump());
 }
