@@ -311,6 +311,10 @@ fn tsig_key(config: &Config, raw: &RawConfig, root: &Root, diags: &mut Diagnosti
     }
     let text = match std::fs::read(&real) {
         Ok(t) => crate::keys::Secret::new(t),
+        // Only root reads it (mode 0600): `dkimctl check` run by the
+        // engine's unit (ExecReload) or another user cannot, and that is
+        // as it should be; `dns publish` reads it as root.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return,
         Err(e) => {
             diags.error(at, format!("cannot read the TSIG key {shown}: {e}"));
             return;
