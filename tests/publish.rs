@@ -392,6 +392,87 @@ fn a_whole_rotation_with_no_hand_signs_verifiably_every_day() {
     let _ = serve.stop();
 }
 
+#[test]
+fn manual_publishing_waits_for_the_admin_then_switches() {
+    // No TSIG, no updates: the admin publishes by hand with knotc.
+    let Some(knot) = Knot::start_in("", UPDATE_PORTS) else {
+        return;
+    };
+    let ns = knot.ns();
+    let root = TempRoot::new(&format!(
+        r#"[service]
+mode = "sign"
+[[domain]]
+name = "example.com"
+[[domain.key]]
+selector = "first"
+created = "2026-02-19"
+[mta]
+kind = "none"
+[engine]
+nameservers = ["{ns}"]
+dns_timeout = "2s"
+[rotation]
+every = "10d"
+grace = "1d"
+[dns]
+zone = "example.com"
+authoritative = ["{ns}"]
+"#
+    ));
+    root.dkimctl(&["keys", "generate"]).expect(0);
+    root.dkimctl(&["apply", "--yes", "--no-reload"]).expect(0);
+    let rotate =
+        |n: i64| root.dkimctl(&["rotate", "--auto", "--today", &day(n), "--nameserver", &ns]);
+    // `dns publish` in manual mode says what to publish, and exits 1.
+    let r = root.dkimctl(&["dns", "publish"]).expect(1);
+    assert!(
+        r.stdout()
+            .contains("to create  first._domainkey.example.com"),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        r.stdout().contains("publish ONE TXT record:"),
+        "{}",
+        r.stdout()
+    );
+    // Day 0 starts; the new record is not published: exit 1, no switch.
+    let r = rotate(0).expect(1);
+    assert!(r.stdout().contains("not yet: publish "), "{}", r.stdout());
+    let r = rotate(1).expect(1);
+    assert!(!r.stdout().contains("is now active"), "{}", r.stdout());
+    // The admin publishes what `dns records` prints.
+    for (name, value) in records(&root) {
+        let owner = name.trim_end_matches(".example.com");
+        let strings: Vec<&str> = dkimctl::keys::character_strings(&value);
+        knot.set_txt_by_hand(owner, &strings);
+    }
+    // Served from day 1 on: day 1 notes it, day 2 switches.
+    let r = rotate(1).expect(0);
+    assert!(
+        r.stdout().contains("the switch follows on"),
+        "{}",
+        r.stdout()
+    );
+    let r = rotate(2).expect(0);
+    assert!(r.stdout().contains("is now active"), "{}", r.stdout());
+    // Retired on day 3; the revoked record is for the admin to publish.
+    let r = rotate(3).expect(0);
+    assert!(
+        r.stdout().contains("first (rsa-sha256) is retired"),
+        "{}",
+        r.stdout()
+    );
+    let r = root.dkimctl(&["dns", "publish"]).expect(1);
+    assert!(
+        r.stdout()
+            .contains("to replace first._domainkey.example.com (retired)"),
+        "{}",
+        r.stdout()
+    );
+}
+
 /// `GET path` on 127.0.0.1:`port`: the response body.
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};

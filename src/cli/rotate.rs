@@ -243,7 +243,10 @@ pub fn auto(config: &Config, run: &AutoRun<'_>) -> Result<i32, Error> {
 
     // (5) Apply what the rotation changed; reload, never restart.
     match reload_config(run.source) {
-        Ok(c) => apply_step(&mut log, run, &c),
+        Ok(c) => {
+            apply_step(&mut log, run, &c);
+            current = c;
+        }
         Err(e) => log.fail("", "apply", e.as_ref()),
     }
     for name in &scope {

@@ -6,8 +6,10 @@
 //! spent at end of message (where signing and verification happen — the
 //! body has streamed into the hash already, and with the no-reply flags it
 //! is the only step the MTA waits for), and the age of each active key in
-//! days, a nudge to rotate. The text format is OpenMetrics 1.0, which
-//! Prometheus scrapes.
+//! days, a nudge to rotate; with `[rotation] every`, when each domain's
+//! next rotation is due, and the result of the last DNS publish (read from
+//! the state `dns publish` and `rotate --auto` keep). The text format is
+//! OpenMetrics 1.0, which Prometheus scrapes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

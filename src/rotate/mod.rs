@@ -41,8 +41,16 @@
 //! dkim.toml, key files to retire) that [`crate::apply::rotation`] carries
 //! out, and the report to print.
 //!
-//! What this does not do: publish records (DNS is not ours to write), or
-//! reload the engine (`dkimctl apply` does that).
+//! # Unattended: `rotate --auto`
+//!
+//! [`decide_what`] with [`Readiness::Given`] lets `rotate --auto`
+//! (`crate::cli::rotate`) decide the switch from its own checks at every
+//! authoritative server and the resolver, and [`next_rotation`] says when
+//! `[rotation] every` starts the next rotation; selectors follow `[rotation]
+//! selector` (`{host}`, [`host_label`]; `{date}`).
+//!
+//! What this does not do: publish records ([`crate::dns::publish`] does,
+//! when `[dns] update` allows it), or reload the engine (apply does).
 
 use std::fmt;
 use std::fs;
