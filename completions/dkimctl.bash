@@ -76,6 +76,9 @@ _dkimctl() {
             dkimctl__subcmd__dns,help)
                 cmd="dkimctl__subcmd__dns__subcmd__help"
                 ;;
+            dkimctl__subcmd__dns,publish)
+                cmd="dkimctl__subcmd__dns__subcmd__publish"
+                ;;
             dkimctl__subcmd__dns,records)
                 cmd="dkimctl__subcmd__dns__subcmd__records"
                 ;;
@@ -84,6 +87,9 @@ _dkimctl() {
                 ;;
             dkimctl__subcmd__dns__subcmd__help,help)
                 cmd="dkimctl__subcmd__dns__subcmd__help__subcmd__help"
+                ;;
+            dkimctl__subcmd__dns__subcmd__help,publish)
+                cmd="dkimctl__subcmd__dns__subcmd__help__subcmd__publish"
                 ;;
             dkimctl__subcmd__dns__subcmd__help,records)
                 cmd="dkimctl__subcmd__dns__subcmd__help__subcmd__records"
@@ -144,6 +150,9 @@ _dkimctl() {
                 ;;
             dkimctl__subcmd__help__subcmd__dns,check)
                 cmd="dkimctl__subcmd__help__subcmd__dns__subcmd__check"
+                ;;
+            dkimctl__subcmd__help__subcmd__dns,publish)
+                cmd="dkimctl__subcmd__help__subcmd__dns__subcmd__publish"
                 ;;
             dkimctl__subcmd__help__subcmd__dns,records)
                 cmd="dkimctl__subcmd__help__subcmd__dns__subcmd__records"
@@ -414,7 +423,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__dns)
-            opts="-c -h --root --config --installed-as --templates --color --help records check help"
+            opts="-c -h --root --config --installed-as --templates --color --help records publish check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -498,7 +507,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__dns__subcmd__help)
-            opts="records check help"
+            opts="records publish check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -539,6 +548,20 @@ _dkimctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dkimctl__subcmd__dns__subcmd__help__subcmd__publish)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dkimctl__subcmd__dns__subcmd__help__subcmd__records)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -546,6 +569,52 @@ _dkimctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dkimctl__subcmd__dns__subcmd__publish)
+            opts="-c -h --dry-run --json --nameserver --today --root --config --installed-as --templates --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --nameserver)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --today)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installed-as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --templates)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -680,7 +749,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__help__subcmd__dns)
-            opts="records check"
+            opts="records publish check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -694,6 +763,20 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__help__subcmd__dns__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dkimctl__subcmd__help__subcmd__dns__subcmd__publish)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1178,7 +1261,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__rotate)
-            opts="-c -h --continue --nameserver --today --root --config --installed-as --templates --color --help"
+            opts="-c -h --continue --auto --json --nameserver --today --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

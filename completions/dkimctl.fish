@@ -100,17 +100,18 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_su
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "generate" -d 'Create every key dkim.toml names that does not exist yet (0600, owned by the service user, PKCS#8 PEM as opendkim-genkey writes)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
 always\t'Always'
 never\t'Never'"
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -f -a "records" -d 'Print the TXT record to publish for every domain and selector'
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -f -a "check" -d 'Look every selector\'s record up and judge it; report SPF and DMARC. Exit 0 all ok, 1 findings, 2 could not check'
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -f -a "records" -d 'Print the TXT record to publish for every domain and selector'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -f -a "publish" -d 'Make DNS match dkim.toml (as its dns table says): publish the record of every pending, active and retiring key and the revoked form of retired keys, touching only configured selectors; then check them at every authoritative server and the resolver. Exit 0 DNS matches, 1 changes pending (--dry-run, manual) or not served yet, 2 failed'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -f -a "check" -d 'Look every selector\'s record up and judge it; report SPF and DMARC. Exit 0 all ok, 1 findings, 2 could not check'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and not __fish_seen_subcommand_from records publish check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l format -d 'zone: one record in zone-file syntax, split into strings of at most 255 bytes; plain: the joined value, for web DNS panels' -r -f -a "zone\t'Zone-file form: `name IN TXT ( "..." "..." )`'
 plain\t'Name and joined value'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
@@ -122,6 +123,18 @@ always\t'Always'
 never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l json -d 'Print both forms as JSON'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l today -d 'Pretend today is this date (YYYY-MM-DD). For tests only: rotation decisions then follow this clock instead of the system\'s' -r
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l templates -d 'Take templates from DIR where a file of the same name exists there' -r -F
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l color -d 'When to use colour' -r -f -a "auto\t'On a terminal, unless NO_COLOR is set'
+always\t'Always'
+never\t'Never'"
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l dry-run -d 'Show what would change and the update that would be sent; change nothing'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l json -d 'Print the result as JSON'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l timeout -d 'Seconds to wait for each answer' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
@@ -134,6 +147,7 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -l json -d 'Print the result as JSON'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from help" -f -a "records" -d 'Print the TXT record to publish for every domain and selector'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from help" -f -a "publish" -d 'Make DNS match dkim.toml (as its dns table says): publish the record of every pending, active and retiring key and the revoked form of retired keys, touching only configured selectors; then check them at every authoritative server and the resolver. Exit 0 DNS matches, 1 changes pending (--dry-run, manual) or not served yet, 2 failed'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from help" -f -a "check" -d 'Look every selector\'s record up and judge it; report SPF and DMARC. Exit 0 all ok, 1 findings, 2 could not check'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l domain -d 'A domain to sign for (repeatable)' -r
@@ -153,7 +167,7 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l no-reload 
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l offline -d 'Look at files only: do not ask systemd about the units, talk to the milter socket or look at running processes (on the live root these are part of the plan and of the audit by default)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l today -d 'Pretend today is this date (YYYY-MM-DD)' -r
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l today -d 'Pretend today is this date (YYYY-MM-DD). For tests only: rotation decisions then follow this clock instead of the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
@@ -162,6 +176,8 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l color -d 'Whe
 always\t'Always'
 never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l continue -d 'Take the next step (switch, or retire) when DNS allows it'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l auto -d 'Take every step that is due, unattended: start a rotation when the active key is older than the rotation interval (every), publish, switch once every server serves the new record for a TTL, retire after the grace period, apply (reloading, never restarting the engine). Safe to run hourly. Exit 0 done or nothing due, 1 waiting for a record that is not published, 2 a step failed'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l json -d 'Print the result as JSON (with --auto)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -l socket -d 'Listen here instead of the configured socket (unix:/path, inet:HOST:PORT, inet:PORT@HOST)' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand serve" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
@@ -280,4 +296,5 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand help; and not __fish_see
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand help; and not __fish_seen_subcommand_from check render plan keys dns bootstrap rotate serve sign verify selftest audit import schema completions man apply help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "generate" -d 'Create every key dkim.toml names that does not exist yet (0600, owned by the service user, PKCS#8 PEM as opendkim-genkey writes)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand help; and __fish_seen_subcommand_from dns" -f -a "records" -d 'Print the TXT record to publish for every domain and selector'
+complete -c dkimctl -n "__fish_dkimctl_using_subcommand help; and __fish_seen_subcommand_from dns" -f -a "publish" -d 'Make DNS match dkim.toml (as its dns table says): publish the record of every pending, active and retiring key and the revoked form of retired keys, touching only configured selectors; then check them at every authoritative server and the resolver. Exit 0 DNS matches, 1 changes pending (--dry-run, manual) or not served yet, 2 failed'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand help; and __fish_seen_subcommand_from dns" -f -a "check" -d 'Look every selector\'s record up and judge it; report SPF and DMARC. Exit 0 all ok, 1 findings, 2 could not check'

@@ -35,10 +35,12 @@
 //! - [`apply`]: the only writer: files, directories, keys, accounts,
 //!   rotation steps, reloads, through descriptors that never follow a
 //!   planted link.
-//! - [`rotate`]: decides the next step of a key rotation.
+//! - [`rotate`]: decides the next step of a key rotation (by hand, or
+//!   every due step with `rotate --auto`).
 //! - [`audit`]: findings about any installation; import of OpenDKIM
 //!   setups.
-//! - [`dns`]: record lookups, judgements and the records to publish.
+//! - [`dns`]: record lookups, judgements, the records to publish and
+//!   publishing them (RFC 2136 updates signed with TSIG).
 //! - [`keys`]: key generation and loading, record text; no files written.
 //! - [`dkim`]: signing, verification and Authentication-Results; no milter
 //!   vocabulary.

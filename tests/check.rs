@@ -68,7 +68,13 @@ fn several_mistakes_are_all_reported_with_line_and_column() {
 
 #[test]
 fn valid_examples_pass() {
-    for ex in ["single-domain", "multi-domain", "hardened", "bundled-dual"] {
+    for ex in [
+        "single-domain",
+        "multi-domain",
+        "hardened",
+        "bundled-dual",
+        "hands-off",
+    ] {
         let path = repo().join(format!("examples/{ex}.toml"));
         dkimctl(&[
             "--root",

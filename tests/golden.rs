@@ -6,7 +6,13 @@ use std::path::Path;
 
 use crate::support::*;
 
-const EXAMPLES: &[&str] = &["single-domain", "multi-domain", "hardened", "bundled-dual"];
+const EXAMPLES: &[&str] = &[
+    "single-domain",
+    "multi-domain",
+    "hardened",
+    "bundled-dual",
+    "hands-off",
+];
 
 /// `dkimctl render` of examples/NAME.toml into `out`, outside any root.
 fn render_example(name: &str, out: &Path) -> Run {

@@ -19,6 +19,7 @@ mod dns;
 mod engine;
 mod golden;
 mod interop;
+mod publish;
 mod realtools;
 mod reliability;
 mod systemd;

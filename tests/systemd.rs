@@ -32,6 +32,8 @@ if [ -f $out/forged.lua ]; then
   miltertest -s /tmp/forged.lua > $out/forged 2>&1
   echo $? > $out/forged.rc
 fi
+# A test's own checks, when given.
+if [ -f $out/extra.sh ]; then sh $out/extra.sh > $out/extra 2>&1; fi
 systemctl poweroff
 "#;
 
@@ -68,15 +70,18 @@ mt.disconnect(conn)
 /// with `dkimctl apply`; `enable` names the unit to enable. Returns the
 /// results directory's files as (name, text).
 fn boot(config: &str, enable: &str) -> std::collections::BTreeMap<String, String> {
-    boot_with(config, enable, &[])
+    boot_with(config, enable, &[], "")
 }
 
 /// Like [`boot`], with extra files put into the results directory first
-/// (`forged.lua` runs [`FORGED_AR`]).
+/// (`forged.lua` runs [`FORGED_AR`], `extra.sh` runs before poweroff,
+/// its output in `extra`) and `setup`, shell lines run on the host after
+/// apply with `$M` the container's root and `$R` the results directory.
 fn boot_with(
     config: &str,
     enable: &str,
     extra: &[(&str, &str)],
+    setup: &str,
 ) -> std::collections::BTreeMap<String, String> {
     // One container at a time: with --keep-unit each container's systemd
     // takes over the cgroup of the test process, which two cannot share.
@@ -111,6 +116,8 @@ M=$B/merged
 install -D -m 0755 {bin} $M/usr/local/bin/dkimctl
 install -D -m 0644 {w}/dkim.toml $M/etc/dkimctl/dkim.toml
 {bin} --root $M apply --yes --no-reload > {w}/results/apply 2>&1
+R={w}/results
+{setup}
 mkdir -p $M/etc/systemd/system/{wants} $M/etc/systemd/system/multi-user.target.wants
 ln -sf /etc/systemd/system/{enable} $M/etc/systemd/system/{wants}/{enable}
 install -m 0644 {w}/probe.service $M/etc/systemd/system/probe.service
@@ -253,7 +260,7 @@ selector = "s1"
 [mta]
 kind = "none"
 "#;
-    let r = boot_with(config, "dkimctl.service", &[("forged.lua", FORGED_AR)]);
+    let r = boot_with(config, "dkimctl.service", &[("forged.lua", FORGED_AR)], "");
     assert!(r["show"].contains("ActiveState=active"), "{r:#?}");
     assert_eq!(r.get("forged.rc").map(|s| s.trim()), Some("0"), "{r:#?}");
     assert!(
@@ -282,4 +289,162 @@ kind = "none"
 "#;
     let r = boot(config, "dkimctl.socket");
     assert_sandboxed(&r);
+}
+
+/// Waits (inside the container) until the rotation the timer started has
+/// finished, then records what it did and how the engine took it.
+const ROTATION_CHECK: &str = r#"out=/results
+for i in $(seq 1 120); do
+  state=$(systemctl show -p ActiveState --value dkimctl-rotate.service)
+  ran=$(systemctl show -p ExecMainExitTimestampMonotonic --value dkimctl-rotate.service)
+  if [ "$state" != activating ] && [ "$ran" != 0 ]; then break; fi
+  sleep 0.5
+done
+systemctl show -p Result,ExecMainStatus,ActiveState dkimctl-rotate.service > $out/rotate.show
+systemctl show -p LastTriggerUSecMonotonic dkimctl-rotate.timer > $out/timer.show
+journalctl -u dkimctl-rotate.service --no-pager -o cat > $out/rotate.journal 2>&1
+systemctl show -p ActiveState,NRestarts,MainPID dkimctl.service > $out/engine.show
+journalctl -u dkimctl.service --no-pager -o cat > $out/engine.journal 2>&1
+cp /etc/dkimctl/dkim.toml $out/dkim.toml.after
+/usr/local/bin/dkimctl selftest --local-keys > $out/selftest.after 2>&1
+echo $? > $out/selftest.after.rc
+# The next day's run switches to the new key: the engine, reloaded again,
+# reads it from its file (it is not among the unit's credentials yet).
+/usr/local/bin/dkimctl rotate --auto --today $(date -u -d tomorrow +%F) > $out/rotate2 2>&1
+echo $? > $out/rotate2.rc
+/usr/local/bin/dkimctl selftest --local-keys > $out/selftest2 2>&1
+echo $? > $out/selftest2.rc
+systemctl show -p ActiveState,NRestarts dkimctl.service > $out/engine2.show
+"#;
+
+/// The rotation timer fires under real systemd (Persistent=true catches up
+/// a missed day at boot), its service runs `rotate --auto` in its sandbox
+/// with the TSIG key as a credential, publishes the new record to Knot on
+/// the host, and reloads the engine without restarting it.
+#[test]
+fn rotation_timer_fires_publishes_and_reloads_the_engine() {
+    use crate::support::knot::{Knot, TsigKey};
+    if !can_boot() {
+        return;
+    }
+    let key = TsigKey::random("dkimctl-container");
+    let Some(knot) = Knot::updatable("", &key) else {
+        return;
+    };
+    let ns = knot.ns();
+    let config = format!(
+        r#"
+[service]
+mode = "sign"
+socket = "unix:/run/dkimctl/dkimctl.sock"
+binary = "/usr/local/bin/dkimctl"
+[[domain]]
+name = "example.com"
+[[domain.key]]
+selector = "old"
+created = "2020-01-01"
+[mta]
+kind = "none"
+[engine]
+nameservers = ["{ns}"]
+[rotation]
+every = "90d"
+[dns]
+update = "rfc2136"
+server = "{ns}"
+zone = "example.com"
+tsig_key_file = "/etc/dkimctl/tsig.key"
+authoritative = ["{ns}"]
+"#
+    );
+    // The timer is enabled as apply would, fires at boot (its last run
+    // was three days ago), without the random delay.
+    let setup = r#"
+install -D -m 0600 $R/tsig.key $M/etc/dkimctl/tsig.key
+rm $R/tsig.key
+mkdir -p $M/etc/systemd/system/timers.target.wants $M/etc/systemd/system/dkimctl-rotate.timer.d $M/var/lib/systemd/timers
+ln -sf /etc/systemd/system/dkimctl-rotate.timer $M/etc/systemd/system/timers.target.wants/dkimctl-rotate.timer
+printf '[Timer]\nRandomizedDelaySec=0\n' > $M/etc/systemd/system/dkimctl-rotate.timer.d/test.conf
+touch -d '3 days ago' $M/var/lib/systemd/timers/stamp-dkimctl-rotate.timer
+"#;
+    let r = boot_with(
+        &config,
+        "dkimctl.service",
+        &[("extra.sh", ROTATION_CHECK), ("tsig.key", &key.file_text())],
+        setup,
+    );
+    let dump = || format!("{r:#?}\n--- knot\n{}", knot.log_text());
+    assert!(r["apply"].contains("dkimctl-rotate.timer"), "{}", dump());
+    let show = r.get("rotate.show").cloned().unwrap_or_default();
+    assert!(
+        show.contains("Result=success") && show.contains("ExecMainStatus=0"),
+        "the rotation did not run cleanly: {}",
+        dump()
+    );
+    let journal = &r["rotate.journal"];
+    assert!(journal.contains("example.com: start:"), "{}", dump());
+    assert!(
+        // The old key's record and the new one's: Knot started empty.
+        journal.contains("publish: 2 record(s) changed, 0 unchanged (rfc2136)"),
+        "{}",
+        dump()
+    );
+    assert!(
+        journal.contains("ran systemctl reload dkimctl.service")
+            && !journal.contains("restart dkimctl.service"),
+        "{}",
+        dump()
+    );
+    assert!(
+        !journal.contains(&key.secret),
+        "the TSIG secret is in the journal"
+    );
+    // The engine was reloaded, not restarted, and still signs.
+    let engine = &r["engine.show"];
+    assert!(
+        engine.contains("ActiveState=active") && engine.contains("NRestarts=0"),
+        "{}",
+        dump()
+    );
+    assert!(
+        r["engine.journal"].contains("reloaded configuration"),
+        "{}",
+        dump()
+    );
+    assert_eq!(
+        r.get("selftest.after.rc").map(|s| s.trim()),
+        Some("0"),
+        "{}",
+        dump()
+    );
+    // The pending key's record is at Knot, the one dkim.toml names.
+    let after = &r["dkim.toml.after"];
+    let selector = after
+        .split("[[domain.key]]")
+        .find(|t| t.contains("state = \"pending\""))
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("selector = ")))
+        .map(|s| s.trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("no pending key in:\n{after}"));
+    let value = knot.txt_value(&format!("{selector}._domainkey.example.com"));
+    assert!(value.starts_with("v=DKIM1; k=rsa; p=MII"), "{value}");
+    // The next day: switched, reloaded (not restarted), signing with it.
+    assert_eq!(
+        r.get("rotate2.rc").map(|s| s.trim()),
+        Some("0"),
+        "{}",
+        dump()
+    );
+    assert!(r["rotate2"].contains("is now active"), "{}", dump());
+    assert_eq!(
+        r.get("selftest2.rc").map(|s| s.trim()),
+        Some("0"),
+        "{}",
+        dump()
+    );
+    assert!(
+        r["selftest2"].contains(&format!("{selector}._domainkey.example.com")),
+        "{}",
+        dump()
+    );
+    assert!(r["engine2.show"].contains("NRestarts=0"), "{}", dump());
 }

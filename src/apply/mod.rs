@@ -55,6 +55,10 @@ pub struct ApplyOptions {
     /// `inet:HOST:PORT`): apply waits until it answers before pointing the
     /// MTA at it.
     pub probe: Option<String>,
+    /// Never restart the engine, reload it (`rotate --auto`: a new key is
+    /// read from its file; a changed unit takes effect at the next
+    /// restart).
+    pub reload_only: bool,
 }
 
 /// Why an apply failed.
@@ -404,7 +408,10 @@ pub(crate) fn apply_as(
     let created_units: BTreeSet<String> = plan
         .changes
         .iter()
-        .filter(|c| c.action == Action::Create && c.artifact.reload == Reload::Units)
+        .filter(|c| {
+            c.action == Action::Create
+                && matches!(c.artifact.reload, Reload::Units | Reload::Timers)
+        })
         .filter_map(|c| c.host_path().file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .collect();
@@ -787,6 +794,7 @@ mod tests {
             engine_units: vec!["dkimctl.service".into()],
             postfix_config_dir: None,
             probe: None,
+            reload_only: false,
         }
     }
 

@@ -133,10 +133,16 @@ pub(crate) fn sequence(
         })
     };
     let mut seq = Sequence::default();
-    if reloads.contains(&Reload::Units) || retry(Reload::Units) {
+    if reloads.contains(&Reload::Units) || reloads.contains(&Reload::Timers) || retry(Reload::Units)
+    {
         seq.engine.push(run(&["systemctl", "daemon-reload"]));
     }
-    let restart = reloads.contains(&Reload::Units) || reloads.contains(&Reload::RestartEngine);
+    // `rotate --auto` never restarts the engine: a reload instead.
+    let restart = (reloads.contains(&Reload::Units) || reloads.contains(&Reload::RestartEngine))
+        && !opts.reload_only;
+    let reload = reloads.contains(&Reload::Engine)
+        || (opts.reload_only
+            && (reloads.contains(&Reload::Units) || reloads.contains(&Reload::RestartEngine)));
     let mut touched = false;
     for unit in &opts.engine_units {
         let step = if created_units.contains(unit) || matches!(wants(unit), Some(Service::Start(_)))
@@ -145,11 +151,10 @@ pub(crate) fn sequence(
             // (a distribution's own, with its own settings) as it is.
             seq.engine.push(run(&["systemctl", "enable", unit]));
             run(&["systemctl", "restart", unit])
-        } else if restart || matches!(wants(unit), Some(Service::Restart(_))) {
-            run(&["systemctl", "restart", unit])
-        } else if reloads.contains(&Reload::Engine)
-            || matches!(wants(unit), Some(Service::Reload(_)))
+        } else if restart || (!opts.reload_only && matches!(wants(unit), Some(Service::Restart(_))))
         {
+            run(&["systemctl", "restart", unit])
+        } else if reload || matches!(wants(unit), Some(Service::Reload(_) | Service::Restart(_))) {
             run(&["systemctl", "reload", unit])
         } else {
             continue;
@@ -178,6 +183,13 @@ pub(crate) fn sequence(
         if let Service::Stop(u) = &p.service {
             seq.after.push(Step::Drain(u.clone()));
             seq.after.push(run(&["systemctl", "disable", "--now", u]));
+        }
+    }
+    // A new timer (the rotation's) is enabled; the engine is not touched.
+    if reloads.contains(&Reload::Timers) {
+        for timer in created_units.iter().filter(|u| u.ends_with(".timer")) {
+            seq.after
+                .push(run(&["systemctl", "enable", "--now", timer]));
         }
     }
     let mta_changes = reloads.contains(&Reload::Postfix) || reloads.contains(&Reload::Sendmail);
@@ -274,7 +286,7 @@ fn drain(unit: &str) {
 }
 
 /// Runs a command; its stdout on success, else a one-line reason.
-fn run_command(args: &[String]) -> Result<Vec<u8>, String> {
+pub(crate) fn run_command(args: &[String]) -> Result<Vec<u8>, String> {
     let Some((prog, rest)) = args.split_first() else {
         return Err("empty command".into());
     };
@@ -330,6 +342,7 @@ mod tests {
             engine_units: units.iter().map(|s| s.to_string()).collect(),
             postfix_config_dir: None,
             probe: None,
+            reload_only: false,
         }
     }
 
@@ -375,6 +388,37 @@ mod tests {
             &["opendkim.service"],
         );
         assert_eq!(shown(s.all()), vec!["systemctl restart opendkim.service"]);
+    }
+
+    #[test]
+    fn a_new_timer_is_enabled_and_the_engine_left_alone() {
+        let s = seq(
+            &[Reload::Timers],
+            &["dkimctl-rotate.timer", "dkimctl-rotate.service"],
+            &["dkimctl.service"],
+        );
+        assert_eq!(
+            shown(s.all()),
+            vec![
+                "systemctl daemon-reload",
+                "systemctl enable --now dkimctl-rotate.timer"
+            ]
+        );
+    }
+
+    #[test]
+    fn reload_only_never_restarts() {
+        let mut o = opts(&["dkimctl.service"]);
+        o.reload_only = true;
+        let r = BTreeSet::from([Reload::Units, Reload::Engine]);
+        let s = sequence(&r, &BTreeSet::new(), &[], &o, None);
+        assert_eq!(
+            shown(s.all()),
+            vec![
+                "systemctl daemon-reload",
+                "systemctl reload dkimctl.service"
+            ]
+        );
     }
 
     #[test]

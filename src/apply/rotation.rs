@@ -8,7 +8,12 @@
 //! 2. dkim.toml, atomically, keeping its owner and mode; if it cannot be
 //!    written the new key files are removed again and nothing changed;
 //! 3. the private keys of retired keys archived to `retired/` (0700) or
-//!    deleted, only once dkim.toml says they are retired.
+//!    deleted, only once dkim.toml says they are retired; with `[rotation]
+//!    publish_retired`, first copied (0644) into the published directory.
+//!
+//! It also writes what `dkimctl dns publish` and `rotate --auto` keep
+//! between runs ([`write_state`]), and the zone file of `[dns] update =
+//! "zonefile"` ([`write_zone_file`], then its reload command).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -18,7 +23,10 @@ use super::ApplyError;
 use super::keys::{KEY_MODE, Written, write_key};
 use super::tree::{Dir, DirSpec};
 use crate::config::Source;
-use crate::config::model::RetiredKeys;
+use crate::config::model::{Key, PublishRetired, RetiredKeys};
+use crate::dns::publish::ZoneFile;
+use crate::dns::records::retired_key_file_name;
+use crate::dns::state::{DnsState, STATE_PATH};
 use crate::host::Root;
 use crate::rotate::Step;
 
@@ -106,14 +114,120 @@ pub fn carry_out(root: &Root, source: &Source, step: &Step) -> Result<Vec<String
     step.retire
         .iter()
         .map(|k| {
-            retire_key_file(root, &k.path, step.retired_keys).map_err(|source| {
-                RotationError::Retire {
-                    path: k.path.clone(),
-                    source,
-                }
+            let err = |source| RotationError::Retire {
+                path: k.path.clone(),
+                source,
+            };
+            let published = match &step.publish_retired {
+                Some(p) => publish_retired_key(root, k, p).map_err(err)?,
+                None => None,
+            };
+            let done = retire_key_file(root, &k.path, step.retired_keys).map_err(err)?;
+            Ok(match published {
+                Some(url) => format!("published at {url}; {done}"),
+                None => done,
             })
         })
         .collect()
+}
+
+/// Copies a retired private key into the published directory (0644: it
+/// is meant to be public now, so that old signatures prove nothing).
+/// Returns its URL; `None` when the key file is already gone.
+fn publish_retired_key(
+    root: &Root,
+    key: &Key,
+    publish: &PublishRetired,
+) -> Result<Option<String>, ApplyError> {
+    let found = match Dir::parent_of(root, &key.path, None) {
+        Ok((dir, name, _)) => dir.read(&name)?,
+        Err(super::tree::FsError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some((pem, _)) = found else {
+        return Ok(None);
+    };
+    let file = retired_key_file_name(key);
+    let dest = publish.dir.join(&file);
+    let parents = |_: &Path| DirSpec::PARENT;
+    let (dir, name, _) = Dir::parent_of(root, &dest, Some(&parents))?;
+    dir.write_atomic(&name, &pem, None, None, 0o644)?;
+    Ok(Some(format!("{}{file}", publish.url)))
+}
+
+/// Writes the DNS state file (`/var/lib/dkimctl/dns-state.json`, 0644:
+/// it holds record values and dates, nothing secret).
+pub fn write_state(root: &Root, state: &DnsState) -> Result<(), ApplyError> {
+    let parents = |_: &Path| DirSpec::PARENT;
+    let (dir, name, _) = Dir::parent_of(root, Path::new(STATE_PATH), Some(&parents))?;
+    dir.write_atomic(&name, state.to_text().as_bytes(), None, None, 0o644)?;
+    Ok(())
+}
+
+/// Why the zone file was not published.
+#[derive(Debug)]
+pub enum ZoneFileError {
+    /// Writing the file failed; the old file is unchanged.
+    Write(ApplyError),
+    /// The file was written but the reload command failed.
+    Reload {
+        /// The command line.
+        command: String,
+        /// Its last line of output and exit status.
+        why: String,
+    },
+}
+
+impl fmt::Display for ZoneFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZoneFileError::Write(e) => write!(f, "{e}"),
+            ZoneFileError::Reload { command, why } => {
+                write!(f, "the zone file was written but `{command}` failed: {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ZoneFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ZoneFileError::Write(e) => e.source(),
+            ZoneFileError::Reload { .. } => None,
+        }
+    }
+}
+
+/// Writes the zone file of `[dns] update = "zonefile"` when its text
+/// differs (0644, atomically) and runs the reload command when it changed
+/// or `reload` asks for it (the server does not serve it yet: an earlier
+/// reload failed). The command runs under a sandbox root too: the DNS
+/// server is not part of the managed tree. Returns whether the file
+/// changed.
+pub fn write_zone_file(root: &Root, zone: &ZoneFile, reload: bool) -> Result<bool, ZoneFileError> {
+    let parents = |_: &Path| DirSpec::PARENT;
+    let write = || -> Result<bool, ApplyError> {
+        let (dir, name, _) = Dir::parent_of(root, &zone.path, Some(&parents))?;
+        if let Some((old, _)) = dir.read(&name)?
+            && old == zone.text.as_bytes()
+        {
+            return Ok(false);
+        }
+        dir.write_atomic(&name, zone.text.as_bytes(), None, None, 0o644)?;
+        Ok(true)
+    };
+    let changed = write().map_err(ZoneFileError::Write)?;
+    if (changed || reload) && !zone.reload.is_empty() {
+        super::reload::run_command(&zone.reload).map_err(|why| ZoneFileError::Reload {
+            command: zone.reload.join(" "),
+            why,
+        })?;
+    }
+    Ok(changed)
 }
 
 /// Archives or deletes a retired key's private key file; says what was

@@ -57,6 +57,7 @@ pub const IDS: &[(&str, Severity)] = &[
     (id::NO_UNIT, Severity::Info),
     (id::NO_MTA, Severity::Info),
     (id::DRIFT, Severity::Warning),
+    (id::KEY_OVERDUE, Severity::Warning),
     (id::DNS_RECORD, Severity::Error),
     (id::DNS_UNAVAILABLE, Severity::Info),
     (id::ENGINE_NOT_RUNNING, Severity::Error),
@@ -117,6 +118,7 @@ pub mod id {
     pub const NO_UNIT: &str = "no-unit";
     pub const NO_MTA: &str = "no-mta";
     pub const DRIFT: &str = "drift";
+    pub const KEY_OVERDUE: &str = "key-overdue";
     pub const DNS_RECORD: &str = "dns-record";
     pub const DNS_UNAVAILABLE: &str = "dns-unavailable";
     // The running system (defined with the plan's service actions).

@@ -78,6 +78,7 @@
 //! | `no-unit` | info | OpenDKIM is configured but no opendkim.service was found, or the unit is masked |
 //! | `no-mta` | info | no Postfix main.cf and no sendmail.mc: the MTA side was not checked |
 //! | `drift` | warning | with dkim.toml: `dkimctl apply` would create, update or change the owner or mode of this file, or create an account |
+//! | `key-overdue` | warning | with dkim.toml and `[rotation] every`: an active key is older than `every` (`rotate --auto` has not rotated it) |
 //! | `dns-record` | error | `--dns`: a selector's record is missing, wrong, weak or in testing mode; the severity is `dns check`'s |
 //! | `dns-unavailable` | info | `--dns`: the resolver could not be set up, or a lookup failed (the audit is then incomplete) |
 //! | `engine-not-running` | error | live, with dkim.toml: the engine's unit is installed but not active, or does not start at boot |
@@ -190,6 +191,7 @@ pub fn audit_with(
     }
     if let Some(c) = config {
         drift(c, root, opts.live, &mut findings, &mut incomplete);
+        overdue(c, root, crate::config::types::Date::today(), &mut findings);
     }
     if opts.dns {
         check_dns(&sys, config, opts, resolver, &mut findings, &mut incomplete);
@@ -332,6 +334,42 @@ fn drift(
             format!("the system differs from {source}"),
             format!("dkimctl plan shows the change; dkimctl apply would {verb}"),
         ));
+    }
+}
+
+/// Active keys older than `[rotation] every` (the timer is not running,
+/// or its runs fail).
+fn overdue(
+    c: &Config,
+    root: &Root,
+    today: crate::config::types::Date,
+    findings: &mut Vec<Finding>,
+) {
+    let Some(every) = c.rotation.every else {
+        return;
+    };
+    for d in c.domains.iter().filter(|d| d.key_from.is_none()) {
+        for k in d.signing_keys() {
+            let Some(created) = crate::rotate::key_created(root, k) else {
+                continue;
+            };
+            let due = created.after(every);
+            if due < today {
+                findings.push(Finding::new(
+                    id::KEY_OVERDUE,
+                    Severity::Warning,
+                    Some(&Origin::file(&k.path)),
+                    format!(
+                        "{} key {} of {} was created {created}: due for rotation since {due}",
+                        k.algorithm, k.selector, d.name
+                    ),
+                    "[rotation] every says keys are replaced sooner; a long-lived key makes every \
+                     mail it signed provable for longer",
+                    "systemctl status dkimctl-rotate.timer; journalctl -u dkimctl-rotate.service; \
+                     or run `dkimctl rotate --auto`",
+                ));
+            }
+        }
     }
 }
 

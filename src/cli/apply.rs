@@ -144,6 +144,7 @@ pub fn confirm_and_apply(
             Socket::Unix(p) => format!("unix:{}", root.join(p).display()),
             other => other.to_string(),
         }),
+        reload_only: false,
     };
     let report = apply::apply(plan, root, &opts)?;
     if flags.json {

@@ -76,6 +76,27 @@ pub struct NameserverArg {
     pub nameserver: Option<SocketAddr>,
 }
 
+/// `--today`, hidden: the clock of the commands that act on dates
+/// (`rotate`, `dns publish`), for tests only.
+#[derive(Debug, Clone, Args)]
+pub struct TodayArg {
+    /// Pretend today is this date (YYYY-MM-DD). For tests only: rotation
+    /// decisions then follow this clock instead of the system's.
+    #[arg(long, hide = true, value_name = "YYYY-MM-DD")]
+    pub today: Option<String>,
+}
+
+impl TodayArg {
+    /// The date: `--today`, or the system clock's (UTC).
+    pub fn date(&self) -> Result<crate::config::types::Date, Error> {
+        match &self.today {
+            Some(t) => crate::config::types::Date::parse(t)
+                .ok_or_else(|| format!("invalid date {t}: write YYYY-MM-DD").into()),
+            None => Ok(crate::config::types::Date::today()),
+        }
+    }
+}
+
 /// `--json`, for every command with a machine-readable report.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct JsonArg {
@@ -164,16 +185,29 @@ pub enum Command {
     /// receivers cannot find: new key (pending) -> switch once published ->
     /// retire after the grace period. Each step is idempotent.
     Rotate {
-        /// The domain whose keys rotate.
-        domain: String,
+        /// The domain whose keys rotate (with --auto: any number, default
+        /// every domain).
+        #[arg(value_name = "DOMAIN")]
+        domains: Vec<String>,
         /// Take the next step (switch, or retire) when DNS allows it.
-        #[arg(long = "continue")]
+        #[arg(long = "continue", conflicts_with = "auto")]
         cont: bool,
+        /// Take every step that is due, unattended: start a rotation when
+        /// the active key is older than the rotation interval (every),
+        /// publish, switch once every server serves the new record for a
+        /// TTL, retire after the grace period, apply (reloading, never
+        /// restarting the engine). Safe to run hourly. Exit 0 done or
+        /// nothing due, 1 waiting for a record that is not published, 2 a
+        /// step failed.
+        #[arg(long)]
+        auto: bool,
+        /// Print the result as JSON (with --auto).
+        #[arg(long, requires = "auto")]
+        json: bool,
         #[command(flatten)]
         ns: NameserverArg,
-        /// Pretend today is this date (YYYY-MM-DD).
-        #[arg(long, hide = true)]
-        today: Option<String>,
+        #[command(flatten)]
+        today: TodayArg,
     },
     /// Run the bundled signing and verifying milter.
     Serve {
@@ -287,6 +321,23 @@ pub enum DnsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make DNS match dkim.toml (as its dns table says): publish the record of every
+    /// pending, active and retiring key and the revoked form of retired
+    /// keys, touching only configured selectors; then check them at every
+    /// authoritative server and the resolver. Exit 0 DNS matches, 1
+    /// changes pending (--dry-run, manual) or not served yet, 2 failed.
+    Publish {
+        /// Show what would change and the update that would be sent;
+        /// change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
+        ns: NameserverArg,
+        #[command(flatten)]
+        today: TodayArg,
+    },
     /// Look every selector's record up and judge it; report SPF and DMARC.
     /// Exit 0 all ok, 1 findings, 2 could not check.
     Check {
@@ -390,22 +441,52 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             let plain = matches!(format, RecordFormat::Plain);
             dns::print_records(&valid()?.0, &root, plain, json, &mut stdout())
         }
+        Command::Dns(DnsCommand::Publish {
+            dry_run,
+            json,
+            ns,
+            today,
+        }) => dns::publish(
+            &valid()?.0,
+            &root,
+            dry_run,
+            json.json,
+            ns.nameserver,
+            today.date()?,
+        ),
         Command::Dns(DnsCommand::Check { ns, timeout, json }) => {
             dns::check(&valid()?.0, &root, ns.nameserver, timeout, json.json, color)
         }
         Command::Rotate {
-            domain,
+            domains,
             cont,
+            auto,
+            json,
             ns,
             today,
-        } => rotate::rotate(
-            &root,
-            &source,
-            &domain,
-            cont,
-            ns.nameserver,
-            today.as_deref(),
-        ),
+        } => {
+            if auto {
+                let (config, templates) = valid()?;
+                let run = rotate::AutoRun {
+                    root: &root,
+                    source: &source,
+                    templates: &templates,
+                    domains: &domains,
+                    nameserver: ns.nameserver,
+                    today: today.date()?,
+                    json,
+                };
+                rotate::auto(&config, &run)
+            } else {
+                let [domain] = domains.as_slice() else {
+                    return Err(
+                        "name one domain to rotate (or use --auto for every domain that is due)"
+                            .into(),
+                    );
+                };
+                rotate::rotate(&root, &source, domain, cont, ns.nameserver, today.date()?)
+            }
+        }
         Command::Serve { socket, allow_root } => engine::serve(&root, &source, socket, allow_root),
         Command::Sign { file } => engine::sign(&valid()?.0, &root, &file),
         Command::Verify { file, ns } => engine::verify(valid()?.0, &file, ns.nameserver),

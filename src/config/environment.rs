@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
 
 use super::Diagnostics;
-use super::model::{Algorithm, Canon, Config, EngineKind, Key};
+use super::model::{Algorithm, Canon, Config, DnsUpdate, EngineKind, Key};
 use super::raw::{RawConfig, Sp};
 use super::validate::normalize_domain;
 use crate::host::Root;
@@ -40,6 +40,7 @@ pub fn check(
         }
     }
     resolver(config, root, diags);
+    tsig_key(config, raw, root, diags);
     if config.service.engine == EngineKind::OpenDkim
         && config.signing.header_canon == Canon::Simple
         && config
@@ -264,6 +265,74 @@ fn resolver(config: &Config, root: &Root, diags: &mut Diagnostics) {
             None,
             format!("resolv.conf names remote name servers ({}) but the hardened unit allows DNS only to localhost", remote.join(", ")),
             format!("list them in [engine] nameservers = [\"{}\"], or run a local resolver", remote[0]),
+        );
+    }
+}
+
+/// `[dns] tsig_key_file`: a regular file (not a link), readable by its
+/// owner only, holding one key. Missing is a warning (publishing then
+/// fails, nothing else does); the secret never appears in a message.
+fn tsig_key(config: &Config, raw: &RawConfig, root: &Root, diags: &mut Diagnostics) {
+    let DnsUpdate::Rfc2136 { tsig_key_file, .. } = &config.dns.update else {
+        return;
+    };
+    let at = raw.dns.tsig_key_file.as_ref().and_then(Sp::at);
+    let real = root.join(tsig_key_file);
+    let shown = tsig_key_file.display();
+    let meta = match std::fs::symlink_metadata(&real) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            diags.warning(
+                at,
+                format!("the TSIG key {shown} does not exist; `dkimctl dns publish` will fail"),
+                format!(
+                    "create it: tsig-keygen -a hmac-sha256 dkimctl > {shown} && chmod 0600 {shown}"
+                ),
+            );
+            return;
+        }
+        Err(e) => {
+            diags.error(at, format!("cannot read the TSIG key {shown}: {e}"));
+            return;
+        }
+    };
+    if !meta.file_type().is_file() {
+        diags.error_help(
+            at,
+            format!("the TSIG key {shown} is not a regular file"),
+            "symbolic links are not followed for keys; name the file itself",
+        );
+        return;
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        diags.error_help(
+            at,
+            format!("the TSIG key {shown} has mode {mode:04o}"),
+            format!("it must be readable by its owner only: chmod 0600 {shown}"),
+        );
+        return;
+    }
+    let text = match std::fs::read(&real) {
+        Ok(t) => crate::keys::Secret::new(t),
+        // Only root reads it (mode 0600): `dkimctl check` run by the
+        // engine's unit (ExecReload) or another user cannot, and that is
+        // as it should be; `dns publish` reads it as root.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return,
+        Err(e) => {
+            diags.error(at, format!("cannot read the TSIG key {shown}: {e}"));
+            return;
+        }
+    };
+    let parsed = text
+        .expose_str()
+        .ok_or_else(|| "the file is not text".to_string())
+        .and_then(|t| crate::formats::tsig::parse(t).map_err(|e| e.to_string()));
+    if let Err(why) = parsed {
+        diags.error_help(
+            at,
+            format!("the TSIG key {shown} cannot be used: {why}"),
+            "write it with `tsig-keygen -a hmac-sha256 NAME` (hmac-sha256 or hmac-sha512)",
         );
     }
 }

@@ -35,6 +35,8 @@ pub struct Config {
     pub engine: Engine,
     /// How `dkimctl rotate` names and retires keys.
     pub rotation: Rotation,
+    /// How records are published (`dkimctl dns publish`).
+    pub dns: Dns,
 }
 
 /// Which program serves the milter socket.
@@ -520,4 +522,72 @@ pub struct Rotation {
     pub grace: Duration,
     /// Archive or delete retired private keys.
     pub retired_keys: RetiredKeys,
+    /// `rotate --auto` starts a rotation once the active key is this old;
+    /// `None`: never on its own (and no timer is rendered).
+    pub every: Option<Duration>,
+    /// How new selectors are named: `{date}` (`YYYYMMDD`, required) and
+    /// `{host}` (the short host name) in a selector-safe text.
+    pub selector: String,
+    /// Publish retired private keys for deniability, if set.
+    pub publish_retired: Option<PublishRetired>,
+}
+
+/// `[rotation] publish_retired` and `publish_retired_url`: where retired
+/// private keys are published, so that old signatures prove nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRetired {
+    /// Host directory a web server publishes.
+    pub dir: PathBuf,
+    /// The URL of that directory, ending in `/`.
+    pub url: String,
+}
+
+/// The `[dns]` table: how `dkimctl dns publish` and `rotate --auto` make
+/// DNS match dkim.toml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dns {
+    /// The publishing method.
+    pub update: DnsUpdate,
+    /// The zone every record lies in; `None`: each domain's zone is found
+    /// by an SOA lookup.
+    pub zone: Option<String>,
+    /// TTL of published records.
+    pub ttl: Duration,
+    /// The servers that must serve a record before `rotate --auto` switches
+    /// to its key; empty: the zone's name servers (NS), on port 53.
+    pub authoritative: Vec<SocketAddr>,
+}
+
+/// How records get published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsUpdate {
+    /// Printed for the admin to publish (the default).
+    Manual,
+    /// RFC 2136 dynamic updates signed with TSIG (RFC 8945).
+    Rfc2136 {
+        /// The primary server; `None`: the zone's SOA MNAME, port 53.
+        server: Option<SocketAddr>,
+        /// Host path of the key file (`tsig-keygen` format, mode 0600).
+        tsig_key_file: PathBuf,
+    },
+    /// Records written into a zone file (or `$INCLUDE` fragment), then a
+    /// reload command run.
+    Zonefile {
+        /// Host path of the file dkimctl owns.
+        path: PathBuf,
+        /// The command that makes the server load it (argv, no shell);
+        /// empty: none.
+        reload: Vec<String>,
+    },
+}
+
+impl DnsUpdate {
+    /// The word used in dkim.toml.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DnsUpdate::Manual => "manual",
+            DnsUpdate::Rfc2136 { .. } => "rfc2136",
+            DnsUpdate::Zonefile { .. } => "zonefile",
+        }
+    }
 }

@@ -50,6 +50,8 @@ pub struct RawConfig {
     pub engine: RawEngine,
     /// `[rotation]`.
     pub rotation: RawRotation,
+    /// `[dns]`.
+    pub dns: RawDns,
 }
 
 /// A value that may be written as an integer or a string (umask, sizes).
@@ -186,6 +188,25 @@ pub struct RawEngine {
 pub struct RawRotation {
     pub grace: Option<Sp<String>>,
     pub retired_keys: Option<Sp<String>>,
+    pub every: Option<Sp<String>>,
+    pub selector: Option<Sp<String>>,
+    pub publish_retired: Option<Sp<String>>,
+    pub publish_retired_url: Option<Sp<String>>,
+}
+
+/// `[dns]`.
+#[derive(Debug, Default)]
+#[allow(missing_docs)]
+pub struct RawDns {
+    pub span: Option<Range<usize>>,
+    pub update: Option<Sp<String>>,
+    pub server: Option<Sp<String>>,
+    pub zone: Option<Sp<String>>,
+    pub tsig_key_file: Option<Sp<String>>,
+    pub zonefile: Option<Sp<String>>,
+    pub reload: Option<Sp<Vec<Sp<String>>>>,
+    pub ttl: Option<Sp<String>>,
+    pub authoritative: Option<Sp<Vec<Sp<String>>>>,
 }
 
 /// Parses the TOML text and walks it. A syntax error is reported and
@@ -301,6 +322,23 @@ pub fn read(source: &str, diags: &mut Diagnostics) -> Option<RawConfig> {
     if let Some(mut t) = top.table(diags, "rotation") {
         raw.rotation.grace = t.string(diags, "grace");
         raw.rotation.retired_keys = t.string(diags, "retired_keys");
+        raw.rotation.every = t.string(diags, "every");
+        raw.rotation.selector = t.string(diags, "selector");
+        raw.rotation.publish_retired = t.string(diags, "publish_retired");
+        raw.rotation.publish_retired_url = t.string(diags, "publish_retired_url");
+        t.finish(diags);
+    }
+    if let Some(mut t) = top.table(diags, "dns") {
+        let d = &mut raw.dns;
+        d.span = t.span.clone();
+        d.update = t.string(diags, "update");
+        d.server = t.string(diags, "server");
+        d.zone = t.string(diags, "zone");
+        d.tsig_key_file = t.string(diags, "tsig_key_file");
+        d.zonefile = t.string(diags, "zonefile");
+        d.reload = t.strings(diags, "reload");
+        d.ttl = t.string(diags, "ttl");
+        d.authoritative = t.strings(diags, "authoritative");
         t.finish(diags);
     }
     top.finish(diags);

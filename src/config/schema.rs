@@ -38,6 +38,7 @@ pub fn json_schema() -> Value {
             ("mta", mta()),
             ("engine", engine()),
             ("rotation", rotation()),
+            ("dns", dns()),
         ],
     );
     let obj = root.as_object_mut().expect("an object");
@@ -569,6 +570,100 @@ fn rotation() -> Value {
                     "\"archive\" (moved to retired/) or \"delete\".",
                 ),
             ),
+            (
+                "every",
+                string(
+                    "`rotate --auto` starts a rotation once the active key is this old (e.g. \
+                     \"90d\"; M3AAWG recommends at most 6 months); with it, apply installs the \
+                     daily dkimctl-rotate.timer. Default: no automatic rotation.",
+                ),
+            ),
+            (
+                "selector",
+                string_default(
+                    "{date}",
+                    "How new selectors are named: {date} (YYYYMMDD, required) and {host} (the \
+                     short host name; one selector prefix per host in a fleet), e.g. \
+                     \"{host}-{date}\".",
+                ),
+            ),
+            (
+                "publish_retired",
+                string(
+                    "Deniability (opt-in): a directory a web server publishes; retired private \
+                     keys are written there after the grace period, and the revoked record's n= \
+                     names their URL. Needs publish_retired_url.",
+                ),
+            ),
+            (
+                "publish_retired_url",
+                string("The URL of the publish_retired directory (http:// or https://)."),
+            ),
+        ],
+    )
+}
+
+fn dns() -> Value {
+    table(
+        "[dns]: how `dkimctl dns publish` and `rotate --auto` publish records.",
+        vec![
+            (
+                "update",
+                choice(
+                    &["manual", "rfc2136", "zonefile"],
+                    Some("manual"),
+                    "\"manual\" (records are printed), \"rfc2136\" (dynamic updates signed \
+                     with TSIG) or \"zonefile\" (a zone file written, then `reload` run).",
+                ),
+            ),
+            (
+                "server",
+                string(
+                    "rfc2136: the primary server, IP or IP:PORT. Default: the zone's SOA MNAME, \
+                     port 53.",
+                ),
+            ),
+            (
+                "zone",
+                string(
+                    "The zone the records lie in (every domain must be inside it). Default: \
+                     found by an SOA lookup per domain.",
+                ),
+            ),
+            (
+                "tsig_key_file",
+                string(
+                    "rfc2136 (required): the TSIG key as `tsig-keygen -a hmac-sha256 NAME` \
+                     writes it (hmac-sha256 or hmac-sha512), mode 0600; never printed.",
+                ),
+            ),
+            (
+                "zonefile",
+                string(
+                    "zonefile (required): the file dkimctl writes the records into (a zone \
+                     file of a delegated _domainkey zone, or a fragment the zone $INCLUDEs).",
+                ),
+            ),
+            (
+                "reload",
+                strings(
+                    None,
+                    "zonefile: the command that makes the server load the file, as a list of \
+                     words (no shell), e.g. [\"knotc\", \"zone-reload\", \"example.com\"].",
+                ),
+            ),
+            (
+                "ttl",
+                string_default("1h", "TTL of the published records (at most a day)."),
+            ),
+            (
+                "authoritative",
+                strings(
+                    None,
+                    "Servers (IP or IP:PORT) that must serve a new record before `rotate --auto` \
+                     switches to its key. Default: the zone's name servers (NS), port 53.",
+                ),
+            ),
         ],
     )
 }
@@ -1010,10 +1105,10 @@ mod tests {
     fn schema_tables_and_keys_equal_the_readers() {
         let tables = tables();
         // service, defaults (+ record), trusted, domain (+ key, record),
-        // mta, engine (+ on_failure), rotation, and the top level.
+        // mta, engine (+ on_failure), rotation, dns, and the top level.
         assert_eq!(
             tables.len(),
-            12,
+            13,
             "{:?}",
             tables.iter().map(|t| &t.0).collect::<Vec<_>>()
         );

@@ -65,6 +65,7 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
     let domains = v.domains(&raw.domains, &service, &signing);
     let engine = v.engine(raw, service.engine);
     let rotation = v.rotation(raw);
+    let dns = v.dns(raw, &domains);
 
     if service.mode.signs() && raw.domains.is_empty() {
         v.d.error_help(
@@ -123,6 +124,7 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
         mta,
         engine,
         rotation,
+        dns,
     })
 }
 
@@ -1315,8 +1317,91 @@ impl Validator<'_> {
 
     fn rotation(&mut self, raw: &RawConfig) -> Rotation {
         let r = &raw.rotation;
+        let grace = self.duration(&r.grace, "grace", Duration::from_secs(7 * 86400));
+        let every = r.every.as_ref().map(|sp| {
+            let every = self.duration(&r.every, "every", Duration::from_secs(90 * 86400));
+            if every < Duration::from_secs(2 * 86400) {
+                self.d.error_help(
+                    sp.at(),
+                    format!("every = \"{}\" is too short", sp.value),
+                    "a rotation takes at least two days (one to publish, one to switch); \
+                     M3AAWG recommends at most 6 months, e.g. \"90d\"",
+                );
+            } else if every <= grace {
+                self.d.warning(
+                    sp.at(),
+                    format!(
+                        "every = \"{}\" is not longer than grace: a new rotation starts before \
+                         the old key is retired",
+                        sp.value
+                    ),
+                    "make every longer than grace",
+                );
+            }
+            every
+        });
+        let selector = match &r.selector {
+            None => DEFAULT_SELECTOR_PATTERN.to_string(),
+            Some(sp) => match check_selector_pattern(&sp.value) {
+                Ok(()) => sp.value.to_ascii_lowercase(),
+                Err(why) => {
+                    self.d.error_help(
+                        sp.at(),
+                        format!("invalid selector pattern \"{}\": {why}", sp.value),
+                        "use {date} (YYYYMMDD), {host} (the short host name), letters, digits \
+                         and `-`, e.g. \"{host}-{date}\"",
+                    );
+                    DEFAULT_SELECTOR_PATTERN.to_string()
+                }
+            },
+        };
+        let publish_retired = match (&r.publish_retired, &r.publish_retired_url) {
+            (None, None) => None,
+            (Some(dir), None) => {
+                self.d.error_help(
+                    dir.at(),
+                    "publish_retired needs publish_retired_url",
+                    "the URL the web server publishes the directory at, e.g. \
+                     \"https://example.com/dkim-retired/\"",
+                );
+                None
+            }
+            (None, Some(url)) => {
+                self.d.error_help(
+                    url.at(),
+                    "publish_retired_url needs publish_retired",
+                    "the directory the web server publishes, e.g. \"/var/www/dkim-retired\"",
+                );
+                None
+            }
+            (Some(_), Some(url)) => {
+                let dir = self.abs_path(
+                    &r.publish_retired,
+                    "publish_retired",
+                    "/var/www/dkim-retired",
+                );
+                match check_note_url(&url.value) {
+                    Ok(()) => Some(PublishRetired {
+                        dir,
+                        url: if url.value.ends_with('/') {
+                            url.value.clone()
+                        } else {
+                            format!("{}/", url.value)
+                        },
+                    }),
+                    Err(why) => {
+                        self.d.error_help(
+                            url.at(),
+                            format!("invalid publish_retired_url: {why}"),
+                            "an http:// or https:// URL without spaces, `;` or `=`",
+                        );
+                        None
+                    }
+                }
+            }
+        };
         Rotation {
-            grace: self.duration(&r.grace, "grace", Duration::from_secs(7 * 86400)),
+            grace,
             retired_keys: self.word(
                 &r.retired_keys,
                 "retired_keys choice",
@@ -1326,8 +1411,233 @@ impl Validator<'_> {
                 ],
                 RetiredKeys::Archive,
             ),
+            every,
+            selector,
+            publish_retired,
         }
     }
+
+    fn dns(&mut self, raw: &RawConfig, domains: &[Domain]) -> Dns {
+        #[derive(Clone, Copy, PartialEq)]
+        enum U {
+            Manual,
+            Rfc2136,
+            Zonefile,
+        }
+        let r = &raw.dns;
+        let update = self.word(
+            &r.update,
+            "update method",
+            &[
+                ("manual", U::Manual),
+                ("rfc2136", U::Rfc2136),
+                ("zonefile", U::Zonefile),
+            ],
+            U::Manual,
+        );
+        // A missing key is reported at the `[dns]` header.
+        let update_at = r.span.clone().or(r.update.as_ref().and_then(Sp::at));
+        // Keys that belong to one method only.
+        let only = |v: &mut Self, sp: Option<Range<usize>>, key: &str, method: &str| {
+            v.d.error_help(
+                sp,
+                format!("`{key}` is only used with update = \"{method}\""),
+                format!("remove it, or set update = \"{method}\""),
+            );
+        };
+        let server = match &r.server {
+            Some(sp) if update != U::Rfc2136 => {
+                only(self, sp.at(), "server", "rfc2136");
+                None
+            }
+            Some(sp) => match parse_nameserver(&sp.value) {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.d.error_help(
+                        sp.at(),
+                        format!("invalid server \"{}\"", sp.value),
+                        "write IP or IP:PORT of the zone's primary, e.g. \"192.0.2.53\"",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(sp) = &r.tsig_key_file
+            && update != U::Rfc2136
+        {
+            only(self, sp.at(), "tsig_key_file", "rfc2136");
+        }
+        for (sp, key) in [(&r.zonefile, "zonefile")] {
+            if let Some(sp) = sp
+                && update != U::Zonefile
+            {
+                only(self, sp.at(), key, "zonefile");
+            }
+        }
+        if let Some(sp) = &r.reload
+            && update != U::Zonefile
+        {
+            only(self, sp.at(), "reload", "zonefile");
+        }
+        let update = match update {
+            U::Manual => DnsUpdate::Manual,
+            U::Rfc2136 => {
+                if r.tsig_key_file.is_none() {
+                    self.d.error_help(
+                        update_at.clone(),
+                        "update = \"rfc2136\" needs tsig_key_file",
+                        "create the key with `tsig-keygen -a hmac-sha256 dkimctl > \
+                         /etc/dkimctl/tsig.key` (mode 0600), allow it to update the zone on the \
+                         server, and set tsig_key_file = \"/etc/dkimctl/tsig.key\"",
+                    );
+                }
+                DnsUpdate::Rfc2136 {
+                    server,
+                    tsig_key_file: self.abs_path(
+                        &r.tsig_key_file,
+                        "tsig_key_file",
+                        "/etc/dkimctl/tsig.key",
+                    ),
+                }
+            }
+            U::Zonefile => {
+                if r.zonefile.is_none() {
+                    self.d.error_help(
+                        update_at.clone(),
+                        "update = \"zonefile\" needs zonefile",
+                        "the file dkimctl writes the records into, e.g. \
+                         zonefile = \"/var/lib/knot/dkim.example.com.zone\"",
+                    );
+                }
+                let reload = match &r.reload {
+                    None => Vec::new(),
+                    Some(list) => {
+                        let words: Vec<String> =
+                            list.value.iter().map(|w| w.value.clone()).collect();
+                        if words.first().is_none_or(|w| w.trim().is_empty()) {
+                            self.d.error_help(
+                                list.at(),
+                                "reload must name a program",
+                                "e.g. reload = [\"knotc\", \"zone-reload\", \"example.com\"]",
+                            );
+                        }
+                        words
+                    }
+                };
+                DnsUpdate::Zonefile {
+                    path: self.abs_path(&r.zonefile, "zonefile", "/var/lib/dkimctl/dkim.zone"),
+                    reload,
+                }
+            }
+        };
+        let zone = r
+            .zone
+            .as_ref()
+            .and_then(|sp| match normalize_domain(&sp.value) {
+                Ok(zone) => {
+                    let outside: Vec<&str> = domains
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .filter(|d| !in_zone(d, &zone))
+                        .collect();
+                    if !outside.is_empty() {
+                        self.d.error_help(
+                            sp.at(),
+                            format!(
+                                "{} {} not inside zone {zone}",
+                                outside.join(", "),
+                                if outside.len() == 1 { "is" } else { "are" }
+                            ),
+                            "remove `zone` to find each domain's zone by an SOA lookup",
+                        );
+                    }
+                    Some(zone)
+                }
+                Err(_) => {
+                    self.d.error_help(
+                        sp.at(),
+                        format!("invalid zone \"{}\"", sp.value),
+                        "the zone's apex, e.g. \"example.com\"",
+                    );
+                    None
+                }
+            });
+        let ttl = self.duration(&r.ttl, "ttl", Duration::from_secs(3600));
+        if let Some(sp) = &r.ttl
+            && ttl > Duration::from_secs(86400)
+        {
+            self.d.error_help(
+                sp.at(),
+                format!("ttl = \"{}\" is longer than a day", sp.value),
+                "a DKIM record changes at every rotation; \"1h\" is usual",
+            );
+        }
+        let mut authoritative = Vec::new();
+        if let Some(list) = &r.authoritative {
+            for ns in &list.value {
+                match parse_nameserver(&ns.value) {
+                    Ok(a) => authoritative.push(a),
+                    Err(_) => self.d.error_help(
+                        ns.at(),
+                        format!("invalid name server \"{}\"", ns.value),
+                        "write IP or IP:PORT, e.g. \"192.0.2.53\"",
+                    ),
+                }
+            }
+        }
+        Dns {
+            update,
+            zone,
+            ttl,
+            authoritative,
+        }
+    }
+}
+
+/// The default `[rotation] selector`.
+pub const DEFAULT_SELECTOR_PATTERN: &str = "{date}";
+
+/// True when `name` is `zone` or below it.
+pub fn in_zone(name: &str, zone: &str) -> bool {
+    name == zone || name.ends_with(&format!(".{zone}"))
+}
+
+/// Checks a `[rotation] selector` pattern: `{date}` once, `{host}` at
+/// most once, and selector characters around them.
+fn check_selector_pattern(p: &str) -> Result<(), String> {
+    if p.matches("{date}").count() != 1 {
+        return Err("it must contain {date} once".into());
+    }
+    if p.matches("{host}").count() > 1 {
+        return Err("{host} may appear once".into());
+    }
+    let sample = p
+        .to_ascii_lowercase()
+        .replace("{date}", "20260101")
+        .replace("{host}", "mx1");
+    if sample.contains(['{', '}']) {
+        return Err("the only placeholders are {date} and {host}".into());
+    }
+    // Room for the `r`/`e` and `b`..`z` suffixes within one DNS label.
+    if !is_selector(&sample) || sample.contains('.') || sample.len() > 40 {
+        return Err("the selector must be one short DNS label: letters, digits and `-`".into());
+    }
+    Ok(())
+}
+
+/// A URL fit for a DKIM key record's `n=` note (RFC 6376 §3.6.1: a
+/// qp-section, so no `;` and no white space).
+fn check_note_url(u: &str) -> Result<(), String> {
+    if !(u.starts_with("https://") || u.starts_with("http://")) {
+        return Err("it must start with https:// or http://".into());
+    }
+    if u.bytes()
+        .any(|b| !(0x21..=0x7e).contains(&b) || b == b';' || b == b'=')
+    {
+        return Err("it must not contain spaces, `;`, `=` or non-ASCII characters".into());
+    }
+    Ok(())
 }
 
 /// `{key_dir}/{domain}/{selector}.private`, opendkim-genkey's naming, one

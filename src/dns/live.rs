@@ -76,6 +76,52 @@ pub fn describe(servers: &[SocketAddr]) -> String {
         .join(", ")
 }
 
+impl Live {
+    /// Runs one of the resolver's other lookups, with the same "an
+    /// unreachable server is remembered" rule as TXT lookups.
+    fn blocking<T>(
+        &self,
+        name: &str,
+        f: impl std::future::Future<Output = Result<T, LookupError>>,
+    ) -> Result<T, LookupError> {
+        if let Some(why) = self.unreachable.take() {
+            self.unreachable.set(Some(why.clone()));
+            return Err(LookupError {
+                name: name.to_string(),
+                kind: LookupErrorKind::Transport(format!(
+                    "not tried: an earlier query got no answer ({why})"
+                )),
+            });
+        }
+        let result = self.runtime.block_on(f);
+        if let Err(e) = &result
+            && matches!(
+                e.kind,
+                LookupErrorKind::Timeout | LookupErrorKind::Transport(_)
+            )
+        {
+            self.unreachable.set(Some(e.to_string()));
+        }
+        result
+    }
+
+    /// The SOA MNAME when `name` is a zone apex (see
+    /// [`Resolver::soa_mname`]).
+    pub fn soa_mname(&self, name: &str) -> Result<Option<String>, LookupError> {
+        self.blocking(name, self.resolver.soa_mname(name))
+    }
+
+    /// The name servers of a zone.
+    pub fn name_servers(&self, zone: &str) -> Result<Vec<String>, LookupError> {
+        self.blocking(zone, self.resolver.name_servers(zone))
+    }
+
+    /// The addresses of a host.
+    pub fn addresses(&self, host: &str) -> Result<Vec<std::net::IpAddr>, LookupError> {
+        self.blocking(host, self.resolver.addresses(host))
+    }
+}
+
 impl TxtResolver for Live {
     fn lookup_txt(&self, name: &str) -> Result<TxtAnswer, LookupError> {
         if let Some(why) = self.unreachable.take() {

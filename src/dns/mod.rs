@@ -16,15 +16,25 @@
 //! - [`judge`]: answer + key -> finding; pure.
 //! - [`report`]: [`DnsReport`] with `print`, `to_json` and `exit_code`.
 //!
-//! Nothing here writes anything. `rotate` reuses the same judgement to
-//! decide whether a new key's record is visible before switching to it.
+//! `dkimctl dns publish` is [`publish`]: the records dkim.toml asks for,
+//! sent as RFC 2136 updates signed with TSIG ([`update`], the key loaded by
+//! [`tsig`]), and checked afterwards; [`state`] is what it remembers
+//! between runs (written by [`crate::apply`]).
+//!
+//! Nothing here writes a file; the only change made is the DNS update
+//! itself. `rotate` reuses the same judgement to decide whether a new
+//! key's record is visible before switching to it.
 
 pub mod judge;
 pub mod live;
 pub mod lookup;
+pub mod publish;
 pub mod records;
 pub mod report;
 pub mod resolver;
+pub mod state;
+pub mod tsig;
+pub mod update;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::config::model::{Algorithm, Config, KeyState};
+use crate::config::model::{Algorithm, Config, Key, KeyState};
 use crate::host::Root;
 use crate::keys;
 
@@ -49,7 +49,7 @@ pub fn records(config: &Config, root: &Root) -> Result<Vec<(Record, Algorithm)>,
     for d in &config.domains {
         for k in &d.keys {
             let value = if k.state == KeyState::Retired {
-                keys::revoked_record_value(k.algorithm)
+                revoked_value(config, k)
             } else {
                 let loaded = keys::load_private_key(&root.join(&k.path)).map_err(RecordsError)?;
                 keys::record_value(k.algorithm, &loaded.public, d.record)
@@ -67,4 +67,32 @@ pub fn records(config: &Config, root: &Root) -> Result<Vec<(Record, Algorithm)>,
         }
     }
     Ok(out)
+}
+
+/// The revoked record of a retired key (empty `p=`, RFC 6376 §3.6.1).
+/// With `[rotation] publish_retired`, its `n=` note is the URL where the
+/// retired private key is published, and nothing else.
+pub fn revoked_value(config: &Config, key: &Key) -> String {
+    match &config.rotation.publish_retired {
+        None => keys::revoked_record_value(key.algorithm),
+        Some(p) => format!(
+            "v=DKIM1; k={}; n={}; p=",
+            key.algorithm.key_type(),
+            retired_key_url(&p.url, key)
+        ),
+    }
+}
+
+/// The file name a retired private key is published under:
+/// `SELECTOR._domainkey.DOMAIN.pem` (the domain that owns the key file).
+pub fn retired_key_file_name(key: &Key) -> String {
+    format!(
+        "{}.pem",
+        keys::record_name(&key.selector, &key.owner_domain)
+    )
+}
+
+/// The URL of a retired key's published file.
+pub fn retired_key_url(base: &str, key: &Key) -> String {
+    format!("{base}{}", retired_key_file_name(key))
 }

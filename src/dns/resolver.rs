@@ -22,7 +22,7 @@
 //! key, not a long one.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -217,6 +217,90 @@ impl Resolver {
         } else {
             Ok((TxtAnswer::Records(records), lookup.valid_until()))
         }
+    }
+}
+
+impl Resolver {
+    /// Records of type `rtype` at exactly `name` (no cache): `Ok(None)`
+    /// when the name has none (NXDOMAIN or no data).
+    async fn rdata(
+        &self,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<Option<Vec<RData>>, LookupError> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let err = |kind| LookupError {
+            name: name.clone(),
+            kind,
+        };
+        let Source::Live(resolver) = &self.source else {
+            return Err(err(LookupErrorKind::Transport(format!(
+                "a fixed table answers TXT queries only, not {rtype}"
+            ))));
+        };
+        let fqdn = Name::from_ascii(format!("{name}."))
+            .map_err(|e| err(LookupErrorKind::Transport(format!("invalid name: {e}"))))?;
+        let lookup =
+            match tokio::time::timeout(self.worst_case(), resolver.lookup(fqdn.clone(), rtype))
+                .await
+            {
+                Ok(Ok(lookup)) => lookup,
+                Ok(Err(e)) => {
+                    classify(e).map_err(err)?;
+                    return Ok(None);
+                }
+                Err(_elapsed) => return Err(err(LookupErrorKind::Timeout)),
+            };
+        let found: Vec<RData> = lookup
+            .answers()
+            .iter()
+            .filter(|r| r.record_type() == rtype && r.name == fqdn)
+            .map(|r| r.data.clone())
+            .collect();
+        Ok((!found.is_empty()).then_some(found))
+    }
+
+    /// The SOA MNAME (the primary server's name) when `name` is the apex
+    /// of a zone; `None` when it is not.
+    pub async fn soa_mname(&self, name: &str) -> Result<Option<String>, LookupError> {
+        Ok(self.rdata(name, RecordType::SOA).await?.and_then(|list| {
+            list.into_iter().find_map(|d| match d {
+                RData::SOA(soa) => Some(soa.mname.to_ascii().trim_end_matches('.').to_string()),
+                _ => None,
+            })
+        }))
+    }
+
+    /// The name servers (NS) of a zone.
+    pub async fn name_servers(&self, zone: &str) -> Result<Vec<String>, LookupError> {
+        let mut names: Vec<String> = self
+            .rdata(zone, RecordType::NS)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| match d {
+                RData::NS(ns) => Some(ns.0.to_ascii().trim_end_matches('.').to_string()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// The IPv4 and IPv6 addresses of a host name.
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, LookupError> {
+        let mut out = Vec::new();
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            for d in self.rdata(host, rtype).await?.unwrap_or_default() {
+                match d {
+                    RData::A(a) => out.push(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => out.push(IpAddr::V6(a.0)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

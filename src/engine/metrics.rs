@@ -6,8 +6,10 @@
 //! spent at end of message (where signing and verification happen — the
 //! body has streamed into the hash already, and with the no-reply flags it
 //! is the only step the MTA waits for), and the age of each active key in
-//! days, a nudge to rotate. The text format is OpenMetrics 1.0, which
-//! Prometheus scrapes.
+//! days, a nudge to rotate; with `[rotation] every`, when each domain's
+//! next rotation is due, and the result of the last DNS publish (read from
+//! the state `dns publish` and `rotate --auto` keep). The text format is
+//! OpenMetrics 1.0, which Prometheus scrapes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::session::Event;
 use super::{Shared, State};
 use crate::config::types::Date;
+use crate::dns::state::DnsState;
+use crate::host::Root;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
@@ -64,6 +68,14 @@ impl Metrics {
 
     /// The OpenMetrics text for the current state.
     pub fn render(&self, state: &State) -> String {
+        self.render_with(state, None)
+    }
+
+    /// [`Metrics::render`], plus the rotation's gauges when the root is
+    /// known: the day each domain's keys rotate next (`[rotation] every`)
+    /// and the last DNS publish's result (from the state `dns publish` and
+    /// `rotate --auto` keep).
+    pub fn render_with(&self, state: &State, root: Option<&Root>) -> String {
         let mut s = String::new();
         s.push_str("# TYPE dkimctl_messages counter\n# HELP dkimctl_messages Messages by result and domain.\n");
         for ((result, domain), n) in self
@@ -120,8 +132,39 @@ impl Metrics {
             "dkimctl_settings_info{{generation=\"{}\"}} 1",
             escape(&state.generation)
         );
+        if let Some(root) = root {
+            rotation_gauges(&mut s, state, root);
+        }
         s.push_str("# EOF\n");
         s
+    }
+}
+
+/// Seconds since 1970 at the start of a day (UTC).
+fn day_start(d: Date) -> i64 {
+    d.days_since_epoch() * 86_400
+}
+
+fn rotation_gauges(s: &mut String, state: &State, root: &Root) {
+    let config = &state.config;
+    if config.rotation.every.is_some() {
+        s.push_str("# TYPE dkimctl_key_next_rotation_timestamp_seconds gauge\n# HELP dkimctl_key_next_rotation_timestamp_seconds When `rotate --auto` starts the domain's next rotation ([rotation] every).\n");
+        for d in config.domains.iter().filter(|d| d.key_from.is_none()) {
+            if let Some(due) = crate::rotate::next_rotation(config, root, d) {
+                let _ = writeln!(
+                    s,
+                    "dkimctl_key_next_rotation_timestamp_seconds{{domain=\"{}\"}} {}",
+                    escape(&d.name),
+                    day_start(due)
+                );
+            }
+        }
+    }
+    if let Some(last) = DnsState::read(root).last_publish {
+        s.push_str("# TYPE dkimctl_dns_publish_ok gauge\n# HELP dkimctl_dns_publish_ok 1 when the last DNS publish made DNS match dkim.toml, 0 when it failed.\n");
+        let _ = writeln!(s, "dkimctl_dns_publish_ok {}", u8::from(last.ok));
+        s.push_str("# TYPE dkimctl_dns_publish_timestamp_seconds gauge\n# HELP dkimctl_dns_publish_timestamp_seconds When the last DNS publish ran.\n");
+        let _ = writeln!(s, "dkimctl_dns_publish_timestamp_seconds {}", last.time);
     }
 }
 
@@ -133,12 +176,13 @@ fn escape(v: &str) -> String {
 
 /// Serves `GET /metrics` on a loopback listener until the task is dropped.
 /// Anything else gets 404; requests are read up to 8 KiB.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Shared) {
+pub async fn serve(listener: tokio::net::TcpListener, shared: Shared, root: Root) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
         let shared = shared.clone();
+        let root = root.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 8192];
             let mut len = 0;
@@ -165,7 +209,7 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Shared) {
                 (
                     "200 OK",
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    shared.metrics().render(&state),
+                    shared.metrics().render_with(&state, Some(&root)),
                 )
             } else {
                 (

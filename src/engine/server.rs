@@ -202,7 +202,11 @@ fn serve_bound(
                 .await
                 .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
             tracing::info!("metrics on http://{addr}/metrics");
-            tokio::spawn(super::metrics::serve(listener, shared.clone()));
+            tokio::spawn(super::metrics::serve(
+                listener,
+                shared.clone(),
+                opts.root.clone(),
+            ));
         }
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(signals.forward(tx));

@@ -15,6 +15,7 @@
 //! - [`systemd`]: unit files and systemd's word splitting.
 //! - [`passwd`]: `/etc/passwd` and `/etc/group`.
 //! - [`sysusers`]: sysusers.d(5) lines.
+//! - [`tsig`]: TSIG key files as `tsig-keygen` writes them.
 
 pub mod lines;
 pub mod names;
@@ -24,3 +25,4 @@ pub mod postfix;
 pub mod sendmail;
 pub mod systemd;
 pub mod sysusers;
+pub mod tsig;

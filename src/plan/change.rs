@@ -154,6 +154,7 @@ pub fn mode_string(mode: u32) -> String {
 pub fn reload_name(r: Reload) -> &'static str {
     match r {
         Reload::None => "none",
+        Reload::Timers => "timers",
         Reload::Engine => "engine",
         Reload::RestartEngine => "restart-engine",
         Reload::Units => "units",

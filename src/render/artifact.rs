@@ -63,6 +63,9 @@ pub enum ArtifactKind {
 pub enum Reload {
     /// Nothing.
     None,
+    /// `systemctl daemon-reload`, and `enable --now` for a timer that is
+    /// new; the engine is not touched (the rotation timer and service).
+    Timers,
     /// The milter re-reads its configuration (SIGHUP / SIGUSR1).
     Engine,
     /// The milter must restart (socket, user or umask changed).

@@ -92,6 +92,9 @@ pub fn render(
         EngineKind::Bundled => r.bundled(&mut out)?,
     }
     r.mta(&mut out);
+    if config.rotation.every.is_some() {
+        r.rotation_units(&mut out)?;
+    }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
@@ -509,6 +512,102 @@ impl Renderer<'_> {
             "/etc/systemd/system/opendkim.service",
             ("root", "root", 0o644),
             Reload::Units,
+        )?);
+        Ok(())
+    }
+
+    /// `dkimctl-rotate.timer` and `.service`: `rotate --auto` daily, as
+    /// root in a sandbox where only what a rotation touches is writable
+    /// and, when every server it asks is known, only those are reachable.
+    fn rotation_units(&self, out: &mut Vec<Artifact>) -> Result<(), RenderError> {
+        let c = self.c;
+        let mut rw: Vec<PathBuf> = Vec::new();
+        let mut add = |p: PathBuf| {
+            if !rw.iter().any(|x| p.starts_with(x)) {
+                rw.retain(|x| !x.starts_with(&p));
+                rw.push(p);
+            }
+        };
+        if let Some(dir) = c.source.parent() {
+            add(dir.to_path_buf());
+        }
+        add(c.service.key_dir.clone());
+        for d in &c.domains {
+            for k in &d.keys {
+                if let Some(dir) = k.path.parent() {
+                    add(dir.to_path_buf());
+                }
+            }
+        }
+        // applied.conf and the DNS state; backups of replaced files.
+        add(PathBuf::from("/var/lib/dkimctl"));
+        add(PathBuf::from("/var/backups"));
+        match c.service.engine {
+            // The engine unit's LoadCredential= lines name the keys.
+            EngineKind::Bundled => add(PathBuf::from("/etc/systemd/system")),
+            EngineKind::OpenDkim => add(PathBuf::from("/etc/opendkim")),
+        }
+        if let Some(p) = &c.rotation.publish_retired {
+            add(p.dir.clone());
+        }
+        let mut tsig_key = None;
+        match &c.dns.update {
+            DnsUpdate::Zonefile { path, .. } => {
+                if let Some(dir) = path.parent() {
+                    add(dir.to_path_buf());
+                }
+            }
+            DnsUpdate::Rfc2136 { tsig_key_file, .. } => tsig_key = Some(tsig_key_file.clone()),
+            DnsUpdate::Manual => {}
+        }
+        rw.sort();
+        // Every server a run asks: the resolver, the primary, the
+        // authoritative servers. When one is only known at run time (the
+        // system resolver, an SOA or NS lookup), no allow list is set.
+        let needs_primary = matches!(c.dns.update, DnsUpdate::Rfc2136 { server: None, .. });
+        let known =
+            !c.engine.nameservers.is_empty() && !c.dns.authoritative.is_empty() && !needs_primary;
+        let ip_allow = known.then(|| {
+            let mut allow = vec!["localhost".to_string()];
+            let mut servers: Vec<std::net::SocketAddr> = c.engine.nameservers.clone();
+            servers.extend(&c.dns.authoritative);
+            if let DnsUpdate::Rfc2136 {
+                server: Some(s), ..
+            } = &c.dns.update
+            {
+                servers.push(*s);
+            }
+            for s in servers {
+                let ip = s.ip().to_string();
+                if !s.ip().is_loopback() && !allow.contains(&ip) {
+                    allow.push(ip);
+                }
+            }
+            allow.join(" ")
+        });
+        let ctx = json!({
+            "header": self.header("#"),
+            "binary": c.service.binary,
+            "config": c.source,
+            "tsig_key": tsig_key,
+            "read_write_paths": rw,
+            "ip_deny": ip_allow.is_some(),
+            "ip_allow": ip_allow,
+        });
+        out.push(self.file(
+            "dkimctl-rotate.service.hbs",
+            ctx,
+            "/etc/systemd/system/dkimctl-rotate.service",
+            ("root", "root", 0o644),
+            Reload::Timers,
+        )?);
+        let ctx = json!({ "header": self.header("#") });
+        out.push(self.file(
+            "dkimctl-rotate.timer.hbs",
+            ctx,
+            "/etc/systemd/system/dkimctl-rotate.timer",
+            ("root", "root", 0o644),
+            Reload::Timers,
         )?);
         Ok(())
     }

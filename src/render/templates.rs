@@ -49,6 +49,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "opendkim.service.hbs",
         include_str!("../../units/opendkim.service.hbs"),
     ),
+    (
+        "dkimctl-rotate.service.hbs",
+        include_str!("../../units/dkimctl-rotate.service.hbs"),
+    ),
+    (
+        "dkimctl-rotate.timer.hbs",
+        include_str!("../../units/dkimctl-rotate.timer.hbs"),
+    ),
 ];
 
 /// The compiled templates.

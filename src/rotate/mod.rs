@@ -41,8 +41,16 @@
 //! dkim.toml, key files to retire) that [`crate::apply::rotation`] carries
 //! out, and the report to print.
 //!
-//! What this does not do: publish records (DNS is not ours to write), or
-//! reload the engine (`dkimctl apply` does that).
+//! # Unattended: `rotate --auto`
+//!
+//! [`decide_what`] with [`Readiness::Given`] lets `rotate --auto`
+//! (`crate::cli::rotate`) decide the switch from its own checks at every
+//! authoritative server and the resolver, and [`next_rotation`] says when
+//! `[rotation] every` starts the next rotation; selectors follow `[rotation]
+//! selector` (`{host}`, [`host_label`]; `{date}`).
+//!
+//! What this does not do: publish records ([`crate::dns::publish`] does,
+//! when `[dns] update` allows it), or reload the engine (apply does).
 
 use std::fmt;
 use std::fs;
@@ -51,7 +59,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::model::{Algorithm, Config, Domain, Key, KeyState, RetiredKeys};
+use crate::config::model::{Algorithm, Config, Domain, Key, KeyState, PublishRetired, RetiredKeys};
 use crate::config::types::Date;
 use crate::config::validate::{default_key_path, normalize_domain};
 use crate::config::{self, Source};
@@ -227,6 +235,8 @@ pub struct Step {
     pub retire: Vec<Key>,
     /// Archive or delete those files.
     pub retired_keys: RetiredKeys,
+    /// Publish them first, if configured (deniability).
+    pub publish_retired: Option<PublishRetired>,
     /// The key directory (new directories below it get the service
     /// user's owner).
     pub key_dir: PathBuf,
@@ -257,6 +267,7 @@ impl Step {
             config_text: None,
             retire: Vec::new(),
             retired_keys: ctx.config.rotation.retired_keys,
+            publish_retired: ctx.config.rotation.publish_retired.clone(),
             key_dir: ctx.config.service.key_dir.clone(),
             owner: (None, None),
             head: String::from_utf8_lossy(&head).into_owned(),
@@ -311,6 +322,41 @@ pub fn decide_with(
     today: Date,
     resolver: &mut ResolverFactory<'_>,
 ) -> Result<Step, RotateError> {
+    let what = if cont {
+        What::Advance(Readiness::Lookup(resolver))
+    } else {
+        What::Start
+    };
+    decide_what(source, root, domain, today, what)
+}
+
+/// Whether the pending keys' records are ready for the switch.
+pub enum Readiness<'r, 'a> {
+    /// Look each pending key's record up now and judge it (`rotate
+    /// --continue`).
+    Lookup(&'r mut ResolverFactory<'a>),
+    /// Decided by the caller (`rotate --auto`, from the checks at every
+    /// authoritative server, the resolver and the TTL): `Ok(())` ready,
+    /// else the exit code and why not (one line each).
+    Given(Result<(), (i32, Vec<String>)>),
+}
+
+/// What a run is to do.
+pub enum What<'r, 'a> {
+    /// Step 1: new pending keys.
+    Start,
+    /// Steps 2 and 3: switch when ready, retire what is due.
+    Advance(Readiness<'r, 'a>),
+}
+
+/// One step for `domain`, decided without writing anything.
+pub fn decide_what(
+    source: &Source,
+    root: &Root,
+    domain: &str,
+    today: Date,
+    what: What<'_, '_>,
+) -> Result<Step, RotateError> {
     let text = fs::read_to_string(&source.real).map_err(|e| {
         RotateError::Load(config::LoadError {
             path: source.real.clone(),
@@ -326,13 +372,66 @@ pub fn decide_with(
         domain: d,
         text: &text,
         today,
+        host: host_label(),
     };
     ctx.check_active_keys()?;
-    if cont {
-        ctx.advance(resolver)
-    } else {
-        ctx.start()
+    match what {
+        What::Advance(readiness) => ctx.advance(readiness),
+        What::Start => ctx.start(),
     }
+}
+
+/// The short host name as a selector-safe label (`{host}` in `[rotation]
+/// selector`): the first label of gethostname(2), lower case, anything
+/// but letters, digits and `-` turned into `-`.
+pub fn host_label() -> String {
+    let name = nix::unistd::gethostname()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let first = name.split('.').next().unwrap_or("").to_ascii_lowercase();
+    let label: String = first
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(20)
+        .collect();
+    let label = label.trim_matches('-').to_string();
+    if label.is_empty() {
+        "host".to_string()
+    } else {
+        label
+    }
+}
+
+/// The day a domain's next rotation is due under `[rotation] every`: the
+/// creation day of its oldest active key plus `every` (a key without
+/// `created` counts from its file's modification time). `None` when
+/// `every` is not set or the domain has no active key.
+pub fn next_rotation(config: &Config, root: &Root, domain: &Domain) -> Option<Date> {
+    let every = config.rotation.every?;
+    domain
+        .keys
+        .iter()
+        .filter(|k| k.state == KeyState::Active)
+        .filter_map(|k| key_created(root, k))
+        .min()
+        .map(|created| created.after(every))
+}
+
+/// A key's creation day: `created`, else its file's modification day.
+pub fn key_created(root: &Root, key: &Key) -> Option<Date> {
+    if let Some(c) = key.created {
+        return Some(c);
+    }
+    let meta = fs::symlink_metadata(root.join(&key.path)).ok()?;
+    let secs = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Date::from_ymd(1970, 1, 1)?
+        .add_days(i64::try_from(secs / 86_400).ok()?)
+        .into()
 }
 
 /// Parses and validates, rendering every diagnostic into the error.
@@ -380,6 +479,8 @@ struct Ctx<'a> {
     domain: &'a Domain,
     text: &'a str,
     today: Date,
+    /// `{host}` in selector names.
+    host: String,
 }
 
 /// A key generated in step 1, not yet written.
@@ -572,10 +673,16 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    /// `YYYYMMDD` (+ `r`/`e` when dual-signing) (+ `b`, `c`, ... when
-    /// taken), the same letter for every algorithm.
+    /// `[rotation] selector` with `{date}` as `YYYYMMDD` and `{host}` as
+    /// the host's label (+ `r`/`e` when dual-signing) (+ `b`, `c`, ...
+    /// when taken), the same letter for every algorithm.
     fn free_selectors(&self, algorithms: &[Algorithm]) -> Result<Vec<String>, RotateError> {
-        let base = self.today.compact();
+        let base = self
+            .config
+            .rotation
+            .selector
+            .replace("{date}", &self.today.compact())
+            .replace("{host}", &self.host);
         let dual = algorithms.len() > 1;
         let mut last = String::new();
         for letter in std::iter::once(None).chain(('b'..='z').map(Some)) {
@@ -660,7 +767,7 @@ impl Ctx<'_> {
 
     // ---- steps 2 and 3: switch, retire ----------------------------------
 
-    fn advance(&self, resolver: &mut ResolverFactory<'_>) -> Result<Step, RotateError> {
+    fn advance(&self, readiness: Readiness<'_, '_>) -> Result<Step, RotateError> {
         let mut out: Vec<u8> = Vec::new();
         let out = &mut out;
         let name = self.name().to_string();
@@ -672,45 +779,61 @@ impl Ctx<'_> {
 
         // Step 2: switch to the pending keys, if every record is right.
         let pending: Vec<&Key> = self.keys(KeyState::Pending).collect();
-        if !pending.is_empty() {
-            let resolver = resolver(self.config.engine.dns_timeout).map_err(RotateError::Dns)?;
-            let mut privates = PrivateKeys::new(self.root);
-            let mut problems = Vec::new();
-            for k in &pending {
-                for p in self.publishers() {
-                    let f = dns::check_key(resolver.as_ref(), &mut privates, p, k);
-                    if f.status != Status::Ok {
-                        problems.push(f);
-                    }
-                }
+        let auto = matches!(readiness, Readiness::Given(_));
+        let mut code = 0;
+        let ready = match readiness {
+            _ if pending.is_empty() => false,
+            Readiness::Given(Ok(())) => true,
+            Readiness::Given(Err((c, why))) => {
+                // No switch yet; what is due is still retired.
+                code = c;
+                next.extend(why);
+                false
             }
-            if !problems.is_empty() {
-                writeln!(
-                    out,
-                    "rotate {name}: new record not yet published -> no switch; nothing changed"
-                )?;
-                for f in &problems {
-                    writeln!(out, "  {} {}: {}", f.status.as_str(), f.name, f.message)?;
-                    if let Some(fix) = &f.fix {
-                        for line in fix.lines() {
-                            writeln!(out, "    {line}")?;
+            Readiness::Lookup(resolver) => {
+                let resolver =
+                    resolver(self.config.engine.dns_timeout).map_err(RotateError::Dns)?;
+                let mut privates = PrivateKeys::new(self.root);
+                let mut problems = Vec::new();
+                for k in &pending {
+                    for p in self.publishers() {
+                        let f = dns::check_key(resolver.as_ref(), &mut privates, p, k);
+                        if f.status != Status::Ok {
+                            problems.push(f);
                         }
                     }
                 }
-                let failed = problems.iter().any(|f| f.status == Status::DnsError);
-                if failed {
+                if !problems.is_empty() {
                     writeln!(
                         out,
-                        "Next: make sure the name server answers, then run `dkimctl rotate {name} --continue` again."
+                        "rotate {name}: new record not yet published -> no switch; nothing changed"
                     )?;
-                    return Ok(Step::report(2, std::mem::take(out), self));
+                    for f in &problems {
+                        writeln!(out, "  {} {}: {}", f.status.as_str(), f.name, f.message)?;
+                        if let Some(fix) = &f.fix {
+                            for line in fix.lines() {
+                                writeln!(out, "    {line}")?;
+                            }
+                        }
+                    }
+                    let failed = problems.iter().any(|f| f.status == Status::DnsError);
+                    if failed {
+                        writeln!(
+                            out,
+                            "Next: make sure the name server answers, then run `dkimctl rotate {name} --continue` again."
+                        )?;
+                        return Ok(Step::report(2, std::mem::take(out), self));
+                    }
+                    writeln!(
+                        out,
+                        "Next: publish the record(s), wait for the TTL, then run `dkimctl rotate {name} --continue` again."
+                    )?;
+                    return Ok(Step::report(1, std::mem::take(out), self));
                 }
-                writeln!(
-                    out,
-                    "Next: publish the record(s), wait for the TTL, then run `dkimctl rotate {name} --continue` again."
-                )?;
-                return Ok(Step::report(1, std::mem::take(out), self));
+                true
             }
+        };
+        if ready {
             for k in &pending {
                 changes.push((k.selector.clone(), "state", "active".into()));
                 expect.push((k.selector.clone(), KeyState::Active));
@@ -731,7 +854,9 @@ impl Ctx<'_> {
                     ));
                 }
             }
-            next.push("run `dkimctl apply` so the engine signs with the new key".to_string());
+            if !auto {
+                next.push("run `dkimctl apply` so the engine signs with the new key".to_string());
+            }
         }
 
         // Step 3: retire what is due.
@@ -739,6 +864,11 @@ impl Ctx<'_> {
         for k in self.keys(KeyState::Retiring) {
             match k.retire_after {
                 Some(date) if date <= self.today => due.push(k),
+                Some(date) if auto => next.push(format!(
+                    "{} retires on {date} (in {} day(s))",
+                    k.selector,
+                    self.today.days_until(date)
+                )),
                 Some(date) => next.push(format!(
                     "{} retires on {date} (in {} day(s)): run `dkimctl rotate {name} --continue` on or after that day",
                     k.selector,
@@ -777,7 +907,7 @@ impl Ctx<'_> {
                     writeln!(out, "Next: {n}.")?;
                 }
             }
-            return Ok(Step::report(0, std::mem::take(out), self));
+            return Ok(Step::report(code, std::mem::take(out), self));
         }
 
         let mut config_text = None;
@@ -793,7 +923,7 @@ impl Ctx<'_> {
         for s in &said {
             writeln!(out, "  {s}")?;
         }
-        let mut step = Step::report(0, std::mem::take(out), self);
+        let mut step = Step::report(code, std::mem::take(out), self);
         step.config_text = config_text;
         let mut tail: Vec<u8> = Vec::new();
         let out = &mut tail;

@@ -424,3 +424,73 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+#[test]
+fn selector_patterns_name_new_keys_per_host() {
+    let f = Fixture::new(&SINGLE.replace(
+        "grace = \"7d\"",
+        "grace = \"7d\"\nselector = \"{host}-{date}\"",
+    ));
+    let (r, out) = f.run(false, "2026-11-28", &Fixed::new());
+    assert_eq!(r.unwrap(), 0, "{out}");
+    let name = format!("{}-20261128", host_label());
+    assert_eq!(f.state(&name).0, KeyState::Pending, "{}", f.text());
+    assert!(
+        f.root()
+            .join(Path::new(&format!(
+                "/etc/dkimctl/keys/example.com/{name}.private"
+            )))
+            .exists()
+    );
+}
+
+#[test]
+fn auto_readiness_is_the_callers_and_retiring_still_happens_while_waiting() {
+    let f = Fixture::new(&SINGLE.replace("grace = \"7d\"", "grace = \"1d\""));
+    f.run(false, "2026-11-28", &Fixed::new()).0.unwrap();
+    let advance = |today: &str, ready: Result<(), (i32, Vec<String>)>| {
+        let step = decide_what(
+            &f.source,
+            &f.root(),
+            "example.com",
+            Date::parse(today).unwrap(),
+            What::Advance(Readiness::Given(ready)),
+        )
+        .unwrap();
+        crate::apply::rotation::carry_out(&f.root(), &f.source, &step).unwrap();
+        step.code
+    };
+    // Not ready: nothing switches, and the code is the caller's.
+    let before = f.text();
+    assert_eq!(
+        advance("2026-11-28", Err((1, vec!["not served".into()]))),
+        1
+    );
+    assert_eq!(f.text(), before);
+    // Ready: the switch, without looking anything up.
+    assert_eq!(advance("2026-11-29", Ok(())), 0);
+    assert_eq!(f.state("20261128").0, KeyState::Active);
+    assert_eq!(f.state("first").0, KeyState::Retiring);
+    // A later rotation waits, but the old key's retirement does not.
+    f.run(false, "2026-11-30", &Fixed::new()).0.unwrap();
+    assert_eq!(advance("2026-11-30", Err((0, vec![]))), 0);
+    assert_eq!(f.state("first").0, KeyState::Retired);
+    assert_eq!(f.state("20261130").0, KeyState::Pending);
+}
+
+#[test]
+fn next_rotation_is_created_plus_every() {
+    let text = "[service]\nengine = \"bundled\"\n\n[[domain]]\nname = \"example.com\"\n\
+                [[domain.key]]\nselector = \"first\"\ncreated = \"2026-01-01\"\n\n\
+                [rotation]\nevery = \"90d\"\n";
+    let f = Fixture::new(text);
+    let config = f.config();
+    let due = next_rotation(&config, &f.root(), &config.domains[0]);
+    assert_eq!(due, Date::parse("2026-04-01"));
+    let mut no_every = config.clone();
+    no_every.rotation.every = None;
+    assert_eq!(
+        next_rotation(&no_every, &f.root(), &no_every.domains[0]),
+        None
+    );
+}

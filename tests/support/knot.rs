@@ -29,6 +29,70 @@ pub struct Knot {
     serial: u32,
 }
 
+/// A TSIG key knotd accepts dynamic updates (RFC 2136) signed with.
+#[derive(Debug, Clone)]
+pub struct TsigKey {
+    /// The key's name.
+    pub name: String,
+    /// `hmac-sha256` or `hmac-sha512`.
+    pub algorithm: String,
+    /// The secret, base64.
+    pub secret: String,
+}
+
+impl TsigKey {
+    /// A fresh random hmac-sha256 key (32 bytes from /dev/urandom).
+    pub fn random(name: &str) -> TsigKey {
+        use base64::Engine as _;
+        use std::io::Read as _;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut bytes)
+            .unwrap();
+        TsigKey {
+            name: name.to_string(),
+            algorithm: "hmac-sha256".to_string(),
+            secret: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// The key file as `tsig-keygen -a ALGORITHM NAME` writes it.
+    pub fn file_text(&self) -> String {
+        format!(
+            "key \"{}\" {{\n\talgorithm {};\n\tsecret \"{}\";\n}};\n",
+            self.name, self.algorithm, self.secret
+        )
+    }
+
+    /// Writes the key file into the root at `host` with mode 0600.
+    pub fn write_to(&self, root: &TempRoot, host: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        root.write(host, &self.file_text());
+        std::fs::set_permissions(root.join(host), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// The loopback ports this suite's DNS servers that accept updates use
+/// (the range reserved for these tests on shared machines).
+pub const UPDATE_PORTS: std::ops::Range<u16> = 15700..15800;
+
+/// A port in `range` free for both UDP and TCP right now, probing from an
+/// offset that differs per process and call, so parallel tests rarely
+/// probe the same port first.
+pub fn free_port_in(range: std::ops::Range<u16>) -> u16 {
+    let span = u32::from(range.end - range.start);
+    let start = (std::process::id().wrapping_mul(7) + super::proc::unique() as u32 * 13) % span;
+    for i in 0..span {
+        let port = range.start + ((start + i) % span) as u16;
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if udp.is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {range:?}");
+}
+
 impl Knot {
     /// Starts knotd serving what `dkimctl dns records` prints for `root`.
     pub fn serving(root: &TempRoot) -> Option<Knot> {
@@ -40,7 +104,27 @@ impl Knot {
     /// knotd or kdig is missing (after printing "skipped: ..."; under
     /// CI=true that fails the test instead).
     pub fn start(zone_text: &str) -> Option<Knot> {
-        if !require_tool("knotd") || !require_tool("kdig") {
+        Knot::start_with(zone_text, None, None)
+    }
+
+    /// Like [`Knot::start`], on a port in `ports`.
+    pub fn start_in(zone_text: &str, ports: std::ops::Range<u16>) -> Option<Knot> {
+        Knot::start_with(zone_text, None, Some(ports))
+    }
+
+    /// Starts knotd on a port in [`UPDATE_PORTS`] accepting dynamic
+    /// updates signed with `key`, for TXT records below `_domainkey` only
+    /// (the least privilege README's "Hands-off rotation" recommends).
+    pub fn updatable(zone_text: &str, key: &TsigKey) -> Option<Knot> {
+        Knot::start_with(zone_text, Some(key), Some(UPDATE_PORTS))
+    }
+
+    fn start_with(
+        zone_text: &str,
+        key: Option<&TsigKey>,
+        ports: Option<std::ops::Range<u16>>,
+    ) -> Option<Knot> {
+        if !require_tool("knotd") || !require_tool("kdig") || !require_tool("knotc") {
             return None;
         }
         let knotd = which("knotd").expect("knotd");
@@ -49,17 +133,33 @@ impl Knot {
         let mut last_log = String::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
-            let port = free_port();
+            let port = match &ports {
+                Some(range) => free_port_in(range.clone()),
+                None => free_port(),
+            };
             for sub in ["run", "db"] {
                 std::fs::create_dir_all(dir.path().join(sub)).unwrap();
             }
             let d = dir.path().display();
+            let (keys, acl) = match key {
+                None => (String::new(), String::new()),
+                Some(k) => (
+                    format!(
+                        "key:\n  - id: {}\n    algorithm: {}\n    secret: {}\n\
+                         acl:\n  - id: dkim-update\n    key: {}\n    action: update\n    \
+                         update-type: [TXT]\n    update-owner: name\n    \
+                         update-owner-match: sub\n    update-owner-name: [_domainkey]\n",
+                        k.name, k.algorithm, k.secret, k.name
+                    ),
+                    "    acl: dkim-update\n".to_string(),
+                ),
+            };
             let conf = format!(
                 "server:\n    rundir: \"{d}/run\"\n    listen: 127.0.0.1@{port}\n\
-                 database:\n    storage: \"{d}/db\"\n\
+                 database:\n    storage: \"{d}/db\"\n{keys}\
                  template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
                  zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n\
-                 zone:\n  - domain: {ZONE}\n    file: \"{d}/{ZONE}.zone\"\n\
+                 zone:\n  - domain: {ZONE}\n    file: \"{d}/{ZONE}.zone\"\n{acl}\
                  log:\n  - target: stderr\n    any: info\n"
             );
             std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
@@ -123,6 +223,91 @@ impl Knot {
             self.serial,
             self.log()
         );
+    }
+
+    /// `knotc -c CONF ARGS...`, asserting success.
+    pub fn knotc(&self, args: &[&str]) -> String {
+        let r = run(Command::new(which("knotc").expect("knotc"))
+            .arg("-c")
+            .arg(self.dir.path().join("knot.conf"))
+            .args(args));
+        assert_eq!(
+            r.code(),
+            0,
+            "knotc {args:?} failed: {}{}\n{}",
+            r.stdout(),
+            r.stderr(),
+            self.log()
+        );
+        r.stdout()
+    }
+
+    /// Replaces the TXT RRset at `owner` (relative to example.com) with
+    /// one record of `strings`, as an admin would with knotc, outside
+    /// dkimctl.
+    pub fn set_txt_by_hand(&self, owner: &str, strings: &[&str]) {
+        let quoted: Vec<String> = strings.iter().map(|s| format!("\"{s}\"")).collect();
+        self.knotc(&["zone-begin", ZONE]);
+        let _ = run(Command::new(which("knotc").expect("knotc"))
+            .arg("-c")
+            .arg(self.dir.path().join("knot.conf"))
+            .args(["zone-unset", ZONE, owner, "TXT"]));
+        let mut set = vec!["zone-set", ZONE, owner, "60", "TXT"];
+        set.extend(quoted.iter().map(String::as_str));
+        self.knotc(&set);
+        self.knotc(&["zone-commit", ZONE]);
+    }
+
+    /// The TXT records at `name` as kdig shows them, one line each
+    /// (`"string" "string"`), sorted; empty when there are none.
+    pub fn txt(&self, name: &str) -> Vec<String> {
+        let mut lines: Vec<String> = kdig(self.port, "TXT", name)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    /// The joined value of the one TXT record at `name` (panics unless
+    /// there is exactly one).
+    pub fn txt_value(&self, name: &str) -> String {
+        let lines = self.txt(name);
+        assert_eq!(
+            lines.len(),
+            1,
+            "{name}: expected one TXT record, got {lines:?}"
+        );
+        let line = lines[0].trim();
+        line.trim_matches('"').split("\" \"").collect()
+    }
+
+    /// How many dynamic updates knotd has processed.
+    pub fn updates(&self) -> usize {
+        self.log().matches("DDNS, processing").count()
+    }
+
+    /// knotd's log.
+    pub fn log_text(&self) -> String {
+        self.log()
+    }
+
+    /// The directory holding knotd's configuration and zone file.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The command that reloads the zone from its file and waits until it
+    /// is loaded (`knotc -b`), as `[dns] reload` takes it.
+    pub fn reload_command(&self) -> Vec<String> {
+        vec![
+            which("knotc").expect("knotc").display().to_string(),
+            "-b".into(),
+            "-c".into(),
+            self.dir.path().join("knot.conf").display().to_string(),
+            "zone-reload".into(),
+            ZONE.into(),
+        ]
     }
 
     fn write_zone(&self, zone_text: &str) {
