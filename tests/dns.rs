@@ -516,6 +516,49 @@ fn rotate_full_cycle_against_knot() {
     assert_eq!(root.read(conf), before);
 }
 
+/// The retire step leaves a key in place while the installed unit still
+/// loads it (`LoadCredential=`): moving it would make the engine's next
+/// start fail. Once `apply` rewrote the unit, the next `--continue` moves
+/// it away.
+#[test]
+fn retire_keeps_a_key_the_installed_unit_still_loads() {
+    let root = TempRoot::new(&format!("{ROTATING}\n[mta]\nkind = \"none\"\n"));
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    let unit = "etc/systemd/system/dkimctl.service";
+    assert!(root.read(unit).contains("first.private"));
+    let first = published(&root).remove(0);
+    let Some(mut knot) = Knot::start(&first.zone) else {
+        return;
+    };
+    let ns = knot.ns();
+    let out = rotate(&root, false, &ns, "2026-11-28").expect(0).stdout();
+    let new_record = printed_record(&out, "20261128._domainkey.example.com");
+    knot.reload(&format!("{}\n{new_record}\n", first.zone));
+    rotate(&root, true, &ns, "2026-11-28").expect(0);
+    // No apply after the switch: the unit still names the old key.
+    let out = rotate(&root, true, &ns, "2026-12-05").expect(0).stdout();
+    assert!(out.contains("stays in place while"), "{out}");
+    let key = "etc/dkimctl/keys/example.com/first.private";
+    assert!(root.join(key).exists(), "the retired key was moved away");
+    assert!(
+        root.read("etc/dkimctl/dkim.toml")
+            .contains("state = \"retired\"")
+    );
+
+    root.dkimctl(&["apply", "--yes"]).expect(0);
+    assert!(
+        !root.read(unit).contains("first.private"),
+        "{}",
+        root.read(unit)
+    );
+    rotate(&root, true, &ns, "2026-12-06").expect(0);
+    assert!(!root.join(key).exists());
+    assert!(
+        root.join("etc/dkimctl/keys/example.com/retired/first.private")
+            .exists()
+    );
+}
+
 #[test]
 fn rotate_refuses_a_corrupt_key_and_changes_nothing() {
     let root = TempRoot::new(ROTATING);

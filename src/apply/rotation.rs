@@ -122,13 +122,49 @@ pub fn carry_out(root: &Root, source: &Source, step: &Step) -> Result<Vec<String
                 Some(p) => publish_retired_key(root, k, p).map_err(err)?,
                 None => None,
             };
-            let done = retire_key_file(root, &k.path, step.retired_keys).map_err(err)?;
+            let done = match still_named(root, &k.path) {
+                Some(by) => format!(
+                    "its private key {} stays in place while {} still names it (a restart \
+                     would fail without it); run `dkimctl apply`, then `dkimctl rotate \
+                     --continue` (or the next `rotate --auto`) moves it away",
+                    k.path.display(),
+                    by.display()
+                ),
+                None => retire_key_file(root, &k.path, step.retired_keys).map_err(err)?,
+            };
             Ok(match published {
                 Some(url) => format!("published at {url}; {done}"),
                 None => done,
             })
         })
         .collect()
+}
+
+/// The files through which a running engine reaches its keys, as
+/// rendered: the bundled engine's unit (`LoadCredential=NAME:PATH`) and
+/// OpenDKIM's KeyTable (`NAME DOMAIN:SELECTOR:PATH`).
+const KEY_NAMING_FILES: &[&str] = &[
+    "/etc/systemd/system/dkimctl.service",
+    "/etc/opendkim/KeyTable",
+];
+
+/// The installed file that still names the key file `key`, if one does:
+/// the key must stay until `apply` rewrote it (and restarted or reloaded
+/// the engine), or the engine's next start fails (a credential that does
+/// not exist) or OpenDKIM tempfails every message for the key.
+fn still_named(root: &Root, key: &Path) -> Option<PathBuf> {
+    let reader = crate::host::Reader::new(root);
+    let wanted = key.to_str()?;
+    KEY_NAMING_FILES.iter().map(PathBuf::from).find(|f| {
+        reader.read(f).is_ok_and(|text| {
+            text.lines().any(|l| {
+                let l = l.trim();
+                !l.starts_with('#')
+                    && l.strip_suffix(wanted)
+                        .is_some_and(|before| before.ends_with(':'))
+            })
+        })
+    })
 }
 
 /// Copies a retired private key into the published directory (0644: it
