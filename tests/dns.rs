@@ -559,6 +559,65 @@ fn retire_keeps_a_key_the_installed_unit_still_loads() {
     );
 }
 
+/// A domain added on day 2 can wait for its record: its key written
+/// `state = "pending"` is generated and published (`dns records`) but signs
+/// nothing (`check` says so), and `rotate --continue` makes it active once
+/// DNS serves the record, the gate a rotation uses.
+#[test]
+fn a_new_domain_waits_pending_until_its_record_is_published() {
+    let config = format!(
+        "{ONE_DOMAIN}\n[[domain]]\nname = \"news.example.com\"\n\
+         [[domain.key]]\nselector = \"n1\"\nalgorithm = \"rsa-sha256\"\nstate = \"pending\"\n"
+    );
+    let root = TempRoot::new(&config);
+    let recs = generate_and_list(&root);
+    let check = root.dkimctl(&["check"]).expect(0);
+    assert!(
+        check
+            .stderr()
+            .contains("news.example.com signs nothing with rsa-sha256 yet"),
+        "{}",
+        check.stderr()
+    );
+    let first = find(&recs, "sel._domainkey.example.com");
+    let news = find(&recs, "n1._domainkey.news.example.com");
+    let Some(mut knot) = Knot::start(&first.zone) else {
+        return;
+    };
+    let ns = knot.ns();
+    let args = [
+        "rotate",
+        "news.example.com",
+        "--continue",
+        "--nameserver",
+        &ns,
+    ];
+    let waiting = root.dkimctl(&args).expect(1);
+    assert!(
+        waiting.stdout().contains("not yet published"),
+        "{}",
+        waiting.stdout()
+    );
+    knot.reload(&format!("{}\n{}\n", first.zone, news.zone));
+    let run = root.dkimctl(&args).expect(0);
+    assert!(
+        run.stdout().contains("n1 (rsa-sha256) is now active"),
+        "{}",
+        run.stdout()
+    );
+    let text = root.read("etc/dkimctl/dkim.toml");
+    assert!(
+        text.contains("selector = \"n1\"\nalgorithm = \"rsa-sha256\"\nstate = \"active\""),
+        "{text}"
+    );
+    let check = root.dkimctl(&["check"]).expect(0);
+    assert!(
+        !check.stderr().contains("signs nothing"),
+        "{}",
+        check.stderr()
+    );
+}
+
 #[test]
 fn rotate_refuses_a_corrupt_key_and_changes_nothing() {
     let root = TempRoot::new(ROTATING);

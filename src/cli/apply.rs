@@ -152,6 +152,64 @@ pub fn confirm_and_apply(
         writeln!(out)?;
     } else {
         report.print(&mut out)?;
+        new_key_records(plan, config, root, &mut out)?;
     }
     Ok(if report.ok() { 0 } else { 2 })
+}
+
+/// The records of the keys this apply generated (not copied): nothing
+/// verifies their signatures until they are published. A key written
+/// `state = "pending"` signs only once `rotate --continue` saw its record.
+fn new_key_records(
+    plan: &Plan,
+    config: &Config,
+    root: &Root,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let generated: Vec<&std::path::Path> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == plan::Action::Create && c.secret() && c.copy_from.is_none())
+        .map(|c| c.host_path())
+        .collect();
+    if generated.is_empty() || !root.join(generated[0]).exists() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nNew keys: publish their records (one TXT record per selector):\n"
+    )?;
+    let keys = crate::dns::records::records(config, root)?;
+    for d in &config.domains {
+        for k in d
+            .keys
+            .iter()
+            .filter(|k| generated.contains(&k.path.as_path()))
+        {
+            let Some((r, _)) = keys
+                .iter()
+                .find(|(r, _)| r.domain == d.name && r.selector == k.selector)
+            else {
+                continue;
+            };
+            writeln!(
+                out,
+                "{}",
+                crate::keys::zone_form(&format!("{}.", r.name), &r.value)
+            )?;
+            let when = match k.state {
+                crate::config::model::KeyState::Pending => format!(
+                    "; {} signs once it is published and `dkimctl rotate {} --continue` saw it",
+                    k.selector, d.name
+                ),
+                _ => format!(
+                    "; {} signs now, and receivers fail its signatures until it is published \
+                     (a new key written state = \"pending\" waits for its record)",
+                    k.selector
+                ),
+            };
+            writeln!(out, "{when}")?;
+        }
+    }
+    Ok(())
 }

@@ -1068,7 +1068,22 @@ impl Validator<'_> {
                 .iter()
                 .filter(|k| k.algorithm == *alg && k.state == KeyState::Active)
                 .count();
-            if active == 0 {
+            let pending = keys
+                .iter()
+                .any(|k| k.algorithm == *alg && k.state == KeyState::Pending);
+            if active == 0 && pending {
+                // A new domain (or algorithm) waiting for its record: the
+                // same gate as a rotation.
+                self.d.warning(
+                    rd.name.as_ref().and_then(Sp::at),
+                    format!(
+                        "domain {name} signs nothing with {alg} yet: its {alg} key is pending"
+                    ),
+                    format!(
+                        "publish the record (`dkimctl dns records`), then `dkimctl rotate {name} --continue` (or `rotate --auto`) makes it active"
+                    ),
+                );
+            } else if active == 0 {
                 self.d.error_help(
                     rd.name.as_ref().and_then(Sp::at),
                     format!("domain {name} signs with {alg} but has no active {alg} key"),
