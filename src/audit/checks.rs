@@ -46,6 +46,8 @@ pub fn run(sys: &System, config: Option<&Config>, opts: &AuditOptions) -> Vec<Fi
         c.tables(od);
         c.trusted(od);
         c.signing_settings(od);
+        c.settings_that_weaken(od);
+        c.readable_secrets(od);
         if unit.is_none() {
             c.push(Finding::new(
                 id::NO_UNIT,
@@ -567,28 +569,42 @@ impl<'a> Checks<'a> {
                 }
             }
         }
+        // How far each list gets: the entry that comes closest to the
+        // milter, with its per-milter settings.
+        let reached: Vec<(Reach, Vec<(String, String)>)> = lists
+            .iter()
+            .map(|(_, value, _, chroot, _)| {
+                let mut best = (Reach::No, Vec::new());
+                for e in milter_entries(value) {
+                    let (addr, settings) = entry_parts(&e);
+                    let r = reach(ours, &addr, *chroot, &queue);
+                    if r > best.0 {
+                        best = (r, settings);
+                    }
+                }
+                best
+            })
+            .collect();
+        // The master.cf services whose own list reaches the milter: a
+        // main.cf list without it is then a choice (mailserver's Ansible
+        // role signs on submission and smtps only), not a mistake.
+        let scoped: Vec<String> = lists
+            .iter()
+            .zip(&reached)
+            .filter(|((what, ..), (r, _))| what.contains(" -o ") && *r != Reach::No)
+            .filter_map(|((what, ..), _)| what.split(' ').next().map(str::to_string))
+            .collect();
         let mut connected = false;
         let mut smtpd_side = false;
         let mut non_smtpd_side = false;
-        for (what, value, at, chroot, smtpd) in &lists {
-            let entries = milter_entries(value);
-            if entries.is_empty() {
+        for ((what, value, at, chroot, smtpd), (best, best_settings)) in lists.iter().zip(reached) {
+            if milter_entries(value).is_empty() {
                 continue;
             }
             if *smtpd {
                 smtpd_side = true;
             } else {
                 non_smtpd_side = true;
-            }
-            let mut best = Reach::No;
-            let mut best_settings = Vec::new();
-            for e in &entries {
-                let (addr, settings) = entry_parts(e);
-                let r = reach(ours, &addr, *chroot, &queue);
-                if r > best {
-                    best = r;
-                    best_settings = settings;
-                }
             }
             let maybe = *chroot == Chroot::Default;
             let sev = if maybe {
@@ -644,6 +660,20 @@ impl<'a> Checks<'a> {
                         },
                     ));
                 }
+                Reach::No if !what.contains(" -o ") && !scoped.is_empty() => self.push(Finding::new(
+                    id::MTA_NOT_CONNECTED,
+                    Severity::Info,
+                    Some(at),
+                    format!(
+                        "{what} does not call the DKIM milter; only the master.cf services {} do",
+                        scoped.join(", ")
+                    ),
+                    "mail through the other services is not signed; right when the milter is meant for submission only",
+                    format!(
+                        "nothing, if intended; otherwise add {} to {what}, keeping the milters it lists",
+                        ours.postfix((*chroot != Chroot::No).then_some(queue.as_path()))
+                    ),
+                )),
                 Reach::No => self.push(Finding::new(
                     id::SOCKET_MISMATCH,
                     Severity::Error,
@@ -821,9 +851,17 @@ impl<'a> Checks<'a> {
             return;
         }
         let mta_groups = group_ids(acc, &mta_user);
-        let milter_gid = match &m.group {
-            Some(g) => gid_of(acc, g),
-            None => acc
+        // A socket created in a set-group-ID directory takes the
+        // directory's group (debops gives it to postfix that way).
+        let setgid_dir = path
+            .parent()
+            .and_then(|d| self.sys.reader.metadata(d).ok())
+            .filter(|m| m.is_dir() && m.mode() & 0o2000 != 0)
+            .map(|m| m.gid());
+        let milter_gid = match (&m.group, setgid_dir) {
+            (_, Some(gid)) => Some(gid),
+            (Some(g), None) => gid_of(acc, g),
+            (None, None) => acc
                 .user(&milter_user)
                 .map(|u| u.gid)
                 .or((milter_user == "root").then_some(0)),
@@ -1043,6 +1081,13 @@ impl<'a> Checks<'a> {
                 opendkim: m.what == "OpenDKIM",
             })
         });
+        // RequireSafeKeys false: OpenDKIM loads what it would refuse; the
+        // exposure remains, the outage does not.
+        let lax = reader.as_ref().is_some_and(|r| r.opendkim)
+            && self.sys.opendkim.as_ref().is_some_and(|od| {
+                od.get("RequireSafeKeys")
+                    .is_some_and(|r| opendkim::parse_bool(&r.value) == Some(false))
+            });
         let mut seen = BTreeSet::new();
         let mut bad_dirs = BTreeSet::new();
         for (path, at, label) in keys {
@@ -1110,14 +1155,18 @@ impl<'a> Checks<'a> {
                 let g = name_of_gid(gid);
                 self.push(Finding::new(
                     id::KEY_PERMISSIONS,
-                    Severity::Error,
+                    if lax { Severity::Warning } else { Severity::Error },
                     Some(&key_at),
                     format!(
                         "the private key of {label} is readable by group {g}, which also holds {other} (mode {mode:04o})"
                     ),
-                    format!(
-                        "OpenDKIM's RequireSafeKeys refuses it (\"is in group {gid} which has multiple users\"); adding the MTA to the milter's group to reach the socket does exactly this"
-                    ),
+                    if lax {
+                        format!("{other} can read the key and sign as the domain (RequireSafeKeys false lets OpenDKIM use it)")
+                    } else {
+                        format!(
+                            "OpenDKIM's RequireSafeKeys refuses it (\"is in group {gid} which has multiple users\"); adding the MTA to the milter's group to reach the socket does exactly this"
+                        )
+                    },
                     format!("chmod 0600 {} and chown it to {}", path.display(), r.name),
                 ));
             }
@@ -1197,13 +1246,17 @@ impl<'a> Checks<'a> {
                     if bad_dirs.insert(dir.to_path_buf()) {
                         self.push(Finding::new(
                             id::KEY_UNSAFE_DIRECTORY,
-                            Severity::Error,
+                            if lax { Severity::Warning } else { Severity::Error },
                             Some(&Origin::file(dir)),
                             format!(
                                 "{} (holding the key of {label}) is {problem} (mode {dmode:04o})",
                                 dir.display()
                             ),
-                            "whoever can write there can swap the key; OpenDKIM reports \"key data is not secure\" and refuses it",
+                            if lax {
+                                "whoever can write there can swap the key (RequireSafeKeys false: OpenDKIM signs with it anyway)"
+                            } else {
+                                "whoever can write there can swap the key; OpenDKIM reports \"key data is not secure\" and refuses it"
+                            },
                             format!(
                                 "chmod go-w {}, or keep keys under /etc/opendkim/keys (0750, owned by the milter's user)",
                                 dir.display()
@@ -1550,6 +1603,73 @@ impl<'a> Checks<'a> {
         }
     }
 
+    /// Settings that turn signing or key safety off: `Mode v` while keys
+    /// are configured, `RequireSafeKeys false`.
+    fn settings_that_weaken(&mut self, od: &OpenDkim) {
+        let has_keys = od.get("KeyTable").is_some() || od.get("KeyFile").is_some();
+        if let Some(m) = od.get("Mode")
+            && !m.value.contains('s')
+            && has_keys
+        {
+            self.push(Finding::new(
+                id::MODE_VERIFY_ONLY,
+                Severity::Warning,
+                Some(&m.at),
+                format!("Mode {} only verifies, though keys are configured", m.value),
+                "nothing is signed: mail leaves without a DKIM signature",
+                "Mode sv to sign and verify (or remove the keys if this host only receives)",
+            ));
+        }
+        if let Some(r) = od.get("RequireSafeKeys")
+            && opendkim::parse_bool(&r.value) == Some(false)
+        {
+            self.push(Finding::new(
+                id::UNSAFE_KEYS_ALLOWED,
+                Severity::Warning,
+                Some(&r.at),
+                "RequireSafeKeys false: OpenDKIM signs with keys other users can read or replace",
+                "a key readable by others lets them sign as your domains; one in a directory they can write can be swapped",
+                "keep keys 0600 in a directory only root and the milter's user write (e.g. /etc/opendkim/keys), then remove the line",
+            ));
+        }
+    }
+
+    /// opendkim.conf files (and the files they include) that hold a
+    /// password (a `dsn:` with `user:password@`, `LDAPBindPassword`) and
+    /// that every user can read.
+    fn readable_secrets(&mut self, od: &OpenDkim) {
+        let mut files: Vec<(PathBuf, Origin)> = Vec::new();
+        for s in &od.settings {
+            let secret = s.name == "LDAPBindPassword"
+                || s.value.split("://").nth(1).is_some_and(|rest| {
+                    rest.split_once('@')
+                        .is_some_and(|(cred, _)| cred.contains(':'))
+                });
+            if secret && !files.iter().any(|(f, _)| *f == s.at.file) {
+                files.push((s.at.file.clone(), s.at.clone()));
+            }
+        }
+        for (file, at) in files {
+            let Ok(meta) = self.sys.reader.metadata(&file) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o7777;
+            if mode & 0o004 != 0 {
+                self.push(Finding::new(
+                    id::SECRET_READABLE,
+                    Severity::Error,
+                    Some(&at),
+                    format!(
+                        "{} holds a password and every user can read it (mode {mode:04o})",
+                        file.display()
+                    ),
+                    "whoever reads it can log in to the database (or directory) that holds your keys and signing rules",
+                    format!("chmod 0640 {} (group of the milter's user)", file.display()),
+                ));
+            }
+        }
+    }
+
     /// Hardening of the milter's units.
     fn units(&mut self) {
         let names: Vec<&str> = self
@@ -1581,6 +1701,26 @@ impl<'a> Checks<'a> {
                 continue;
             };
             let at = unit.origin();
+            for file in std::iter::once(&unit.fragment).chain(&unit.dropins) {
+                let Ok(meta) = self.sys.reader.metadata(file) else {
+                    continue;
+                };
+                let mode = meta.mode() & 0o7777;
+                if mode & 0o022 != 0 {
+                    self.push(Finding::new(
+                        id::UNIT_FILE_PERMISSIONS,
+                        Severity::Error,
+                        Some(&Origin::file(file)),
+                        format!(
+                            "{} is writable by {} (mode {mode:04o})",
+                            file.display(),
+                            if mode & 0o002 != 0 { "every user" } else { "its group" }
+                        ),
+                        "systemd runs what the unit says as root: whoever can write it can run anything as root",
+                        format!("chmod 0644 {}", file.display()),
+                    ));
+                }
+            }
             let missing = systemd::missing_hardening(unit);
             if !missing.is_empty() {
                 self.push(Finding::new(

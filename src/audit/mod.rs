@@ -72,9 +72,13 @@
 //! | `trusted-lists-differ` | info | InternalHosts and ExternalIgnoreList differ |
 //! | `canonicalization` | warning | Canonicalization unset (OpenDKIM's default simple/simple) or simple/simple |
 //! | `oversign-from` | warning | OversignHeaders does not include From |
+//! | `mode-verify-only` | warning | `Mode v` while a KeyTable or KeyFile is configured: nothing is signed |
+//! | `unsafe-keys-allowed` | warning | `RequireSafeKeys false`: keys others can read or replace are used (key-permissions and key-unsafe-directory are then warnings where OpenDKIM still loads the key) |
+//! | `secret-readable` | error | opendkim.conf (or an included file) holds a database or LDAP password and every user can read it |
 //! | `unit-exposure` | warning | `systemd-analyze security` scores the milter's unit above 5.0 |
 //! | `unit-exposure-unchecked` | info | systemd-analyze is missing or failed; exposure not scored |
 //! | `unit-hardening` | warning | the milter's unit lacks hardening directives (listed by name) |
+//! | `unit-file-permissions` | error | the milter's unit file or a drop-in is writable by its group or by everyone |
 //! | `no-unit` | info | OpenDKIM is configured but no opendkim.service was found, or the unit is masked |
 //! | `no-mta` | info | no Postfix main.cf and no sendmail.mc: the MTA side was not checked |
 //! | `drift` | warning | with dkim.toml: `dkimctl apply` would create, update or change the owner or mode of this file, or create an account |
@@ -91,7 +95,7 @@
 //! # Exit codes
 //!
 //! [`AuditReport::exit_code`]: 0 when no finding is at or above
-//! `--fail-on` (default `warning`), 1 when one is, 2 when the audit could
+//! `--fail-on` (default `error`), 1 when one is, 2 when the audit could
 //! not be done (nothing to audit under the root, dkim.toml could not be
 //! rendered or planned, DNS lookups failed).
 

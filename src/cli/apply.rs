@@ -30,12 +30,15 @@ pub fn make_plan(
     Ok(plan)
 }
 
-/// `dkimctl plan`: 0 nothing to do, 1 changes pending.
+/// `dkimctl plan`: 0 nothing to do, 1 changes pending. `not_carried_over`
+/// are the lines of an adopted setup that dkim.toml names as left out
+/// (`dkimctl import`); the summary repeats them.
 pub fn plan(
     config: &Config,
     templates: &Templates,
     root: &Root,
     live: bool,
+    not_carried_over: &[String],
     json: bool,
     verbose: bool,
     color: bool,
@@ -43,10 +46,15 @@ pub fn plan(
     let plan = make_plan(config, templates, root, live)?;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
+        let mut j = plan.to_json();
+        j["not_carried_over"] = serde_json::json!(not_carried_over);
+        serde_json::to_writer_pretty(&mut out, &j)?;
         writeln!(out)?;
     } else {
         plan.print_with(&mut out, &PrintOptions { color, verbose })?;
+        for n in not_carried_over {
+            writeln!(out, "not carried over: {n}")?;
+        }
     }
     Ok(i32::from(plan.has_changes()))
 }

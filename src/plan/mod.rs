@@ -298,6 +298,25 @@ impl Context<'_> {
         }
     }
 
+    /// The filters of the files sendmail.mc includes that exist under the
+    /// root (plan must not add a second definition of a milter an included
+    /// file already calls).
+    fn included_filters(&self, mc: &[u8]) -> Result<Vec<sendmail::Filter>, PlanError> {
+        let mut out = Vec::new();
+        for inc in sendmail::includes(mc) {
+            let real = self.root.join(&inc);
+            if inspect::inspect(&real, Want::File)
+                .map_err(PlanError::Host)?
+                .is_some()
+            {
+                out.extend(sendmail::parse_filters(
+                    &inspect::read_file(&real).map_err(PlanError::Host)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// main.cf next to `master` as it will be after this plan: the file
     /// on disk with the main.cf artifact's edit merged in (master.cf's
     /// `$name` references expand with its values).
@@ -439,7 +458,7 @@ fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
         }
         ArtifactKind::SendmailMc(edit) => {
             let old = read_old()?.ok_or_else(|| must_exist("sendmail.mc"))?;
-            let new = sendmail::merge_mc(&old, edit);
+            let new = sendmail::merge_mc(&old, edit, &ctx.included_filters(&old)?);
             (Some(old), Some(new))
         }
     };
