@@ -571,15 +571,17 @@ impl<'a> Checks<'a> {
         }
         // How far each list gets: the entry that comes closest to the
         // milter, with its per-milter settings.
-        let reached: Vec<(Reach, Vec<(String, String)>)> = lists
+        // (how far, the entry's per-milter settings, the entry's index)
+        type Closest = (Reach, Vec<(String, String)>, usize);
+        let reached: Vec<Closest> = lists
             .iter()
             .map(|(_, value, _, chroot, _)| {
-                let mut best = (Reach::No, Vec::new());
-                for e in milter_entries(value) {
-                    let (addr, settings) = entry_parts(&e);
+                let mut best = (Reach::No, Vec::new(), 0);
+                for (i, e) in milter_entries(value).iter().enumerate() {
+                    let (addr, settings) = entry_parts(e);
                     let r = reach(ours, &addr, *chroot, &queue);
                     if r > best.0 {
-                        best = (r, settings);
+                        best = (r, settings, i);
                     }
                 }
                 best
@@ -591,13 +593,26 @@ impl<'a> Checks<'a> {
         let scoped: Vec<String> = lists
             .iter()
             .zip(&reached)
-            .filter(|((what, ..), (r, _))| what.contains(" -o ") && *r != Reach::No)
+            .filter(|((what, ..), (r, ..))| what.contains(" -o ") && *r != Reach::No)
             .filter_map(|((what, ..), _)| what.split(' ').next().map(str::to_string))
             .collect();
         let mut connected = false;
         let mut smtpd_side = false;
         let mut non_smtpd_side = false;
-        for ((what, value, at, chroot, smtpd), (best, best_settings)) in lists.iter().zip(reached) {
+        // Where our socket would have to be for a chrooted service, and
+        // the fix line that puts it there (issue 13, defect 7: never
+        // suggest a path the chroot hides).
+        let inside = |chroot: Chroot| -> Option<(Socket, String)> {
+            let p = ours.unix_path()?;
+            if chroot == Chroot::No || p.starts_with(&queue) {
+                return None;
+            }
+            let moved = Socket::Unix(queue.join("opendkim").join("opendkim.sock"));
+            Some((moved.clone(), socket_fix(ours_at, &moved)))
+        };
+        for ((what, value, at, chroot, smtpd), (best, best_settings, best_at)) in
+            lists.iter().zip(reached)
+        {
             if milter_entries(value).is_empty() {
                 continue;
             }
@@ -637,10 +652,14 @@ impl<'a> Checks<'a> {
                             queue.display()
                         ),
                         "smtpd and cleanup fail to connect (\"No such file or directory\") and apply milter_default_action to every message",
-                        format!(
-                            "put the socket under {q}: Socket local:{q}/opendkim/opendkim.sock, and {what} = unix:/opendkim/opendkim.sock",
-                            q = queue.display()
-                        ),
+                        match inside(Chroot::Yes) {
+                            Some((moved, line)) => format!(
+                                "put the socket under {}, where the chrooted service sees it:\n{line}\n{}",
+                                queue.display(),
+                                list_fix(pf, what, &replace_entry(value, best_at, &moved.postfix(Some(&queue))))
+                            ),
+                            None => "give the socket a path under the queue directory".to_string(),
+                        },
                     ));
                 }
                 Reach::ChrootPath => {
@@ -654,10 +673,7 @@ impl<'a> Checks<'a> {
                             queue.display()
                         ),
                         "inside the chroot the path is looked up relative to the queue directory, so Postfix looks for the socket twice as deep and does not find it",
-                        match ours.unix_path().and_then(|p| p.strip_prefix(&queue).ok()) {
-                            Some(rel) => format!("write {what} = unix:/{}", rel.display()),
-                            None => "give the path relative to the queue directory".to_string(),
-                        },
+                        list_fix(pf, what, &replace_entry(value, best_at, &ours.postfix(Some(&queue)))),
                     ));
                 }
                 Reach::No if !what.contains(" -o ") && !scoped.is_empty() => self.push(Finding::new(
@@ -684,12 +700,24 @@ impl<'a> Checks<'a> {
                         ours_at
                     ),
                     "Postfix connects elsewhere; mail through it is not signed, or is deferred by milter_default_action",
-                    format!(
-                        "make them agree: {what} = {}",
-                        ours.postfix(
-                            (*chroot != Chroot::No).then_some(queue.as_path())
-                        )
-                    ),
+                    match inside(*chroot) {
+                        // The socket must move into the chroot first.
+                        Some((moved, line)) => format!(
+                            "{line}\n{}\n(and remove the entry meant for the DKIM milter, unless it is another milter)",
+                            list_fix(pf, what, &prepend_entry(value, &moved.postfix(Some(&queue))))
+                        ),
+                        None => format!(
+                            "{}\n(and remove the entry meant for the DKIM milter, unless it is another milter)",
+                            list_fix(
+                                pf,
+                                what,
+                                &prepend_entry(
+                                    value,
+                                    &ours.postfix((*chroot != Chroot::No).then_some(queue.as_path()))
+                                )
+                            )
+                        ),
+                    },
                 )),
             }
         }
@@ -700,10 +728,24 @@ impl<'a> Checks<'a> {
                 Some(&Origin::file(&pf.main_path)),
                 "Postfix passes no mail received by smtpd to any milter (no smtpd_milters)",
                 "mail sent through the SMTP and submission services leaves unsigned",
-                format!(
-                    "smtpd_milters = {}",
-                    ours.postfix(self.sys.debian.then_some(queue.as_path()))
-                ),
+                {
+                    let chroot = aggregate(pf.services_running("smtpd"));
+                    let main = pf.main_path.display();
+                    let mut fix = match inside(chroot) {
+                        Some((moved, line)) => format!(
+                            "{line}\nin {main}: smtpd_milters = {}",
+                            moved.postfix(Some(&queue))
+                        ),
+                        None => format!(
+                            "in {main}: smtpd_milters = {}",
+                            ours.postfix((chroot != Chroot::No).then_some(queue.as_path()))
+                        ),
+                    };
+                    if !non_smtpd_side {
+                        fix.push_str(&format!("\nin {main}: non_smtpd_milters = $smtpd_milters"));
+                    }
+                    fix
+                },
             ));
         } else if !non_smtpd_side {
             self.push(Finding::new(
@@ -712,7 +754,10 @@ impl<'a> Checks<'a> {
                 Some(&Origin::file(&pf.main_path)),
                 "non_smtpd_milters is empty",
                 "mail submitted on this host with the sendmail command is not signed",
-                "non_smtpd_milters = $smtpd_milters, as the ArchWiki page sets it",
+                format!(
+                    "in {}: non_smtpd_milters = $smtpd_milters (as the ArchWiki page sets it)",
+                    pf.main_path.display()
+                ),
             ));
         }
         connected
@@ -797,7 +842,7 @@ impl<'a> Checks<'a> {
                 Some(&main),
                 "milter_protocol is not set (Postfix 2.6 and later default to 6)",
                 "an older Postfix or a lower setting causes \"milter-reject: END-OF-MESSAGE\" (ArchWiki OpenDKIM, Troubleshooting)",
-                "milter_protocol = 6",
+                format!("in {}: milter_protocol = 6", pf.main_path.display()),
             )),
             Some(p) => {
                 let v = pf.expand(&p.value);
@@ -808,7 +853,7 @@ impl<'a> Checks<'a> {
                         Some(&pf.main_at(p)),
                         format!("milter_protocol = {}", v.trim()),
                         "OpenDKIM needs protocol 6 features; Postfix then rejects or defers mail with \"milter-reject: END-OF-MESSAGE\"",
-                        "milter_protocol = 6",
+                        format!("in {}: milter_protocol = 6", pf.main_path.display()),
                     ));
                 }
             }
@@ -820,12 +865,20 @@ impl<'a> Checks<'a> {
                 Some(&main),
                 "milter_default_action is not set (Postfix defaults to tempfail)",
                 "tempfail is right: mail waits while the milter is down instead of leaving unsigned",
-                "set milter_default_action = tempfail to make the choice visible",
+                format!(
+                    "in {}: milter_default_action = tempfail (to make the choice visible)",
+                    pf.main_path.display()
+                ),
             )),
             Some(p) => {
                 let v = pf.expand(&p.value);
                 if v.trim() == "accept" {
-                    self.push(accept_finding(&pf.main_at(p), "milter_default_action = accept"));
+                    let mut f = accept_finding(&pf.main_at(p), "milter_default_action = accept");
+                    f.fix = format!(
+                        "in {}: milter_default_action = tempfail (mail waits until the milter is back)",
+                        pf.main_path.display()
+                    );
+                    self.push(f);
                 }
             }
         }
@@ -881,7 +934,10 @@ impl<'a> Checks<'a> {
                 umask_place.as_ref(),
                 format!("umask {umask:03o} leaves the socket writable by every user"),
                 "any local process can connect and have mail signed with your keys",
-                "UMask 007: owner and group may connect, nobody else",
+                format!(
+                    "{} (owner and group may connect, nobody else)",
+                    umask_fix(umask_place.as_ref(), "007")
+                ),
             ));
         } else if mode & 0o020 == 0 {
             let set = if umask_at.is_some() {
@@ -897,7 +953,10 @@ impl<'a> Checks<'a> {
                     "umask {umask:03o}{set} takes group write off the socket, so {mta_name} cannot connect"
                 ),
                 "connecting to a unix socket needs write permission on it",
-                "UMask 007 (as Debian's opendkim.conf sets it) or 002 (the ArchWiki page)",
+                format!(
+                    "{} (as Debian's opendkim.conf sets it)",
+                    umask_fix(umask_place.as_ref(), "007")
+                ),
             ));
         } else if let Some(gid) = milter_gid
             && !mta_groups.contains(&gid)
@@ -1145,7 +1204,14 @@ impl<'a> Checks<'a> {
                     Some(&key_at),
                     format!("the private key of {label} is {problem} (mode {mode:04o})"),
                     "OpenDKIM's RequireSafeKeys (on by default) refuses it (\"key data is not secure\"), and others on the host can sign as the domain",
-                    format!("chmod 0600 {} (owned by the milter's user)", path.display()),
+                    match &reader {
+                        Some(r) => format!(
+                            "chown {} {p}\nchmod 0600 {p}",
+                            r.name,
+                            p = path.display()
+                        ),
+                        None => format!("chmod 0600 {} (owned by the milter's user)", path.display()),
+                    },
                 ));
             } else if let (Some(r), Some(acc)) = (&reader, acc)
                 && r.opendkim
@@ -1167,7 +1233,7 @@ impl<'a> Checks<'a> {
                             "OpenDKIM's RequireSafeKeys refuses it (\"is in group {gid} which has multiple users\"); adding the MTA to the milter's group to reach the socket does exactly this"
                         )
                     },
-                    format!("chmod 0600 {} and chown it to {}", path.display(), r.name),
+                    format!("chown {} {p}\nchmod 0600 {p}", r.name, p = path.display()),
                 ));
             }
             if let Some(r) = &reader {
@@ -1405,14 +1471,18 @@ impl<'a> Checks<'a> {
                 ));
             }
         }
-        if let Some((Dataset::Refile(_), at)) = od.dataset("KeyTable") {
+        if let Some((Dataset::Refile(table), at)) = od.dataset("KeyTable") {
             self.push(Finding::new(
                 id::KEY_TABLE_REFILE,
                 Severity::Warning,
                 Some(&at),
                 "the KeyTable is read as refile: (wildcard patterns)",
                 "key names are looked up exactly; as patterns, a `*` in a name can select the wrong key",
-                "KeyTable file:/etc/opendkim/KeyTable (or the bare path); only the SigningTable takes refile:",
+                format!(
+                    "in {}: KeyTable file:{} (only the SigningTable takes refile:)",
+                    at.file.display(),
+                    table.display()
+                ),
             ));
         }
         let st = od.dataset("SigningTable");
@@ -1449,7 +1519,30 @@ impl<'a> Checks<'a> {
                     Some(&e.at),
                     format!("{} is a wildcard pattern, but the SigningTable is not read as refile:", e.pattern),
                     "a file: table is looked up literally (user@host, host, .domain, ...), so this line never matches and the mail is not signed",
-                    "SigningTable refile:/etc/opendkim/SigningTable",
+                    {
+                        // The line in the form a plain table matches
+                        // (switching the whole table to refile: would
+                        // break its plain lines instead).
+                        let p = e.pattern.to_ascii_lowercase();
+                        let plain = p.strip_prefix("*@").map(|d| match d.strip_prefix("*.") {
+                            Some(parent) => format!(".{parent}"),
+                            None => d.to_string(),
+                        });
+                        match (plain.filter(|d| !d.contains('*')), e.at.line) {
+                            (Some(d), Some(n)) => format!(
+                                "in {}, line {n}: {d} {}",
+                                e.at.file.display(),
+                                e.key_name
+                            ),
+                            _ => match st.as_ref().and_then(|(ds, _)| ds.path().map(Path::to_path_buf)) {
+                                Some(t) => format!(
+                                    "SigningTable refile:{} in opendkim.conf, and every line of the table written as a pattern (*@example.com)",
+                                    t.display()
+                                ),
+                                None => "read the SigningTable as refile:".to_string(),
+                            },
+                        }
+                    },
                 ));
             }
         }
@@ -1548,7 +1641,10 @@ impl<'a> Checks<'a> {
                 Some(&conf),
                 "Canonicalization is not set: OpenDKIM signs simple/simple",
                 "simple/simple breaks on trivial reformatting in transit (ArchWiki OpenDKIM)",
-                "Canonicalization relaxed/simple (or relaxed/relaxed)",
+                format!(
+                    "in {}: Canonicalization relaxed/simple (or relaxed/relaxed)",
+                    od.conf_path.display()
+                ),
             )),
             Some(s) => match parse_canonicalization(&s.value) {
                 None => self.push(Finding::new(
@@ -1568,7 +1664,10 @@ impl<'a> Checks<'a> {
                     Some(&s.at),
                     format!("Canonicalization {} means simple/simple", s.value),
                     "simple/simple breaks on trivial reformatting in transit (ArchWiki OpenDKIM)",
-                    "Canonicalization relaxed/simple (or relaxed/relaxed)",
+                    format!(
+                        "in {}: Canonicalization relaxed/simple (or relaxed/relaxed)",
+                        s.at.file.display()
+                    ),
                 )),
                 Some(_) => {}
             },
@@ -1598,7 +1697,13 @@ impl<'a> Checks<'a> {
                 Some(&at),
                 "From is not oversigned",
                 "a second From header can be added after signing and the signature still verifies (RFC 6376 §8.15)",
-                "OversignHeaders From (Debian's default)",
+                match od.get("OversignHeaders") {
+                    Some(o) if matches!(od.dataset("OversignHeaders"), Some((Dataset::List(_), _))) => {
+                        format!("in {}: OversignHeaders From,{}", o.at.file.display(), o.value)
+                    }
+                    Some(o) => format!("add From to {} (named at {})", o.value, o.at),
+                    None => format!("in {}: OversignHeaders From (Debian's default)", at.file.display()),
+                },
             ));
         }
     }
@@ -1617,7 +1722,10 @@ impl<'a> Checks<'a> {
                 Some(&m.at),
                 format!("Mode {} only verifies, though keys are configured", m.value),
                 "nothing is signed: mail leaves without a DKIM signature",
-                "Mode sv to sign and verify (or remove the keys if this host only receives)",
+                format!(
+                    "in {}: Mode sv (or remove the keys if this host only receives)",
+                    m.at.file.display()
+                ),
             ));
         }
         if let Some(r) = od.get("RequireSafeKeys")
@@ -1629,7 +1737,10 @@ impl<'a> Checks<'a> {
                 Some(&r.at),
                 "RequireSafeKeys false: OpenDKIM signs with keys other users can read or replace",
                 "a key readable by others lets them sign as your domains; one in a directory they can write can be swapped",
-                "keep keys 0600 in a directory only root and the milter's user write (e.g. /etc/opendkim/keys), then remove the line",
+                format!(
+                    "once every key is 0600 in directories only root and the milter's user write (no key-permissions or key-unsafe-directory finding left):\nin {}: RequireSafeKeys true",
+                    r.at.file.display()
+                ),
             ));
         }
     }
@@ -1664,7 +1775,10 @@ impl<'a> Checks<'a> {
                         file.display()
                     ),
                     "whoever reads it can log in to the database (or directory) that holds your keys and signing rules",
-                    format!("chmod 0640 {} (group of the milter's user)", file.display()),
+                    format!(
+                        "chmod 0640 {} (owner root, group the milter's: OpenDKIM still reads it)",
+                        file.display()
+                    ),
                 ));
             }
         }
@@ -1784,6 +1898,88 @@ fn accept_finding(at: &Origin, what: &str) -> Finding {
         "whenever the milter is down or unreachable, Postfix sends mail on unsigned",
         "milter_default_action = tempfail: mail waits until the milter is back",
     )
+}
+
+/// The fix line for a Postfix milter list: `in main.cf: NAME = LIST` or,
+/// for a master.cf override (`what` is `SERVICE -o NAME`), `in master.cf,
+/// service SERVICE: -o NAME=LIST`.
+fn list_fix(pf: &mta::Postfix, what: &str, list: &[String]) -> String {
+    match what.split_once(" -o ") {
+        Some((svc, name)) => format!(
+            "in {}, service {svc}: -o {name}={}",
+            pf.master_path.display(),
+            list.join(",")
+        ),
+        None => format!(
+            "in {}: {what} = {}",
+            pf.main_path.display(),
+            list.join(", ")
+        ),
+    }
+}
+
+/// A list's entries with entry `i` readdressed to `addr` (a `{ ... }`
+/// group keeps its settings), every other milter kept in its place.
+fn replace_entry(list: &str, i: usize, addr: &str) -> Vec<String> {
+    milter_entries(list)
+        .into_iter()
+        .enumerate()
+        .map(|(k, e)| {
+            if k != i {
+                return e;
+            }
+            let (old, _) = entry_parts(&e);
+            if e.starts_with('{') {
+                e.replacen(&old, addr, 1)
+            } else {
+                addr.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `addr` first, then every entry of the list.
+fn prepend_entry(list: &str, addr: &str) -> Vec<String> {
+    std::iter::once(addr.to_string())
+        .chain(milter_entries(list))
+        .collect()
+}
+
+/// The fix line that moves the socket to `to`, in the file that sets it:
+/// opendkim.conf's `Socket`, dkim.toml's `socket`, or a unit's `-p`.
+fn socket_fix(at: &Origin, to: &Socket) -> String {
+    let file = at.file.display();
+    let name = at
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    match name.as_deref() {
+        Some(n) if n.ends_with(".toml") => {
+            format!(
+                "in {file}: socket = \"{}\" (under [service])",
+                to.opendkim()
+            )
+        }
+        Some(n)
+            if n.ends_with(".service")
+                || at.file.components().any(|c| c.as_os_str() == "systemd") =>
+        {
+            format!("in {file}: -p {} in ExecStart=", to.opendkim())
+        }
+        _ => format!("in {file}: Socket {}", to.opendkim()),
+    }
+}
+
+/// The fix line setting the umask where it is set: a unit's `UMask=` or
+/// opendkim.conf's `UMask`.
+fn umask_fix(at: Option<&Origin>, umask: &str) -> String {
+    match at {
+        Some(at) if at.file.components().any(|c| c.as_os_str() == "systemd") => {
+            format!("in {}: UMask=0{umask}", at.file.display())
+        }
+        Some(at) => format!("in {}: UMask {umask}", at.file.display()),
+        None => format!("UMask {umask} in opendkim.conf"),
+    }
 }
 
 /// How a Postfix milter address relates to the milter's socket.

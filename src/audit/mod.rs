@@ -99,8 +99,14 @@
 //! not be done (nothing to audit under the root, dkim.toml could not be
 //! rendered or planned, DNS lookups failed).
 
+pub mod breaking;
 pub mod checks;
 pub mod findings;
+// Every fix text applied as written, then audited again (a test file, as
+// engine/session/tests.rs).
+#[cfg(test)]
+#[path = "fixes/tests.rs"]
+mod fixes;
 pub mod import;
 pub mod inventory;
 pub mod mta;

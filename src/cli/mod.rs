@@ -422,9 +422,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             let notes = crate::config::read_text(&source)
                 .map(|t| crate::audit::import::not_carried_over(&t))
                 .unwrap_or_default();
-            apply::plan(
-                &config, &templates, &root, live, &notes, json.json, verbose, color,
-            )
+            let print = crate::plan::PrintOptions { color, verbose };
+            apply::plan(&config, &templates, &root, live, &notes, json.json, print)
         }
         Command::Apply { change, json, live } => {
             let (config, templates) = valid()?;
