@@ -201,6 +201,47 @@ fn adopt(case: &str) {
     let tree = Tree::new(&src);
 
     // 1. No false error.
+    audit_finds(&tree, &expect);
+
+    // 2. The original setup does what EXPECT.toml says.
+    if src.join("DATASETS").exists() {
+        eprintln!("{case}: keys in a database (see DATASETS): the original is not run");
+    } else {
+        let launch = Launch::of(&tree, &tree.original_conf());
+        tree.expect_signing(&launch, &expect, "the original setup");
+    }
+
+    // 3. import refuses with the reason, or 4. the adopted setup signs as
+    // the original did.
+    match &expect.refuse {
+        Some(reason) => {
+            let import = tree.dkimctl(&["import"]);
+            assert_eq!(
+                import.code(),
+                1,
+                "{case}: import must refuse ({reason}):\n--- stdout\n{}\n--- stderr\n{}",
+                import.stdout(),
+                import.stderr()
+            );
+            assert!(
+                import.stderr().contains(reason.as_str()),
+                "{case}: the refusal does not name {reason}:\n{}",
+                import.stderr()
+            );
+            assert!(
+                import.stdout().is_empty(),
+                "{case}: a refusing import writes no dkim.toml"
+            );
+        }
+        None => {
+            adopt_and_sign(&tree, &expect);
+        }
+    }
+}
+
+/// audit raises exactly the errors EXPECT.toml lists.
+fn audit_finds(tree: &Tree, expect: &Expect) {
+    let case = &tree.name;
     let audit = tree.dkimctl(&["audit", "--json", "--fail-on", "error"]);
     let json: Value = serde_json::from_str(&audit.stdout())
         .unwrap_or_else(|e| panic!("{case}: audit is not JSON ({e}):\n{}", audit.stderr()));
@@ -221,41 +262,24 @@ fn adopt(case: &str) {
     for id in &expect.not_errors {
         assert!(!errors.contains(id), "{case}: false error {id}\n{}", show());
     }
+}
 
-    // 2. The original setup does what EXPECT.toml says.
-    if src.join("DATASETS").exists() {
-        eprintln!("{case}: keys in a database (see DATASETS): the original is not run");
-    } else {
-        let launch = Launch::of(&tree, &tree.original_conf());
-        tree.expect_signing(&launch, &expect, "the original setup");
-    }
-
-    // 3. import, check, apply, plan again.
-    let import = tree.dkimctl(&["import"]);
-    if let Some(reason) = &expect.refuse {
-        assert_eq!(
-            import.code(),
-            1,
-            "{case}: import must refuse ({reason}):\n--- stdout\n{}\n--- stderr\n{}",
-            import.stdout(),
-            import.stderr()
-        );
-        assert!(
-            import.stderr().contains(reason.as_str()),
-            "{case}: the refusal does not name {reason}:\n{}",
-            import.stderr()
-        );
-        assert!(
-            import.stdout().is_empty(),
-            "{case}: a refusing import writes no dkim.toml"
-        );
-        return;
-    }
-    let import = import.expect(0);
+/// import, check, plan (which names what import left out), apply, plan
+/// again (empty); then the adopted setup, started as its rendered unit
+/// starts OpenDKIM, must sign every probe as EXPECT.toml says. Returns the
+/// dkim.toml.
+fn adopt_and_sign(tree: &Tree, expect: &Expect) -> String {
+    let case = &tree.name;
+    let import = tree.dkimctl(&["import"]).expect(0);
     let toml = import.stdout();
     tree.write("etc/dkimctl/dkim.toml", &toml);
     tree.dkimctl(&["check"]).expect(0);
     let plan = tree.dkimctl(&["plan"]).expect(1);
+    assert!(
+        !plan.stdout().contains("breaking: "),
+        "{case}: the adopted dkim.toml would break the setup:\n{}",
+        plan.stdout()
+    );
     for note in import.stderr().lines() {
         if let Some(what) = note.strip_prefix("dkimctl: not carried over: ") {
             assert!(
@@ -273,17 +297,122 @@ fn adopt(case: &str) {
         "{case}: a second plan is not empty:\n{}\n--- dkim.toml\n{toml}",
         again.stdout()
     );
-
-    // 4. The adopted setup signs as the original did.
-    let launch = Launch::of(&tree, Path::new("/etc/opendkim/opendkim.conf"));
+    let launch = Launch::of(tree, Path::new("/etc/opendkim/opendkim.conf"));
     assert!(
         launch.user.is_some(),
         "{case}: the rendered unit names no User="
     );
     tree.expect_signing(
         &launch,
-        &expect,
+        expect,
         &format!("the adopted setup\n--- dkim.toml\n{toml}"),
+    );
+    toml
+}
+
+/// Mail-in-a-Box's keys live below /home/user-data, which its storage
+/// user owns: OpenDKIM refuses them with RequireSafeKeys, which is why the
+/// box turns it off and import keeps it off. Turning it back on in
+/// dkim.toml is shown by plan as a breaking change, with the fix.
+// See: issue 13, defect 4.
+#[test]
+fn safe_keys_on_mailinabox_is_a_breaking_change() {
+    if !support::require_root("the fixture's owners are set with chown") {
+        return;
+    }
+    let tree = Tree::new(&fixtures().join("mailinabox"));
+    let toml = tree.dkimctl(&["import"]).expect(0).stdout();
+    assert!(toml.contains("require_safe_keys = false"), "{toml}");
+    tree.write(
+        "etc/dkimctl/dkim.toml",
+        &toml.replace("require_safe_keys = false", "require_safe_keys = true"),
+    );
+    let plan = tree.dkimctl(&["plan"]);
+    assert!(
+        plan.stdout().contains(
+            "breaking: RequireSafeKeys yes: OpenDKIM will refuse /home/user-data/mail/dkim/mail.private \
+             (/home/user-data is writable by its owner user-data)"
+        ),
+        "{}",
+        plan.stdout()
+    );
+    assert!(
+        plan.stdout()
+            .contains("fix: keep require_safe_keys = false")
+    );
+}
+
+/// The mailserver Ansible role with its MySQL rows (DATASETS) moved into
+/// files: OpenDKIM is attached to submission and smtps only, through
+/// relative socket paths in a socket directory it shares with clamav,
+/// spamass and sqlgrey (postfix:milter 0775). Adopted, port 25 still does
+/// not call it, and the shared directory keeps its owner and mode.
+// See: issue 13, defects 5 and 6.
+#[test]
+fn adopt_service_scoped_milter_in_a_shared_socket_directory() {
+    if !tools() {
+        return;
+    }
+    let src = fixtures().join("mailserver-ansible");
+    let expect = Expect::read(&src);
+    let tree = Tree::new(&src);
+    let conf = std::fs::read_to_string(tree.host("etc/opendkim.conf")).unwrap();
+    let conf: String = conf
+        .lines()
+        .map(|l| match l.split_whitespace().next() {
+            Some("KeyTable") => "KeyTable           /etc/opendkim/KeyTable".to_string(),
+            Some("SigningTable") => "SigningTable       /etc/opendkim/SigningTable".to_string(),
+            _ => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    tree.write("etc/opendkim.conf", &conf);
+    tree.write(
+        "etc/opendkim/KeyTable",
+        "example.com example.com:my-selector:/etc/opendkim/keys/example.com.private\n",
+    );
+    // The role's SigningTable is keyed by domain (keycol=domain), looked up
+    // as OpenDKIM looks up a plain table.
+    tree.write("etc/opendkim/SigningTable", "example.com example.com\n");
+    let key = tree.host("etc/opendkim/keys/example.com.private");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    let pair = keys::generate(Algorithm::RsaSha256, 2048).unwrap();
+    std::fs::write(&key, pair.private_pem.expose()).unwrap();
+    std::fs::set_permissions(&key, mode_of("600")).unwrap();
+    let (uid, gid) = tree.user("opendkim").unwrap();
+    std::os::unix::fs::chown(&key, Some(uid), Some(gid)).unwrap();
+    let shared = tree.host("var/spool/postfix/milters");
+    let before = std::fs::metadata(&shared).unwrap();
+    let main_before = std::fs::read_to_string(tree.host("etc/postfix/main.cf")).unwrap();
+
+    let launch = Launch::of(&tree, &tree.original_conf());
+    tree.expect_signing(&launch, &expect, "the original setup, keys in files");
+    let toml = adopt_and_sign(&tree, &expect);
+
+    use std::os::unix::fs::MetadataExt;
+    let after = std::fs::metadata(&shared).unwrap();
+    assert_eq!(
+        (after.uid(), after.gid(), after.mode()),
+        (before.uid(), before.gid(), before.mode()),
+        "apply took over the shared socket directory\n--- dkim.toml\n{toml}"
+    );
+    let tmpfiles =
+        std::fs::read_to_string(tree.host("etc/tmpfiles.d/dkimctl.conf")).unwrap_or_default();
+    assert!(
+        !tmpfiles.contains("/var/spool/postfix/milters "),
+        "tmpfiles.d would take over the shared directory at boot:\n{tmpfiles}"
+    );
+    let main_after = std::fs::read_to_string(tree.host("etc/postfix/main.cf")).unwrap();
+    let milters = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("smtpd_milters") || l.starts_with("non_smtpd_milters"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        milters(&main_after),
+        milters(&main_before),
+        "plan gave port 25 or local mail the DKIM milter"
     );
 }
 
@@ -441,7 +570,7 @@ impl Tree {
                 });
             }
         }
-        let results = od.talk(&conversations);
+        let results = od.talk(&conversations, &mta.identity(self));
         for (k, (list, entries)) in lists.iter().enumerate() {
             let reached: Vec<&String> = entries
                 .iter()
@@ -801,8 +930,13 @@ impl OpenDkim {
 
     /// Runs every conversation through one miltertest, inside OpenDKIM's
     /// network namespace.
-    fn talk(&self, conversations: &[Conversation]) -> std::collections::BTreeMap<String, Talked> {
+    fn talk(
+        &self,
+        conversations: &[Conversation],
+        mta: &Identity,
+    ) -> std::collections::BTreeMap<String, Talked> {
         let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(mta.uid), Some(mta.gid)).unwrap();
         let mut script = String::from(LUA_PRELUDE);
         let out = lua_str(&dir.path().display().to_string());
         script.push_str(&format!("local out = {out}\n"));
@@ -814,6 +948,13 @@ impl OpenDkim {
         let run = run_bounded(
             Command::new("nsenter")
                 .arg(format!("--net=/proc/{}/ns/net", self.child.id()))
+                .arg("setpriv")
+                .arg(format!("--reuid={}", mta.uid))
+                .arg(format!("--regid={}", mta.gid))
+                .arg(match mta.groups.is_empty() {
+                    true => "--clear-groups".to_string(),
+                    false => format!("--groups={}", mta.groups.join(",")),
+                })
                 .arg(support::which("miltertest").unwrap())
                 .arg("-s")
                 .arg(&path),
@@ -1077,6 +1218,15 @@ enum Mta {
     None,
 }
 
+/// Who the MTA's milter client runs as: Postfix's smtpd and cleanup as
+/// `postfix` (with the groups the tree's /etc/group gives it), so a socket
+/// Postfix may not open is not reached; Sendmail as root.
+struct Identity {
+    uid: u32,
+    gid: u32,
+    groups: Vec<String>,
+}
+
 /// Where a probe goes: the addresses of its service's milter list and
 /// the daemon name the MTA passes.
 struct Route {
@@ -1100,6 +1250,31 @@ impl Mta {
             return Mta::Sendmail { filters };
         }
         Mta::None
+    }
+
+    fn identity(&self, tree: &Tree) -> Identity {
+        let root = Identity {
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+        };
+        let Mta::Postfix { dir, .. } = self else {
+            return root;
+        };
+        let owner = postconf(dir, &["-h", "mail_owner"]).trim().to_string();
+        let Some((uid, gid)) = tree.user(&owner) else {
+            return root;
+        };
+        let groups = std::fs::read_to_string(tree.host("etc/group"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 4 && f[3].split(',').any(|m| m == owner)).then(|| f[2].to_string())
+            })
+            .chain(std::iter::once(gid.to_string()))
+            .collect();
+        Identity { uid, gid, groups }
     }
 
     fn route(&self, tree: &Tree, p: &Probe, od: &OpenDkim) -> Route {
