@@ -764,6 +764,25 @@ mod tests {
         assert_eq!(report.exit_code(Severity::Error), 2);
     }
 
+    // See: issue 13, defect 10: the docs said `warning`.
+    #[test]
+    fn fail_on_defaults_to_error_in_the_code_the_help_and_the_docs() {
+        use clap::{CommandFactory, Parser};
+        let cli = crate::cli::Cli::try_parse_from(["dkimctl", "audit"]).unwrap();
+        let crate::cli::Command::Audit { fail_on, .. } = cli.command else {
+            panic!("not audit");
+        };
+        assert!(matches!(fail_on, crate::cli::FailOn::Error));
+        let mut cmd = crate::cli::Cli::command();
+        let help = cmd
+            .find_subcommand_mut("audit")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("[default: error]"), "{help}");
+        assert!(include_str!("mod.rs").contains("`--fail-on` (default `error`)"));
+    }
+
     #[test]
     fn printed_findings_lead_with_file_and_line() {
         let report = AuditReport {

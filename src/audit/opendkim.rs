@@ -139,4 +139,33 @@ mod tests {
         );
         assert!(f[0].fix.contains("RequireSafeKeys"), "{}", f[0].fix);
     }
+
+    // See: issue 13, defect 10 (`your subnet`) and the vpstoolbox case.
+    #[test]
+    fn host_lines_that_do_not_mean_what_they_say() {
+        let path = Path::new("/etc/opendkim/TrustedHosts");
+        let lines = opendkim::parse_table("127.0.0.1\nyour subnet\n*.example.com\n", path);
+        let mut f = Vec::new();
+        let entries = host_entries(&lines, false, &mut f, "InternalHosts");
+        assert_eq!(entries.len(), 3);
+        let got: Vec<(&str, Severity, Option<usize>)> =
+            f.iter().map(|f| (f.id, f.severity, f.line)).collect();
+        assert_eq!(
+            got,
+            [
+                (id::TABLE_SYNTAX, Severity::Error, Some(2)),
+                (id::TABLE_SYNTAX, Severity::Warning, Some(3)),
+            ]
+        );
+        assert!(
+            f[0].message.contains("takes your as a host name"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[1].fix.contains(".example.com"), "{}", f[1].fix);
+        // In a refile: list `*` is a pattern.
+        let mut f = Vec::new();
+        host_entries(&lines[2..], true, &mut f, "InternalHosts");
+        assert!(f.is_empty(), "{f:?}");
+    }
 }
