@@ -27,7 +27,19 @@
 //!
 //! Every finding has a stable id (kebab-case, like `dns check`'s), a
 //! severity, the host path and line where it applies, what is wrong, why
-//! it matters and how to fix it. The ids, with their severities:
+//! it matters and how to fix it.
+//!
+//! A fix says, where it can, exactly what to write, one step a line, in
+//! the file that is configured (the one OpenDKIM, Postfix or the unit
+//! actually reads): `in FILE: NAME VALUE` (opendkim.conf), `in FILE: NAME =
+//! VALUE` (main.cf), `in FILE, service S: -o NAME=VALUE` (master.cf), `in
+//! FILE, line N: TEXT` (a table line), or a `chmod`/`chown` command; a
+//! remark in parentheses follows. A milter list it writes keeps every
+//! other milter in its place, and a chrooted Postfix is never given a path
+//! outside its chroot. `fixes/tests.rs` applies each such fix as written
+//! and audits again: the finding is gone and no other appears.
+//!
+//! The ids, with their severities:
 //!
 //! | id | severity | meaning |
 //! |---|---|---|
