@@ -987,7 +987,7 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__import)
-            opts="-c -h --root --config --installed-as --templates --color --help"
+            opts="-c -h --lossy --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

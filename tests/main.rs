@@ -8,6 +8,7 @@
 mod support;
 
 mod admin;
+mod adoption;
 mod apply;
 mod architecture;
 mod audit;

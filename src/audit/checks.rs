@@ -46,6 +46,8 @@ pub fn run(sys: &System, config: Option<&Config>, opts: &AuditOptions) -> Vec<Fi
         c.tables(od);
         c.trusted(od);
         c.signing_settings(od);
+        c.settings_that_weaken(od);
+        c.readable_secrets(od);
         if unit.is_none() {
             c.push(Finding::new(
                 id::NO_UNIT,
@@ -567,28 +569,57 @@ impl<'a> Checks<'a> {
                 }
             }
         }
+        // How far each list gets: the entry that comes closest to the
+        // milter, with its per-milter settings.
+        // (how far, the entry's per-milter settings, the entry's index)
+        type Closest = (Reach, Vec<(String, String)>, usize);
+        let reached: Vec<Closest> = lists
+            .iter()
+            .map(|(_, value, _, chroot, _)| {
+                let mut best = (Reach::No, Vec::new(), 0);
+                for (i, e) in milter_entries(value).iter().enumerate() {
+                    let (addr, settings) = entry_parts(e);
+                    let r = reach(ours, &addr, *chroot, &queue);
+                    if r > best.0 {
+                        best = (r, settings, i);
+                    }
+                }
+                best
+            })
+            .collect();
+        // The master.cf services whose own list reaches the milter: a
+        // main.cf list without it is then a choice (mailserver's Ansible
+        // role signs on submission and smtps only), not a mistake.
+        let scoped: Vec<String> = lists
+            .iter()
+            .zip(&reached)
+            .filter(|((what, ..), (r, ..))| what.contains(" -o ") && *r != Reach::No)
+            .filter_map(|((what, ..), _)| what.split(' ').next().map(str::to_string))
+            .collect();
         let mut connected = false;
         let mut smtpd_side = false;
         let mut non_smtpd_side = false;
-        for (what, value, at, chroot, smtpd) in &lists {
-            let entries = milter_entries(value);
-            if entries.is_empty() {
+        // Where our socket would have to be for a chrooted service, and
+        // the fix line that puts it there (issue 13, defect 7: never
+        // suggest a path the chroot hides).
+        let inside = |chroot: Chroot| -> Option<(Socket, String)> {
+            let p = ours.unix_path()?;
+            if chroot == Chroot::No || p.starts_with(&queue) {
+                return None;
+            }
+            let moved = Socket::Unix(queue.join("opendkim").join("opendkim.sock"));
+            Some((moved.clone(), socket_fix(ours_at, &moved)))
+        };
+        for ((what, value, at, chroot, smtpd), (best, best_settings, best_at)) in
+            lists.iter().zip(reached)
+        {
+            if milter_entries(value).is_empty() {
                 continue;
             }
             if *smtpd {
                 smtpd_side = true;
             } else {
                 non_smtpd_side = true;
-            }
-            let mut best = Reach::No;
-            let mut best_settings = Vec::new();
-            for e in &entries {
-                let (addr, settings) = entry_parts(e);
-                let r = reach(ours, &addr, *chroot, &queue);
-                if r > best {
-                    best = r;
-                    best_settings = settings;
-                }
             }
             let maybe = *chroot == Chroot::Default;
             let sev = if maybe {
@@ -621,10 +652,14 @@ impl<'a> Checks<'a> {
                             queue.display()
                         ),
                         "smtpd and cleanup fail to connect (\"No such file or directory\") and apply milter_default_action to every message",
-                        format!(
-                            "put the socket under {q}: Socket local:{q}/opendkim/opendkim.sock, and {what} = unix:/opendkim/opendkim.sock",
-                            q = queue.display()
-                        ),
+                        match inside(Chroot::Yes) {
+                            Some((moved, line)) => format!(
+                                "put the socket under {}, where the chrooted service sees it:\n{line}\n{}",
+                                queue.display(),
+                                list_fix(pf, what, &replace_entry(value, best_at, &moved.postfix(Some(&queue))))
+                            ),
+                            None => "give the socket a path under the queue directory".to_string(),
+                        },
                     ));
                 }
                 Reach::ChrootPath => {
@@ -638,12 +673,23 @@ impl<'a> Checks<'a> {
                             queue.display()
                         ),
                         "inside the chroot the path is looked up relative to the queue directory, so Postfix looks for the socket twice as deep and does not find it",
-                        match ours.unix_path().and_then(|p| p.strip_prefix(&queue).ok()) {
-                            Some(rel) => format!("write {what} = unix:/{}", rel.display()),
-                            None => "give the path relative to the queue directory".to_string(),
-                        },
+                        list_fix(pf, what, &replace_entry(value, best_at, &ours.postfix(Some(&queue)))),
                     ));
                 }
+                Reach::No if !what.contains(" -o ") && !scoped.is_empty() => self.push(Finding::new(
+                    id::MTA_NOT_CONNECTED,
+                    Severity::Info,
+                    Some(at),
+                    format!(
+                        "{what} does not call the DKIM milter; only the master.cf services {} do",
+                        scoped.join(", ")
+                    ),
+                    "mail through the other services is not signed; right when the milter is meant for submission only",
+                    format!(
+                        "nothing, if intended; otherwise add {} to {what}, keeping the milters it lists",
+                        ours.postfix((*chroot != Chroot::No).then_some(queue.as_path()))
+                    ),
+                )),
                 Reach::No => self.push(Finding::new(
                     id::SOCKET_MISMATCH,
                     Severity::Error,
@@ -654,12 +700,24 @@ impl<'a> Checks<'a> {
                         ours_at
                     ),
                     "Postfix connects elsewhere; mail through it is not signed, or is deferred by milter_default_action",
-                    format!(
-                        "make them agree: {what} = {}",
-                        ours.postfix(
-                            (*chroot != Chroot::No).then_some(queue.as_path())
-                        )
-                    ),
+                    match inside(*chroot) {
+                        // The socket must move into the chroot first.
+                        Some((moved, line)) => format!(
+                            "{line}\n{}\n(and remove the entry meant for the DKIM milter, unless it is another milter)",
+                            list_fix(pf, what, &prepend_entry(value, &moved.postfix(Some(&queue))))
+                        ),
+                        None => format!(
+                            "{}\n(and remove the entry meant for the DKIM milter, unless it is another milter)",
+                            list_fix(
+                                pf,
+                                what,
+                                &prepend_entry(
+                                    value,
+                                    &ours.postfix((*chroot != Chroot::No).then_some(queue.as_path()))
+                                )
+                            )
+                        ),
+                    },
                 )),
             }
         }
@@ -670,10 +728,24 @@ impl<'a> Checks<'a> {
                 Some(&Origin::file(&pf.main_path)),
                 "Postfix passes no mail received by smtpd to any milter (no smtpd_milters)",
                 "mail sent through the SMTP and submission services leaves unsigned",
-                format!(
-                    "smtpd_milters = {}",
-                    ours.postfix(self.sys.debian.then_some(queue.as_path()))
-                ),
+                {
+                    let chroot = aggregate(pf.services_running("smtpd"));
+                    let main = pf.main_path.display();
+                    let mut fix = match inside(chroot) {
+                        Some((moved, line)) => format!(
+                            "{line}\nin {main}: smtpd_milters = {}",
+                            moved.postfix(Some(&queue))
+                        ),
+                        None => format!(
+                            "in {main}: smtpd_milters = {}",
+                            ours.postfix((chroot != Chroot::No).then_some(queue.as_path()))
+                        ),
+                    };
+                    if !non_smtpd_side {
+                        fix.push_str(&format!("\nin {main}: non_smtpd_milters = $smtpd_milters"));
+                    }
+                    fix
+                },
             ));
         } else if !non_smtpd_side {
             self.push(Finding::new(
@@ -682,7 +754,10 @@ impl<'a> Checks<'a> {
                 Some(&Origin::file(&pf.main_path)),
                 "non_smtpd_milters is empty",
                 "mail submitted on this host with the sendmail command is not signed",
-                "non_smtpd_milters = $smtpd_milters, as the ArchWiki page sets it",
+                format!(
+                    "in {}: non_smtpd_milters = $smtpd_milters (as the ArchWiki page sets it)",
+                    pf.main_path.display()
+                ),
             ));
         }
         connected
@@ -767,7 +842,7 @@ impl<'a> Checks<'a> {
                 Some(&main),
                 "milter_protocol is not set (Postfix 2.6 and later default to 6)",
                 "an older Postfix or a lower setting causes \"milter-reject: END-OF-MESSAGE\" (ArchWiki OpenDKIM, Troubleshooting)",
-                "milter_protocol = 6",
+                format!("in {}: milter_protocol = 6", pf.main_path.display()),
             )),
             Some(p) => {
                 let v = pf.expand(&p.value);
@@ -778,7 +853,7 @@ impl<'a> Checks<'a> {
                         Some(&pf.main_at(p)),
                         format!("milter_protocol = {}", v.trim()),
                         "OpenDKIM needs protocol 6 features; Postfix then rejects or defers mail with \"milter-reject: END-OF-MESSAGE\"",
-                        "milter_protocol = 6",
+                        format!("in {}: milter_protocol = 6", pf.main_path.display()),
                     ));
                 }
             }
@@ -790,12 +865,20 @@ impl<'a> Checks<'a> {
                 Some(&main),
                 "milter_default_action is not set (Postfix defaults to tempfail)",
                 "tempfail is right: mail waits while the milter is down instead of leaving unsigned",
-                "set milter_default_action = tempfail to make the choice visible",
+                format!(
+                    "in {}: milter_default_action = tempfail (to make the choice visible)",
+                    pf.main_path.display()
+                ),
             )),
             Some(p) => {
                 let v = pf.expand(&p.value);
                 if v.trim() == "accept" {
-                    self.push(accept_finding(&pf.main_at(p), "milter_default_action = accept"));
+                    let mut f = accept_finding(&pf.main_at(p), "milter_default_action = accept");
+                    f.fix = format!(
+                        "in {}: milter_default_action = tempfail (mail waits until the milter is back)",
+                        pf.main_path.display()
+                    );
+                    self.push(f);
                 }
             }
         }
@@ -821,9 +904,17 @@ impl<'a> Checks<'a> {
             return;
         }
         let mta_groups = group_ids(acc, &mta_user);
-        let milter_gid = match &m.group {
-            Some(g) => gid_of(acc, g),
-            None => acc
+        // A socket created in a set-group-ID directory takes the
+        // directory's group (debops gives it to postfix that way).
+        let setgid_dir = path
+            .parent()
+            .and_then(|d| self.sys.reader.metadata(d).ok())
+            .filter(|m| m.is_dir() && m.mode() & 0o2000 != 0)
+            .map(|m| m.gid());
+        let milter_gid = match (&m.group, setgid_dir) {
+            (_, Some(gid)) => Some(gid),
+            (Some(g), None) => gid_of(acc, g),
+            (None, None) => acc
                 .user(&milter_user)
                 .map(|u| u.gid)
                 .or((milter_user == "root").then_some(0)),
@@ -843,7 +934,10 @@ impl<'a> Checks<'a> {
                 umask_place.as_ref(),
                 format!("umask {umask:03o} leaves the socket writable by every user"),
                 "any local process can connect and have mail signed with your keys",
-                "UMask 007: owner and group may connect, nobody else",
+                format!(
+                    "{} (owner and group may connect, nobody else)",
+                    umask_fix(umask_place.as_ref(), "007")
+                ),
             ));
         } else if mode & 0o020 == 0 {
             let set = if umask_at.is_some() {
@@ -859,7 +953,10 @@ impl<'a> Checks<'a> {
                     "umask {umask:03o}{set} takes group write off the socket, so {mta_name} cannot connect"
                 ),
                 "connecting to a unix socket needs write permission on it",
-                "UMask 007 (as Debian's opendkim.conf sets it) or 002 (the ArchWiki page)",
+                format!(
+                    "{} (as Debian's opendkim.conf sets it)",
+                    umask_fix(umask_place.as_ref(), "007")
+                ),
             ));
         } else if let Some(gid) = milter_gid
             && !mta_groups.contains(&gid)
@@ -1043,6 +1140,13 @@ impl<'a> Checks<'a> {
                 opendkim: m.what == "OpenDKIM",
             })
         });
+        // RequireSafeKeys false: OpenDKIM loads what it would refuse; the
+        // exposure remains, the outage does not.
+        let lax = reader.as_ref().is_some_and(|r| r.opendkim)
+            && self.sys.opendkim.as_ref().is_some_and(|od| {
+                od.get("RequireSafeKeys")
+                    .is_some_and(|r| opendkim::parse_bool(&r.value) == Some(false))
+            });
         let mut seen = BTreeSet::new();
         let mut bad_dirs = BTreeSet::new();
         for (path, at, label) in keys {
@@ -1100,7 +1204,14 @@ impl<'a> Checks<'a> {
                     Some(&key_at),
                     format!("the private key of {label} is {problem} (mode {mode:04o})"),
                     "OpenDKIM's RequireSafeKeys (on by default) refuses it (\"key data is not secure\"), and others on the host can sign as the domain",
-                    format!("chmod 0600 {} (owned by the milter's user)", path.display()),
+                    match &reader {
+                        Some(r) => format!(
+                            "chown {} {p}\nchmod 0600 {p}",
+                            r.name,
+                            p = path.display()
+                        ),
+                        None => format!("chmod 0600 {} (owned by the milter's user)", path.display()),
+                    },
                 ));
             } else if let (Some(r), Some(acc)) = (&reader, acc)
                 && r.opendkim
@@ -1110,15 +1221,19 @@ impl<'a> Checks<'a> {
                 let g = name_of_gid(gid);
                 self.push(Finding::new(
                     id::KEY_PERMISSIONS,
-                    Severity::Error,
+                    if lax { Severity::Warning } else { Severity::Error },
                     Some(&key_at),
                     format!(
                         "the private key of {label} is readable by group {g}, which also holds {other} (mode {mode:04o})"
                     ),
-                    format!(
-                        "OpenDKIM's RequireSafeKeys refuses it (\"is in group {gid} which has multiple users\"); adding the MTA to the milter's group to reach the socket does exactly this"
-                    ),
-                    format!("chmod 0600 {} and chown it to {}", path.display(), r.name),
+                    if lax {
+                        format!("{other} can read the key and sign as the domain (RequireSafeKeys false lets OpenDKIM use it)")
+                    } else {
+                        format!(
+                            "OpenDKIM's RequireSafeKeys refuses it (\"is in group {gid} which has multiple users\"); adding the MTA to the milter's group to reach the socket does exactly this"
+                        )
+                    },
+                    format!("chown {} {p}\nchmod 0600 {p}", r.name, p = path.display()),
                 ));
             }
             if let Some(r) = &reader {
@@ -1197,13 +1312,17 @@ impl<'a> Checks<'a> {
                     if bad_dirs.insert(dir.to_path_buf()) {
                         self.push(Finding::new(
                             id::KEY_UNSAFE_DIRECTORY,
-                            Severity::Error,
+                            if lax { Severity::Warning } else { Severity::Error },
                             Some(&Origin::file(dir)),
                             format!(
                                 "{} (holding the key of {label}) is {problem} (mode {dmode:04o})",
                                 dir.display()
                             ),
-                            "whoever can write there can swap the key; OpenDKIM reports \"key data is not secure\" and refuses it",
+                            if lax {
+                                "whoever can write there can swap the key (RequireSafeKeys false: OpenDKIM signs with it anyway)"
+                            } else {
+                                "whoever can write there can swap the key; OpenDKIM reports \"key data is not secure\" and refuses it"
+                            },
                             format!(
                                 "chmod go-w {}, or keep keys under /etc/opendkim/keys (0750, owned by the milter's user)",
                                 dir.display()
@@ -1352,14 +1471,18 @@ impl<'a> Checks<'a> {
                 ));
             }
         }
-        if let Some((Dataset::Refile(_), at)) = od.dataset("KeyTable") {
+        if let Some((Dataset::Refile(table), at)) = od.dataset("KeyTable") {
             self.push(Finding::new(
                 id::KEY_TABLE_REFILE,
                 Severity::Warning,
                 Some(&at),
                 "the KeyTable is read as refile: (wildcard patterns)",
                 "key names are looked up exactly; as patterns, a `*` in a name can select the wrong key",
-                "KeyTable file:/etc/opendkim/KeyTable (or the bare path); only the SigningTable takes refile:",
+                format!(
+                    "in {}: KeyTable file:{} (only the SigningTable takes refile:)",
+                    at.file.display(),
+                    table.display()
+                ),
             ));
         }
         let st = od.dataset("SigningTable");
@@ -1396,7 +1519,30 @@ impl<'a> Checks<'a> {
                     Some(&e.at),
                     format!("{} is a wildcard pattern, but the SigningTable is not read as refile:", e.pattern),
                     "a file: table is looked up literally (user@host, host, .domain, ...), so this line never matches and the mail is not signed",
-                    "SigningTable refile:/etc/opendkim/SigningTable",
+                    {
+                        // The line in the form a plain table matches
+                        // (switching the whole table to refile: would
+                        // break its plain lines instead).
+                        let p = e.pattern.to_ascii_lowercase();
+                        let plain = p.strip_prefix("*@").map(|d| match d.strip_prefix("*.") {
+                            Some(parent) => format!(".{parent}"),
+                            None => d.to_string(),
+                        });
+                        match (plain.filter(|d| !d.contains('*')), e.at.line) {
+                            (Some(d), Some(n)) => format!(
+                                "in {}, line {n}: {d} {}",
+                                e.at.file.display(),
+                                e.key_name
+                            ),
+                            _ => match st.as_ref().and_then(|(ds, _)| ds.path().map(Path::to_path_buf)) {
+                                Some(t) => format!(
+                                    "SigningTable refile:{} in opendkim.conf, and every line of the table written as a pattern (*@example.com)",
+                                    t.display()
+                                ),
+                                None => "read the SigningTable as refile:".to_string(),
+                            },
+                        }
+                    },
                 ));
             }
         }
@@ -1495,7 +1641,10 @@ impl<'a> Checks<'a> {
                 Some(&conf),
                 "Canonicalization is not set: OpenDKIM signs simple/simple",
                 "simple/simple breaks on trivial reformatting in transit (ArchWiki OpenDKIM)",
-                "Canonicalization relaxed/simple (or relaxed/relaxed)",
+                format!(
+                    "in {}: Canonicalization relaxed/simple (or relaxed/relaxed)",
+                    od.conf_path.display()
+                ),
             )),
             Some(s) => match parse_canonicalization(&s.value) {
                 None => self.push(Finding::new(
@@ -1515,7 +1664,10 @@ impl<'a> Checks<'a> {
                     Some(&s.at),
                     format!("Canonicalization {} means simple/simple", s.value),
                     "simple/simple breaks on trivial reformatting in transit (ArchWiki OpenDKIM)",
-                    "Canonicalization relaxed/simple (or relaxed/relaxed)",
+                    format!(
+                        "in {}: Canonicalization relaxed/simple (or relaxed/relaxed)",
+                        s.at.file.display()
+                    ),
                 )),
                 Some(_) => {}
             },
@@ -1545,8 +1697,90 @@ impl<'a> Checks<'a> {
                 Some(&at),
                 "From is not oversigned",
                 "a second From header can be added after signing and the signature still verifies (RFC 6376 §8.15)",
-                "OversignHeaders From (Debian's default)",
+                match od.get("OversignHeaders") {
+                    Some(o) if matches!(od.dataset("OversignHeaders"), Some((Dataset::List(_), _))) => {
+                        format!("in {}: OversignHeaders From,{}", o.at.file.display(), o.value)
+                    }
+                    Some(o) => format!("add From to {} (named at {})", o.value, o.at),
+                    None => format!("in {}: OversignHeaders From (Debian's default)", at.file.display()),
+                },
             ));
+        }
+    }
+
+    /// Settings that turn signing or key safety off: `Mode v` while keys
+    /// are configured, `RequireSafeKeys false`.
+    fn settings_that_weaken(&mut self, od: &OpenDkim) {
+        let has_keys = od.get("KeyTable").is_some() || od.get("KeyFile").is_some();
+        if let Some(m) = od.get("Mode")
+            && !m.value.contains('s')
+            && has_keys
+        {
+            self.push(Finding::new(
+                id::MODE_VERIFY_ONLY,
+                Severity::Warning,
+                Some(&m.at),
+                format!("Mode {} only verifies, though keys are configured", m.value),
+                "nothing is signed: mail leaves without a DKIM signature",
+                format!(
+                    "in {}: Mode sv (or remove the keys if this host only receives)",
+                    m.at.file.display()
+                ),
+            ));
+        }
+        if let Some(r) = od.get("RequireSafeKeys")
+            && opendkim::parse_bool(&r.value) == Some(false)
+        {
+            self.push(Finding::new(
+                id::UNSAFE_KEYS_ALLOWED,
+                Severity::Warning,
+                Some(&r.at),
+                "RequireSafeKeys false: OpenDKIM signs with keys other users can read or replace",
+                "a key readable by others lets them sign as your domains; one in a directory they can write can be swapped",
+                format!(
+                    "once every key is 0600 in directories only root and the milter's user write (no key-permissions or key-unsafe-directory finding left):\nin {}: RequireSafeKeys true",
+                    r.at.file.display()
+                ),
+            ));
+        }
+    }
+
+    /// opendkim.conf files (and the files they include) that hold a
+    /// password (a `dsn:` with `user:password@`, `LDAPBindPassword`) and
+    /// that every user can read.
+    fn readable_secrets(&mut self, od: &OpenDkim) {
+        let mut files: Vec<(PathBuf, Origin)> = Vec::new();
+        for s in &od.settings {
+            let secret = s.name == "LDAPBindPassword"
+                || s.value.split("://").nth(1).is_some_and(|rest| {
+                    rest.split_once('@')
+                        .is_some_and(|(cred, _)| cred.contains(':'))
+                });
+            if secret && !files.iter().any(|(f, _)| *f == s.at.file) {
+                files.push((s.at.file.clone(), s.at.clone()));
+            }
+        }
+        for (file, at) in files {
+            let Ok(meta) = self.sys.reader.metadata(&file) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o7777;
+            if mode & 0o004 != 0 {
+                self.push(Finding::new(
+                    id::SECRET_READABLE,
+                    Severity::Error,
+                    Some(&at),
+                    format!(
+                        "{} holds a password and every user can read it (mode {mode:04o})",
+                        file.display()
+                    ),
+                    "whoever reads it can log in to the database (or directory) that holds your keys and signing rules",
+                    format!(
+                        "chmod 0640 {} (owner root, group the milter's: OpenDKIM still reads it)",
+                        file.display()
+                    ),
+                ));
+            }
         }
     }
 
@@ -1581,6 +1815,26 @@ impl<'a> Checks<'a> {
                 continue;
             };
             let at = unit.origin();
+            for file in std::iter::once(&unit.fragment).chain(&unit.dropins) {
+                let Ok(meta) = self.sys.reader.metadata(file) else {
+                    continue;
+                };
+                let mode = meta.mode() & 0o7777;
+                if mode & 0o022 != 0 {
+                    self.push(Finding::new(
+                        id::UNIT_FILE_PERMISSIONS,
+                        Severity::Error,
+                        Some(&Origin::file(file)),
+                        format!(
+                            "{} is writable by {} (mode {mode:04o})",
+                            file.display(),
+                            if mode & 0o002 != 0 { "every user" } else { "its group" }
+                        ),
+                        "systemd runs what the unit says as root: whoever can write it can run anything as root",
+                        format!("chmod 0644 {}", file.display()),
+                    ));
+                }
+            }
             let missing = systemd::missing_hardening(unit);
             if !missing.is_empty() {
                 self.push(Finding::new(
@@ -1644,6 +1898,88 @@ fn accept_finding(at: &Origin, what: &str) -> Finding {
         "whenever the milter is down or unreachable, Postfix sends mail on unsigned",
         "milter_default_action = tempfail: mail waits until the milter is back",
     )
+}
+
+/// The fix line for a Postfix milter list: `in main.cf: NAME = LIST` or,
+/// for a master.cf override (`what` is `SERVICE -o NAME`), `in master.cf,
+/// service SERVICE: -o NAME=LIST`.
+fn list_fix(pf: &mta::Postfix, what: &str, list: &[String]) -> String {
+    match what.split_once(" -o ") {
+        Some((svc, name)) => format!(
+            "in {}, service {svc}: -o {name}={}",
+            pf.master_path.display(),
+            list.join(",")
+        ),
+        None => format!(
+            "in {}: {what} = {}",
+            pf.main_path.display(),
+            list.join(", ")
+        ),
+    }
+}
+
+/// A list's entries with entry `i` readdressed to `addr` (a `{ ... }`
+/// group keeps its settings), every other milter kept in its place.
+fn replace_entry(list: &str, i: usize, addr: &str) -> Vec<String> {
+    milter_entries(list)
+        .into_iter()
+        .enumerate()
+        .map(|(k, e)| {
+            if k != i {
+                return e;
+            }
+            let (old, _) = entry_parts(&e);
+            if e.starts_with('{') {
+                e.replacen(&old, addr, 1)
+            } else {
+                addr.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `addr` first, then every entry of the list.
+fn prepend_entry(list: &str, addr: &str) -> Vec<String> {
+    std::iter::once(addr.to_string())
+        .chain(milter_entries(list))
+        .collect()
+}
+
+/// The fix line that moves the socket to `to`, in the file that sets it:
+/// opendkim.conf's `Socket`, dkim.toml's `socket`, or a unit's `-p`.
+fn socket_fix(at: &Origin, to: &Socket) -> String {
+    let file = at.file.display();
+    let name = at
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    match name.as_deref() {
+        Some(n) if n.ends_with(".toml") => {
+            format!(
+                "in {file}: socket = \"{}\" (under [service])",
+                to.opendkim()
+            )
+        }
+        Some(n)
+            if n.ends_with(".service")
+                || at.file.components().any(|c| c.as_os_str() == "systemd") =>
+        {
+            format!("in {file}: -p {} in ExecStart=", to.opendkim())
+        }
+        _ => format!("in {file}: Socket {}", to.opendkim()),
+    }
+}
+
+/// The fix line setting the umask where it is set: a unit's `UMask=` or
+/// opendkim.conf's `UMask`.
+fn umask_fix(at: Option<&Origin>, umask: &str) -> String {
+    match at {
+        Some(at) if at.file.components().any(|c| c.as_os_str() == "systemd") => {
+            format!("in {}: UMask=0{umask}", at.file.display())
+        }
+        Some(at) => format!("in {}: UMask {umask}", at.file.display()),
+        None => format!("UMask {umask} in opendkim.conf"),
+    }
 }
 
 /// How a Postfix milter address relates to the milter's socket.

@@ -51,9 +51,13 @@ pub const IDS: &[(&str, Severity)] = &[
     (id::TRUSTED_LISTS_DIFFER, Severity::Info),
     (id::CANONICALIZATION, Severity::Warning),
     (id::OVERSIGN_FROM, Severity::Warning),
+    (id::MODE_VERIFY_ONLY, Severity::Warning),
+    (id::UNSAFE_KEYS_ALLOWED, Severity::Warning),
+    (id::SECRET_READABLE, Severity::Error),
     (id::UNIT_EXPOSURE, Severity::Warning),
     (id::UNIT_EXPOSURE_UNCHECKED, Severity::Info),
     (id::UNIT_HARDENING, Severity::Warning),
+    (id::UNIT_FILE_PERMISSIONS, Severity::Error),
     (id::NO_UNIT, Severity::Info),
     (id::NO_MTA, Severity::Info),
     (id::DRIFT, Severity::Warning),
@@ -112,9 +116,13 @@ pub mod id {
     pub const TRUSTED_LISTS_DIFFER: &str = "trusted-lists-differ";
     pub const CANONICALIZATION: &str = "canonicalization";
     pub const OVERSIGN_FROM: &str = "oversign-from";
+    pub const MODE_VERIFY_ONLY: &str = "mode-verify-only";
+    pub const UNSAFE_KEYS_ALLOWED: &str = "unsafe-keys-allowed";
+    pub const SECRET_READABLE: &str = "secret-readable";
     pub const UNIT_EXPOSURE: &str = "unit-exposure";
     pub const UNIT_EXPOSURE_UNCHECKED: &str = "unit-exposure-unchecked";
     pub const UNIT_HARDENING: &str = "unit-hardening";
+    pub const UNIT_FILE_PERMISSIONS: &str = "unit-file-permissions";
     pub const NO_UNIT: &str = "no-unit";
     pub const NO_MTA: &str = "no-mta";
     pub const DRIFT: &str = "drift";

@@ -4,15 +4,28 @@
 //! the dkim.toml model: the service (user, group, socket, umask, mode),
 //! signing defaults, trusted hosts, one `[[domain]]` per signing domain
 //! with its selector and key file, and the Postfix services that call the
-//! milter. What the model cannot say is kept as a `# not imported: ...`
-//! comment next to where it would belong, and listed in
-//! [`ImportResult::notes`].
+//! milter.
+//!
+//! # The adoption invariant
+//!
+//! After `import` and `apply`, the same messages from the same clients are
+//! signed with the same `d=` and `s=` as before, or import refuses:
+//!
+//! - A setup OpenDKIM would not start with (an unknown parameter, a bad
+//!   value, a file it names missing), and data dkim.toml cannot hold
+//!   (keys or rules in a database, LDAP or a Lua script), are refused
+//!   ([`ImportError::Refused`]), whatever the flags.
+//! - Every line that is not carried over is named, as a `# not carried
+//!   over:` comment in the text, on standard error, and in `dkimctl plan`'s
+//!   summary (which reads the comments back, [`not_carried_over`]). When
+//!   leaving it out changes what is signed, the note says how ("signing
+//!   for mail from 10.0.0.0/8 stops") and import refuses
+//!   ([`ImportError::Lossy`]) unless `--lossy` is given.
 //!
 //! The output always passes `dkimctl check` without errors: a value that
 //! dkim.toml would refuse (a root user, a socket a chrooted Postfix cannot
-//! see, a `0.0.0.0/0` trusted range) is left out with a note, and
-//! dkimctl's hardened default takes its place. Domains, selectors, key
-//! files, trusted hosts and a valid socket are never dropped silently.
+//! see) is left out with a note, and dkimctl's hardened default takes its
+//! place.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,11 +51,49 @@ pub struct ImportResult {
     /// The file's text.
     pub toml: String,
     /// Every setting that was not carried over, and why (also in the text
-    /// as `# not imported:` comments).
-    pub notes: Vec<String>,
+    /// as `# not carried over:` comments).
+    pub notes: Vec<Note>,
 }
 
-/// Why nothing could be imported.
+/// A line of the old setup that is not carried over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// What it is, where, and why it is left out.
+    pub text: String,
+    /// How leaving it out changes what is signed ("signing for mail from
+    /// 10.0.0.0/8 stops"); `None` when it does not.
+    pub effect: Option<String>,
+}
+
+impl Note {
+    /// True when leaving the line out changes what is signed.
+    pub fn is_loss(&self) -> bool {
+        self.effect.is_some()
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.effect {
+            Some(e) => write!(f, "{} ({e})", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
+/// The comment that marks a line of the old setup left out.
+pub const NOT_CARRIED_OVER: &str = "# not carried over: ";
+
+/// The notes an imported dkim.toml still carries (its `# not carried
+/// over:` comments), for `dkimctl plan`'s summary.
+pub fn not_carried_over(toml: &str) -> Vec<String> {
+    toml.lines()
+        .filter_map(|l| l.trim_start().strip_prefix(NOT_CARRIED_OVER))
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+/// Why nothing was imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportError {
     /// No OpenDKIM configuration under the root.
@@ -55,6 +106,18 @@ pub enum ImportError {
         /// What went wrong (names the file).
         message: String,
     },
+    /// The setup cannot be adopted: OpenDKIM would not start with it, or
+    /// it keeps keys or rules where dkim.toml cannot follow.
+    Refused {
+        /// Each reason, with the place it comes from.
+        reasons: Vec<String>,
+    },
+    /// Adopting the setup would change what is signed; `--lossy` writes
+    /// the dkim.toml anyway.
+    Lossy {
+        /// Each line left out that changes signing.
+        losses: Vec<Note>,
+    },
 }
 
 impl fmt::Display for ImportError {
@@ -66,6 +129,17 @@ impl fmt::Display for ImportError {
                 root.display()
             ),
             ImportError::Unreadable { message } => write!(f, "{message}"),
+            ImportError::Refused { reasons } => {
+                write!(f, "this setup cannot be adopted: {}", reasons.join("; "))
+            }
+            ImportError::Lossy { losses } => {
+                let l: Vec<String> = losses.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "adopting this setup would change what is signed (--lossy writes it anyway): {}",
+                    l.join("; ")
+                )
+            }
         }
     }
 }
@@ -82,8 +156,36 @@ const RENDERED: &[&str] = &[
     "BaseDirectory",
     "TemporaryDirectory",
     "PidFile",
-    "RequireSafeKeys",
     "MultipleSignatures",
+];
+
+/// Settings that decide whether or how a message is signed and that
+/// dkim.toml has no form for: leaving them out changes what is signed.
+const DECIDES_SIGNING: &[(&str, &str)] = &[
+    (
+        "DontSignMailTo",
+        "mail to these recipients is signed from now on",
+    ),
+    (
+        "MacroList",
+        "signing for mail selected by these MTA macros stops",
+    ),
+    (
+        "PeerList",
+        "mail from these peers is signed or verified from now on",
+    ),
+    (
+        "SenderHeaders",
+        "another header decides the signing domain from now on",
+    ),
+];
+
+/// Policy scripts that decide signing in Lua: refused, like databases.
+const LUA_SCRIPTS: &[&str] = &[
+    "SetupPolicyScript",
+    "ScreenPolicyScript",
+    "StatisticsPolicyScript",
+    "FinalPolicyScript",
 ];
 
 /// Settings the import carries into dkim.toml.
@@ -108,11 +210,14 @@ const CARRIED: &[&str] = &[
     "Nameservers",
     "MTA",
     "UserID",
+    "RequireSafeKeys",
 ];
 
 /// `dkimctl import`: reads the OpenDKIM setup under `root` and writes the
-/// equivalent dkim.toml. Never writes to the filesystem.
-pub fn import(root: &Root) -> Result<ImportResult, ImportError> {
+/// equivalent dkim.toml, or refuses (see the module docs); with `lossy`,
+/// lines whose loss changes signing are left out with a note instead.
+/// Never writes to the filesystem.
+pub fn import(root: &Root, lossy: bool) -> Result<ImportResult, ImportError> {
     let sys = System::gather(root, &Places::default());
     let Some(od) = &sys.opendkim else {
         if let Some(f) = sys
@@ -130,7 +235,22 @@ pub fn import(root: &Root) -> Result<ImportResult, ImportError> {
     };
     let mut w = Writer::default();
     w.import(&sys, od);
-    Ok(w.finish(od))
+    if !w.refusals.is_empty() {
+        return Err(ImportError::Refused {
+            reasons: w.refusals,
+        });
+    }
+    let result = w.finish(od);
+    let losses: Vec<Note> = result
+        .notes
+        .iter()
+        .filter(|n| n.is_loss())
+        .cloned()
+        .collect();
+    if !losses.is_empty() && !lossy {
+        return Err(ImportError::Lossy { losses });
+    }
+    Ok(result)
 }
 
 /// One key of a domain being built.
@@ -149,7 +269,7 @@ struct ImportedDomain {
     subdomains: bool,
     keys: Vec<ImportedKey>,
     key_from: Option<String>,
-    notes: Vec<String>,
+    notes: Vec<Note>,
 }
 
 #[derive(Default)]
@@ -161,7 +281,9 @@ struct Writer {
     mta: Vec<String>,
     general: Vec<String>,
     domains: Vec<ImportedDomain>,
-    notes: Vec<String>,
+    notes: Vec<Note>,
+    /// Why the setup cannot be adopted at all.
+    refusals: Vec<String>,
 }
 
 /// A TOML basic string.
@@ -184,6 +306,16 @@ fn list(items: &[String]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// A setting's value as notes show it: not a password, not a database
+/// address (which holds one).
+fn shown(s: &opendkim::Setting) -> String {
+    if s.name.to_ascii_lowercase().contains("password") || s.value.contains("://") {
+        "(value not shown)".into()
+    } else {
+        s.value.clone()
+    }
+}
+
 /// Text from the admin's files, safe inside a `#` comment line.
 fn comment_text(s: &str) -> String {
     s.chars()
@@ -192,10 +324,22 @@ fn comment_text(s: &str) -> String {
 }
 
 impl Writer {
-    /// Records a note in a section.
+    /// Records a line left out that does not change signing.
     fn note(&mut self, section: Section, text: String) {
-        let text = comment_text(&text);
-        let line = format!("# not imported: {text}");
+        self.record(section, text, None);
+    }
+
+    /// Records a line left out whose loss changes signing (`effect`).
+    fn loss(&mut self, section: Section, text: String, effect: String) {
+        self.record(section, text, Some(effect));
+    }
+
+    fn record(&mut self, section: Section, text: String, effect: Option<String>) {
+        let note = Note {
+            text: comment_text(&text),
+            effect: effect.map(|e| comment_text(&e)),
+        };
+        let line = format!("{NOT_CARRIED_OVER}{note}");
         match section {
             Section::Service => self.service.push(line),
             Section::Defaults => self.defaults.push(line),
@@ -204,7 +348,15 @@ impl Writer {
             Section::Mta => self.mta.push(line),
             Section::General => self.general.push(line),
         }
-        self.notes.push(text);
+        self.notes.push(note);
+    }
+
+    /// Records why the setup cannot be adopted.
+    fn refuse(&mut self, reason: String) {
+        let reason = comment_text(&reason);
+        if !self.refusals.contains(&reason) {
+            self.refusals.push(reason);
+        }
     }
 
     fn import(&mut self, sys: &System, od: &OpenDkim) {
@@ -241,22 +393,70 @@ impl Writer {
         }
     }
 
-    /// Lines OpenDKIM would reject, and table lines that did not parse.
-    fn unparsed(&mut self, sys: &System, _od: &OpenDkim) {
+    /// Lines OpenDKIM would reject (it does not start: refused), table
+    /// lines that did not parse (OpenDKIM does not use them: noted), and
+    /// datasets kept where dkim.toml cannot follow.
+    fn unparsed(&mut self, sys: &System, od: &OpenDkim) {
+        let mut conf_files: Vec<&Path> = od.settings.iter().map(|s| s.at.file.as_path()).collect();
+        conf_files.push(&od.conf_path);
         for f in &sys.findings {
             let place = f.place().unwrap_or_default();
+            let in_conf = f.file.as_deref().is_some_and(|p| conf_files.contains(&p));
             match f.id {
-                id::UNKNOWN_OPTION | id::OPTION_VALUE => {
-                    self.note(Section::General, format!("{place}: {}", f.message))
-                }
+                id::UNKNOWN_OPTION | id::OPTION_VALUE => self.refuse(format!(
+                    "OpenDKIM does not start with this configuration: {place}: {}",
+                    f.message
+                )),
+                id::UNREADABLE_FILE | id::MISSING_FILE if in_conf => self.refuse(format!(
+                    "OpenDKIM does not start with this configuration: {place}: {}",
+                    f.message
+                )),
+                // A host entry that never matches is noted by the host list
+                // itself; lines that do not parse are noted here.
+                id::TABLE_SYNTAX if f.severity < crate::report::Severity::Error => {}
                 id::TABLE_SYNTAX | id::UNREADABLE_FILE | id::MISSING_FILE => {
-                    self.note(Section::General, format!("{place}: {}", f.message))
-                }
-                id::DATASET_NOT_CHECKED => {
                     self.note(Section::General, format!("{place}: {}", f.message))
                 }
                 _ => {}
             }
+        }
+        for s in &od.settings {
+            if LUA_SCRIPTS.contains(&s.name) {
+                self.refuse(format!(
+                    "{} ({}) decides signing in a Lua script, which dkim.toml cannot follow; keep this OpenDKIM setup as it is",
+                    s.name, s.at
+                ));
+                continue;
+            }
+            let Some((Dataset::Other(kind), at)) = od.dataset(s.name).filter(|_| {
+                opendkim::known_option(s.name).is_some_and(|(_, k)| k == opendkim::Kind::Dataset)
+            }) else {
+                continue;
+            };
+            if at != s.at {
+                continue;
+            }
+            let holds = match s.name {
+                "KeyTable" => "the keys",
+                "SigningTable" => "the signing rules",
+                "InternalHosts" | "ExternalIgnoreList" | "PeerList" => "the hosts",
+                "Domain" | "MTA" | "MacroList" | "DontSignMailTo" => "who is signed for",
+                _ => {
+                    self.note(
+                        Section::General,
+                        format!(
+                            "{} ({at}) is a {kind}: dataset, which dkim.toml has no form for",
+                            s.name
+                        ),
+                    );
+                    continue;
+                }
+            };
+            // The value is not repeated: a dsn: holds a database password.
+            self.refuse(format!(
+                "{} ({at}) keeps {holds} in a {kind}: dataset (a database, LDAP or script), which dkim.toml cannot hold; keep this OpenDKIM setup as it is, or move them into files (KeyTable file:, SigningTable refile:) and import again",
+                s.name
+            ));
         }
     }
 
@@ -610,16 +810,43 @@ impl Writer {
         }
     }
 
-    fn host_list(&mut self, entries: &[opendkim::HostEntry], what: &str) -> Vec<String> {
+    /// The entries of a host list dkim.toml can hold; every other entry
+    /// is noted, as a loss when it matched some client. `signs`: the list
+    /// decides who is signed for (InternalHosts), else who is not verified.
+    fn host_list(
+        &mut self,
+        entries: &[opendkim::HostEntry],
+        what: &str,
+        signs: bool,
+    ) -> Vec<String> {
+        let stops = |who: &str| {
+            if signs {
+                format!("signing for mail from {who} stops")
+            } else {
+                format!("mail from {who} is verified from now on")
+            }
+        };
         let mut out: Vec<String> = Vec::new();
         for h in entries {
             if h.negated {
-                self.note(
+                let effect = if signs {
+                    format!(
+                        "mail from {} is signed from now on",
+                        h.text.trim_start_matches('!')
+                    )
+                } else {
+                    format!(
+                        "mail from {} is no longer verified",
+                        h.text.trim_start_matches('!')
+                    )
+                };
+                self.loss(
                     Section::Trusted,
                     format!(
                         "{what} {} ({}): exclusions have no dkim.toml form",
                         h.text, h.at
                     ),
+                    effect,
                 );
                 continue;
             }
@@ -627,12 +854,13 @@ impl Writer {
                 Host::Pattern(HostPattern::Net(ip, len))
                     if *len < 8 && !HostPattern::Net(*ip, *len).is_loopback() =>
                 {
-                    self.note(
+                    self.loss(
                         Section::Trusted,
                         format!(
                             "{what} {} ({}): dkimctl refuses ranges wider than /8 (anyone in it could sign as your domains)",
                             h.text, h.at
                         ),
+                        stops(&h.text),
                     );
                 }
                 Host::Pattern(p) => {
@@ -641,10 +869,26 @@ impl Writer {
                         out.push(s);
                     }
                 }
-                Host::Domain(_) | Host::Name(_) => self.note(
+                Host::Domain(d) => self.loss(
                     Section::Trusted,
                     format!(
-                        "{what} {} ({}): dkimctl takes addresses, ranges and fully qualified host names",
+                        "{what} {} ({}): dkim.toml takes addresses, ranges and fully qualified host names, not every host of a domain",
+                        h.text, h.at
+                    ),
+                    stops(&format!("hosts named *.{d}")),
+                ),
+                Host::Name(n) => self.loss(
+                    Section::Trusted,
+                    format!(
+                        "{what} {} ({}): dkim.toml takes fully qualified host names",
+                        h.text, h.at
+                    ),
+                    stops(&format!("the host {n}")),
+                ),
+                Host::Literal(_) => self.note(
+                    Section::Trusted,
+                    format!(
+                        "{what} {} ({}): it never matched (the list is compared literally, without wildcards)",
                         h.text, h.at
                     ),
                 ),
@@ -654,29 +898,30 @@ impl Writer {
     }
 
     fn trusted(&mut self, od: &OpenDkim) {
+        // OpenDKIM's InternalHosts default (and dkim.toml's).
+        let default = vec!["127.0.0.1".to_string(), "::1".to_string()];
         let internal = match (&od.internal_hosts, od.get("InternalHosts")) {
-            (Some(entries), _) => Some(self.host_list(entries, "InternalHosts")),
+            (Some(entries), _) => Some(self.host_list(entries, "InternalHosts", true)),
             (None, Some(s)) => {
-                self.note(
+                self.loss(
                     Section::Trusted,
-                    format!(
-                        "InternalHosts ({}) could not be read: dkimctl's default is used",
-                        s.at
-                    ),
+                    format!("InternalHosts ({}) could not be read: dkimctl's default (127.0.0.1, ::1) is used", s.at),
+                    "signing for the hosts it lists stops".into(),
                 );
                 None
             }
             (None, None) => {
-                self.trusted
-                    .push("# OpenDKIM's default when InternalHosts is unset".into());
-                Some(vec!["127.0.0.1".to_string()])
+                self.trusted.push(
+                    "# OpenDKIM's default when InternalHosts is unset (dkim.toml's too)".into(),
+                );
+                Some(default)
             }
         };
         if let Some(i) = &internal {
             self.trusted.push(format!("internal_hosts = {}", list(i)));
         }
         let external = match (&od.external_ignore, od.get("ExternalIgnoreList")) {
-            (Some(entries), _) => Some(self.host_list(entries, "ExternalIgnoreList")),
+            (Some(entries), _) => Some(self.host_list(entries, "ExternalIgnoreList", false)),
             (None, Some(s)) => {
                 self.note(
                     Section::Trusted,
@@ -713,10 +958,10 @@ impl Writer {
             {
                 Some(Ok(k)) => k.algorithm,
                 _ => {
-                    w.note(
-                        Section::General,
-                        format!("the key {} could not be read: assumed RSA", path.display()),
-                    );
+                    w.general.push(comment_text(&format!(
+                        "# the key {} could not be read: taken as RSA",
+                        path.display()
+                    )));
                     Algorithm::RsaSha256
                 }
             };
@@ -736,7 +981,7 @@ impl Writer {
                     self.note(
                         Section::General,
                         format!(
-                            "SigningTable {} {} ({}): the key is not in the KeyTable",
+                            "SigningTable {} {} ({}): the key is not in the KeyTable, so OpenDKIM never signed with it",
                             e.pattern, e.key_name, e.at
                         ),
                     );
@@ -751,41 +996,56 @@ impl Writer {
                         },
                         None => None,
                     }
+                } else if p.contains('*') {
+                    // See: issue 13, defect 9.
+                    self.note(
+                        Section::General,
+                        format!(
+                            "SigningTable {} ({}): it never signed: without refile: OpenDKIM looks this line up literally (as user@domain, domain, .parent), and no sender is `{}`",
+                            e.pattern, e.at, e.pattern
+                        ),
+                    );
+                    continue;
                 } else {
                     match p.strip_prefix('.') {
                         Some(d) => Some((d.to_string(), true)),
-                        None if !p.contains(['@', '*']) => Some((p.clone(), false)),
+                        None if !p.contains('@') => Some((p.clone(), false)),
                         None => None,
                     }
                 };
                 let Some((d, sub)) = parsed.filter(|(d, _)| !d.contains(['*', '@'])) else {
-                    self.note(
+                    self.loss(
                         Section::General,
                         format!(
-                            "SigningTable pattern {} ({}): only `*@domain` and `*@*.domain` have a dkim.toml form",
+                            "SigningTable {} ({}): dkim.toml signs whole domains (and their subdomains), not single senders or other patterns",
                             e.pattern, e.at
                         ),
+                        format!("signing for {} stops", e.pattern),
                     );
                     continue;
                 };
                 let Ok(d) = normalize_domain(&d) else {
-                    self.note(
+                    self.loss(
                         Section::General,
-                        format!(
-                            "SigningTable pattern {} ({}): not a domain",
-                            e.pattern, e.at
-                        ),
+                        format!("SigningTable {} ({}): not a domain", e.pattern, e.at),
+                        format!("signing for {} stops", e.pattern),
                     );
                     continue;
                 };
                 let k = &od.keys[ki];
                 if k.domain != "%" && k.domain != d {
-                    self.note(
+                    let who = if sub {
+                        format!("subdomains of {d}")
+                    } else {
+                        d.clone()
+                    };
+                    self.loss(
                         Section::General,
                         format!(
-                            "SigningTable {} ({}): mail from {d} signed as d={}, which dkim.toml cannot express",
+                            "SigningTable {} ({}): mail from {who} signed as d={}, which dkim.toml cannot express",
                             e.pattern, e.at, k.domain
                         ),
+                        format!("signing for {who} stops"),
                     );
                     continue;
                 }
@@ -804,9 +1064,10 @@ impl Writer {
                             uses.push((d, true, ki, true));
                         }
                     }
-                    Err(why) => self.note(
+                    Err(why) => self.loss(
                         Section::General,
                         format!("Domain {} ({}): {why}", k.domain, k.at),
+                        format!("signing for {} stops", k.domain),
                     ),
                 }
             }
@@ -815,16 +1076,25 @@ impl Writer {
         for (d, sub, ki, signs) in &uses {
             let k = &od.keys[*ki];
             let KeySource::File(path) = &k.key else {
-                self.note(
+                self.loss(
                     Section::General,
                     format!(
                         "the key {} ({}) is written inline in the KeyTable: move it into a file (mode 0600) and import again",
                         k.name, k.at
                     ),
+                    format!("signing for {d} with selector {} stops", k.selector),
                 );
                 continue;
             };
             if !is_selector(&k.selector) {
+                self.loss(
+                    Section::General,
+                    format!(
+                        "the key {} ({}): {} is not a selector",
+                        k.name, k.at, k.selector
+                    ),
+                    format!("signing for {d} stops"),
+                );
                 continue;
             }
             if !sub {
@@ -854,15 +1124,21 @@ impl Writer {
                     .iter()
                     .any(|x| x.algorithm == algorithm && !x.pending);
             if !signs {
-                dom.notes.push(format!(
-                    "the key {} ({}) never signed: an earlier SigningTable line matches first and MultipleSignatures is off; kept as pending",
-                    k.selector, k.at
-                ));
+                dom.notes.push(Note {
+                    text: format!(
+                        "the key {} ({}) never signed: an earlier SigningTable line matches first and MultipleSignatures is off; kept as pending",
+                        k.selector, k.at
+                    ),
+                    effect: None,
+                });
             } else if pending {
-                dom.notes.push(format!(
-                    "the key {} also signed {d}; dkimctl signs with one key per algorithm, so it is kept as pending",
-                    k.selector
-                ));
+                dom.notes.push(Note {
+                    text: format!(
+                        "the key {} also signed {d}; dkimctl signs with one key per algorithm, so it is kept as pending",
+                        k.selector
+                    ),
+                    effect: Some(format!("signing for {d} with selector {} stops", k.selector)),
+                });
             }
             dom.keys.push(ImportedKey {
                 selector: k.selector.clone(),
@@ -873,10 +1149,16 @@ impl Writer {
         }
         for dom in &mut self.domains {
             if dom.subdomains && !exact.contains(&dom.name) {
-                dom.notes.push(format!(
-                    "only subdomains of {} were signed; dkimctl signs the domain itself too",
-                    dom.name
-                ));
+                dom.notes.push(Note {
+                    text: format!(
+                        "only subdomains of {} were signed; dkimctl signs the domain itself too",
+                        dom.name
+                    ),
+                    effect: Some(format!(
+                        "mail from {} itself is signed from now on",
+                        dom.name
+                    )),
+                });
             }
         }
         // Domains sharing one key file: key_from when the selector matches.
@@ -900,9 +1182,11 @@ impl Writer {
                 dom.key_from = Some(o.name.clone());
             }
         }
-        let notes: Vec<String> = self.domains.iter().flat_map(|d| d.notes.clone()).collect();
-        self.notes
-            .extend(notes.into_iter().map(|n| comment_text(&n)));
+        let notes: Vec<Note> = self.domains.iter().flat_map(|d| d.notes.clone()).collect();
+        self.notes.extend(notes.into_iter().map(|n| Note {
+            text: comment_text(&n.text),
+            effect: n.effect.map(|e| comment_text(&e)),
+        }));
     }
 
     fn other_settings(&mut self, od: &OpenDkim) {
@@ -935,6 +1219,16 @@ impl Writer {
                 _ => self.note(Section::Engine, format!("MTA ({at}): not a plain list")),
             }
         }
+        if let Some(s) = od.get("RequireSafeKeys")
+            && opendkim::parse_bool(&s.value) == Some(false)
+        {
+            self.engine.push(format!(
+                "# RequireSafeKeys false ({}): OpenDKIM took keys others could reach; kept, or the keys stop loading",
+                s.at
+            ));
+            self.engine.push("require_safe_keys = false".into());
+        }
+        let single_unused = !od.key_table && od.get("Domain").is_none();
         let mut rendered = Vec::new();
         let mut seen = Vec::new();
         for s in &od.settings {
@@ -942,6 +1236,20 @@ impl Writer {
                 continue;
             }
             seen.push(s.name);
+            if single_unused && ["Selector", "KeyFile", "SubDomains"].contains(&s.name) {
+                // Fedora's stock file names a key but no Domain.
+                // See: issue 13, defect 9.
+                self.note(
+                    Section::General,
+                    format!(
+                        "{} {} ({}): without Domain (or a KeyTable) OpenDKIM never signed with it",
+                        s.name,
+                        shown(s),
+                        s.at
+                    ),
+                );
+                continue;
+            }
             if od.key_table && ["Domain", "Selector", "KeyFile", "SubDomains"].contains(&s.name) {
                 self.note(
                     Section::General,
@@ -959,13 +1267,19 @@ impl Writer {
                 rendered.push(s.name);
                 continue;
             }
-            self.note(
-                Section::General,
-                format!(
-                    "{} {} ({}): dkim.toml has no such setting",
-                    s.name, s.value, s.at
-                ),
+            if LUA_SCRIPTS.contains(&s.name) {
+                continue;
+            }
+            let text = format!(
+                "{} {} ({}): dkim.toml has no such setting",
+                s.name,
+                shown(s),
+                s.at
             );
+            match DECIDES_SIGNING.iter().find(|(n, _)| *n == s.name) {
+                Some((_, effect)) => self.loss(Section::General, text, effect.to_string()),
+                None => self.note(Section::General, text),
+            }
         }
         if !rendered.is_empty() {
             self.general.push(format!(
@@ -1002,7 +1316,7 @@ impl Writer {
         for d in &self.domains {
             out.push_str("\n[[domain]]\n");
             for n in &d.notes {
-                out.push_str(&format!("# not imported: {}\n", comment_text(n)));
+                out.push_str(&format!("{NOT_CARRIED_OVER}{n}\n"));
             }
             out.push_str(&format!("name = {}\n", q(&d.name)));
             if d.subdomains {
@@ -1091,6 +1405,14 @@ mod tests {
         loaded.config.unwrap()
     }
 
+    fn joined(notes: &[Note]) -> String {
+        notes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     #[test]
     fn single_key_form_with_a_keytable_is_noted() {
         let dir = tempfile::tempdir().unwrap();
@@ -1100,7 +1422,7 @@ mod tests {
             "etc/opendkim/opendkim.conf",
             "Domain example.com\nSelector old\nKeyFile /etc/opendkim/old.private\n\
              KeyTable /etc/opendkim/KeyTable\nSigningTable refile:/etc/opendkim/SigningTable\n\
-             Socket inet:8891@localhost\nFrobnicate yes\nTrustAnchorFile /usr/share/dns/root.key\n",
+             Socket inet:8891@localhost\nTrustAnchorFile /usr/share/dns/root.key\n",
         );
         write(
             dir.path(),
@@ -1112,52 +1434,230 @@ mod tests {
             "etc/opendkim/SigningTable",
             "*@example.com s1._domainkey.example.com\n*@*.example.com s1._domainkey.example.com\nuser@example.org s1._domainkey.example.com\n",
         );
-        let r = import(&root).unwrap();
+        // One sender's rule has no dkim.toml form: refused unless lossy.
+        match import(&root, false) {
+            Err(ImportError::Lossy { losses }) => {
+                assert_eq!(losses.len(), 1, "{losses:?}");
+                assert_eq!(
+                    losses[0].effect.as_deref(),
+                    Some("signing for user@example.org stops")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = import(&root, true).unwrap();
         let c = check(&r.toml, &root);
         assert_eq!(c.domains.len(), 1);
         assert!(c.domains[0].subdomains);
         assert_eq!(c.domains[0].keys[0].selector, "s1");
-        let joined = r.notes.join("\n");
-        assert!(joined.contains("Frobnicate"), "{joined}");
-        assert!(joined.contains("TrustAnchorFile"), "{joined}");
-        assert!(joined.contains("user@example.org"), "{joined}");
+        let all = joined(&r.notes);
+        assert!(all.contains("TrustAnchorFile"), "{all}");
         assert!(
-            joined.contains(
+            all.contains("user@example.org (/etc/opendkim/SigningTable:3)"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
                 "Selector old (/etc/opendkim/opendkim.conf:2): also given with a KeyTable"
             ),
-            "{joined}"
+            "{all}"
         );
-        assert!(
-            joined.contains("KeyFile /etc/opendkim/old.private"),
-            "{joined}"
-        );
-        assert!(r.toml.contains("# not imported:"), "{}", r.toml);
+        assert!(all.contains("KeyFile /etc/opendkim/old.private"), "{all}");
+        // Every note is in the text, where plan finds it again.
+        let mut shown: Vec<String> = r.notes.iter().map(ToString::to_string).collect();
+        let mut found = not_carried_over(&r.toml);
+        shown.sort();
+        found.sort();
+        assert_eq!(found, shown, "{}", r.toml);
     }
 
     #[test]
     fn nothing_to_import() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
-            import(&Root::new(dir.path())),
+            import(&Root::new(dir.path()), false),
             Err(ImportError::NotFound { .. })
         ));
     }
 
     #[test]
-    fn wide_ranges_and_root_are_left_out_but_the_result_is_valid() {
+    fn wide_ranges_exclusions_and_domains_are_losses() {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         write(
             dir.path(),
             "etc/opendkim/opendkim.conf",
-            "UserID root\nSocket inet:8891\nInternalHosts 0.0.0.0/0, 10.0.0.0/8, !10.1.0.0/16, .example.com\nMode sv\nUMask 700\n",
+            "UserID root\nSocket inet:8891\nInternalHosts 0.0.0.0/0, 10.0.0.0/8, !10.1.0.0/16, .mail-server.lab\nMode sv\nUMask 700\n",
         );
-        let r = import(&root).unwrap();
+        let Err(ImportError::Lossy { losses }) = import(&root, false) else {
+            panic!("not refused");
+        };
+        let effects: Vec<&str> = losses.iter().filter_map(|l| l.effect.as_deref()).collect();
+        assert_eq!(
+            effects,
+            [
+                "signing for mail from 0.0.0.0/0 stops",
+                "mail from 10.1.0.0/16 is signed from now on",
+                "signing for mail from hosts named *.mail-server.lab stops",
+            ]
+        );
+        let r = import(&root, true).unwrap();
         let c = check(&r.toml, &root);
         assert_eq!(c.service.user, "opendkim");
         assert!(c.service.allow_remote_socket);
         assert_eq!(c.trusted.internal_hosts.len(), 1, "{}", r.toml);
         assert_eq!(c.service.mode, crate::config::model::OperatingMode::Verify);
         assert!(r.toml.contains("\"verify\""));
+        assert!(
+            r.toml.contains(
+                "# not carried over: InternalHosts .mail-server.lab (/etc/opendkim/opendkim.conf:3)"
+            ),
+            "{}",
+            r.toml
+        );
+    }
+
+    #[test]
+    fn what_opendkim_would_not_start_with_is_refused() {
+        for (conf, words) in [
+            (
+                "Frobnicate yes\nSocket inet:8891@localhost\n",
+                "unknown option Frobnicate",
+            ),
+            (
+                "KeyTables /etc/opendkim/KeyTable\nSocket inet:8891@localhost\n",
+                "unknown option KeyTables",
+            ),
+            (
+                "KeyTable /etc/opendkim/KeyTable\nSigningTable refile:/etc/opendkim/SigningTable\nSocket inet:8891@localhost\n",
+                "KeyTable /etc/opendkim/KeyTable does not exist",
+            ),
+            (
+                "SetupPolicyScript /etc/opendkim/setup.lua\nSocket inet:8891@localhost\n",
+                "Lua",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            write(dir.path(), "etc/opendkim/opendkim.conf", conf);
+            write(dir.path(), "etc/opendkim/SigningTable", "");
+            match import(&Root::new(dir.path()), true) {
+                Err(ImportError::Refused { reasons }) => assert!(
+                    reasons.iter().any(|r| r.contains(words)),
+                    "{conf}: {reasons:?}"
+                ),
+                other => panic!("{conf}: {other:?}"),
+            }
+        }
+    }
+
+    // See: issue 13, defect 1.
+    #[test]
+    fn keys_in_a_database_are_refused_without_showing_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "etc/opendkim.conf",
+            "KeyTable dsn:pgsql://opendkim:S3cret@5432+127.0.0.1/db/table=dkim?keycol=id?datacol=domain_name,selector,private_key_path\n\
+             SigningTable dsn:pgsql://opendkim:S3cret@5432+127.0.0.1/db/table=dkim?keycol=domain_name?datacol=id\n\
+             LDAPBindPassword Other5ecret\nSocket inet:12345@localhost\n",
+        );
+        let Err(e @ ImportError::Refused { .. }) = import(&Root::new(dir.path()), true) else {
+            panic!("not refused");
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("KeyTable (/etc/opendkim.conf:1) keeps the keys in a dsn: dataset"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SigningTable (/etc/opendkim.conf:2)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("S3cret") && !text.contains("Other5ecret"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn opendkims_defaults_and_kept_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        write(
+            dir.path(),
+            "etc/opendkim.conf",
+            "Domain example.com\nSelector s1\nKeyFile /home/data/s1.private\nSocket inet:8891@localhost\n\
+             RequireSafeKeys false\nUserID opendkim\n",
+        );
+        let r = import(&root, false).unwrap();
+        let c = check(&r.toml, &root);
+        // InternalHosts unset: OpenDKIM's default, both loopback addresses.
+        let hosts: Vec<String> = c
+            .trusted
+            .internal_hosts
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        assert_eq!(hosts, ["127.0.0.1", "::1"], "{}", r.toml);
+        // See: issue 13, defect 4.
+        assert!(!c.engine.require_safe_keys, "{}", r.toml);
+        assert_eq!(
+            c.domains[0].keys[0].path,
+            Path::new("/home/data/s1.private")
+        );
+    }
+
+    // See: issue 13, defect 9.
+    #[test]
+    fn keys_and_rules_that_never_signed_are_named_with_the_true_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        // Fedora's stock file: a key, a selector, no Domain, Mode v.
+        write(
+            dir.path(),
+            "etc/opendkim.conf",
+            "Mode v\nKeyFile /etc/opendkim/keys/default.private\nSelector default\nSocket inet:8891@localhost\n\
+             KeyTable /etc/opendkim/KeyTable\nSigningTable /etc/opendkim/SigningTable\n",
+        );
+        write(
+            dir.path(),
+            "etc/opendkim/KeyTable",
+            "k1 example.com:s1:/etc/opendkim/keys/s1.private\nk2 example.org:s1:/etc/opendkim/keys/s2.private\n",
+        );
+        write(
+            dir.path(),
+            "etc/opendkim/SigningTable",
+            "example.com k1\n*@example.org k2\n",
+        );
+        let r = import(&root, false).unwrap();
+        let c = check(&r.toml, &root);
+        let all = joined(&r.notes);
+        assert!(
+            all.contains("SigningTable *@example.org (/etc/opendkim/SigningTable:2): it never signed: without refile:"),
+            "{all}"
+        );
+        assert!(!all.contains("only `*@domain`"), "{all}");
+        assert_eq!(c.domains.len(), 1);
+        assert!(r.notes.iter().all(|n| !n.is_loss()), "{all}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        write(
+            dir.path(),
+            "etc/opendkim.conf",
+            "Mode v\nKeyFile /etc/opendkim/keys/default.private\nSelector default\nSocket inet:8891@localhost\n",
+        );
+        let r = import(&root, false).unwrap();
+        let all = joined(&r.notes);
+        for name in [
+            "KeyFile /etc/opendkim/keys/default.private",
+            "Selector default",
+        ] {
+            assert!(
+                all.contains(&format!("{name} (/etc/opendkim.conf:"))
+                    && all.contains("never signed"),
+                "{name}: {all}"
+            );
+        }
     }
 }

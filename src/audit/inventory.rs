@@ -227,7 +227,18 @@ impl System {
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/mail/sendmail.mc"));
         let sendmail = match reader.read(&mc) {
-            Ok(text) => Some((mc.clone(), mta::parse_sendmail_mc(&text, &mc))),
+            Ok(text) => {
+                let mut filters = mta::parse_sendmail_mc(&text, &mc);
+                // Filters defined in included files (Debian's opendkim
+                // package writes /etc/mail/m4/opendkim.m4) count as if
+                // written in sendmail.mc.
+                for inc in crate::formats::sendmail::includes(text.as_bytes()) {
+                    if let Ok(t) = reader.read(&inc) {
+                        filters.extend(mta::parse_sendmail_mc(&t, &inc));
+                    }
+                }
+                Some((mc.clone(), filters))
+            }
             Err(ReadError::Missing) => None,
             Err(e) => {
                 findings.push(read_finding(&mc, None, "sendmail.mc", &e));
@@ -497,9 +508,9 @@ fn gather_hosts(
     name: &str,
     findings: &mut Vec<Finding>,
 ) -> Option<Vec<HostEntry>> {
-    let (_, _, lines) = dataset_lines(reader, od, name, findings)?;
-    let texts: Vec<(String, Origin)> = lines.into_iter().map(|l| (l.key, l.at)).collect();
-    Some(host_entries(&texts, findings, name))
+    let (ds, _, lines) = dataset_lines(reader, od, name, findings)?;
+    let globs = matches!(ds, Dataset::Refile(_));
+    Some(host_entries(&lines, globs, findings, name))
 }
 
 /// Owner, group and mode of a path, from the inode.

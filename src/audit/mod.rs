@@ -27,7 +27,19 @@
 //!
 //! Every finding has a stable id (kebab-case, like `dns check`'s), a
 //! severity, the host path and line where it applies, what is wrong, why
-//! it matters and how to fix it. The ids, with their severities:
+//! it matters and how to fix it.
+//!
+//! A fix says, where it can, exactly what to write, one step a line, in
+//! the file that is configured (the one OpenDKIM, Postfix or the unit
+//! actually reads): `in FILE: NAME VALUE` (opendkim.conf), `in FILE: NAME =
+//! VALUE` (main.cf), `in FILE, service S: -o NAME=VALUE` (master.cf), `in
+//! FILE, line N: TEXT` (a table line), or a `chmod`/`chown` command; a
+//! remark in parentheses follows. A milter list it writes keeps every
+//! other milter in its place, and a chrooted Postfix is never given a path
+//! outside its chroot. `fixes/tests.rs` applies each such fix as written
+//! and audits again: the finding is gone and no other appears.
+//!
+//! The ids, with their severities:
 //!
 //! | id | severity | meaning |
 //! |---|---|---|
@@ -72,9 +84,13 @@
 //! | `trusted-lists-differ` | info | InternalHosts and ExternalIgnoreList differ |
 //! | `canonicalization` | warning | Canonicalization unset (OpenDKIM's default simple/simple) or simple/simple |
 //! | `oversign-from` | warning | OversignHeaders does not include From |
+//! | `mode-verify-only` | warning | `Mode v` while a KeyTable or KeyFile is configured: nothing is signed |
+//! | `unsafe-keys-allowed` | warning | `RequireSafeKeys false`: keys others can read or replace are used (key-permissions and key-unsafe-directory are then warnings where OpenDKIM still loads the key) |
+//! | `secret-readable` | error | opendkim.conf (or an included file) holds a database or LDAP password and every user can read it |
 //! | `unit-exposure` | warning | `systemd-analyze security` scores the milter's unit above 5.0 |
 //! | `unit-exposure-unchecked` | info | systemd-analyze is missing or failed; exposure not scored |
 //! | `unit-hardening` | warning | the milter's unit lacks hardening directives (listed by name) |
+//! | `unit-file-permissions` | error | the milter's unit file or a drop-in is writable by its group or by everyone |
 //! | `no-unit` | info | OpenDKIM is configured but no opendkim.service was found, or the unit is masked |
 //! | `no-mta` | info | no Postfix main.cf and no sendmail.mc: the MTA side was not checked |
 //! | `drift` | warning | with dkim.toml: `dkimctl apply` would create, update or change the owner or mode of this file, or create an account |
@@ -91,12 +107,18 @@
 //! # Exit codes
 //!
 //! [`AuditReport::exit_code`]: 0 when no finding is at or above
-//! `--fail-on` (default `warning`), 1 when one is, 2 when the audit could
+//! `--fail-on` (default `error`), 1 when one is, 2 when the audit could
 //! not be done (nothing to audit under the root, dkim.toml could not be
 //! rendered or planned, DNS lookups failed).
 
+pub mod breaking;
 pub mod checks;
 pub mod findings;
+// Every fix text applied as written, then audited again (a test file, as
+// engine/session/tests.rs).
+#[cfg(test)]
+#[path = "fixes/tests.rs"]
+mod fixes;
 pub mod import;
 pub mod inventory;
 pub mod mta;
@@ -752,6 +774,25 @@ mod tests {
             Some(Path::new("/etc/opendkim/opendkim.conf"))
         );
         assert_eq!(report.exit_code(Severity::Error), 2);
+    }
+
+    // See: issue 13, defect 10: the docs said `warning`.
+    #[test]
+    fn fail_on_defaults_to_error_in_the_code_the_help_and_the_docs() {
+        use clap::{CommandFactory, Parser};
+        let cli = crate::cli::Cli::try_parse_from(["dkimctl", "audit"]).unwrap();
+        let crate::cli::Command::Audit { fail_on, .. } = cli.command else {
+            panic!("not audit");
+        };
+        assert!(matches!(fail_on, crate::cli::FailOn::Error));
+        let mut cmd = crate::cli::Cli::command();
+        let help = cmd
+            .find_subcommand_mut("audit")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("[default: error]"), "{help}");
+        assert!(include_str!("mod.rs").contains("`--fail-on` (default `error`)"));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use super::findings::{Finding, Origin, id};
-use crate::formats::opendkim::{self, ConfLine, ConfProblem, HostEntry, parse_host_entry};
+use crate::formats::opendkim::{
+    self, ConfLine, ConfProblem, Host, HostEntry, TableLine, parse_host_entry,
+};
 use crate::report::Severity;
 
 /// Parses one opendkim.conf file; lines OpenDKIM would reject become
@@ -52,16 +54,51 @@ fn problem_finding(p: &ConfProblem, at: &Origin) -> Finding {
 }
 
 /// The entries of a host list dataset, from the list itself or from the
-/// lines of its file (only the key of each line counts).
+/// lines of its file: only the first word of a line counts (OpenDKIM's
+/// flat files are key-value tables), so a line with more words is a
+/// finding, and so is an entry that can never match (`*` matches only in
+/// a `refile:` list, `globs`).
 pub fn host_entries(
-    lines: &[(String, Origin)],
+    lines: &[TableLine],
+    globs: bool,
     findings: &mut Vec<Finding>,
     what: &str,
 ) -> Vec<HostEntry> {
     let mut out = Vec::new();
-    for (text, at) in lines {
-        match parse_host_entry(text, at) {
-            Ok(e) => out.push(e),
+    for l in lines {
+        let at = &l.at;
+        match parse_host_entry(&l.key, at) {
+            Ok(e) => {
+                if !l.value.is_empty() {
+                    findings.push(Finding::new(
+                        id::TABLE_SYNTAX,
+                        Severity::Error,
+                        Some(at),
+                        format!(
+                            "{what} line \"{} {}\" is more than one host: OpenDKIM takes {} as a host name and ignores the rest",
+                            l.key, l.value, l.key
+                        ),
+                        "a host list holds one address, range or name per line; the words after the first are read as the value of a table entry",
+                        "write one IP address, CIDR range (192.0.2.0/24), host name or .domain per line",
+                    ));
+                }
+                if let Host::Literal(text) = &e.host
+                    && !globs
+                {
+                    findings.push(Finding::new(
+                        id::TABLE_SYNTAX,
+                        Severity::Warning,
+                        Some(at),
+                        format!("{what} entry {text} never matches: the list is compared literally, without wildcards"),
+                        "no client has this name, so no mail is signed (or ignored) because of this line",
+                        format!(
+                            "write .{} to match every host in the domain",
+                            text.trim_start_matches("*.")
+                        ),
+                    ));
+                }
+                out.push(e);
+            }
             Err(why) => findings.push(Finding::new(
                 id::TABLE_SYNTAX,
                 Severity::Error,
@@ -101,5 +138,34 @@ mod tests {
             ]
         );
         assert!(f[0].fix.contains("RequireSafeKeys"), "{}", f[0].fix);
+    }
+
+    // See: issue 13, defect 10 (`your subnet`) and the vpstoolbox case.
+    #[test]
+    fn host_lines_that_do_not_mean_what_they_say() {
+        let path = Path::new("/etc/opendkim/TrustedHosts");
+        let lines = opendkim::parse_table("127.0.0.1\nyour subnet\n*.example.com\n", path);
+        let mut f = Vec::new();
+        let entries = host_entries(&lines, false, &mut f, "InternalHosts");
+        assert_eq!(entries.len(), 3);
+        let got: Vec<(&str, Severity, Option<usize>)> =
+            f.iter().map(|f| (f.id, f.severity, f.line)).collect();
+        assert_eq!(
+            got,
+            [
+                (id::TABLE_SYNTAX, Severity::Error, Some(2)),
+                (id::TABLE_SYNTAX, Severity::Warning, Some(3)),
+            ]
+        );
+        assert!(
+            f[0].message.contains("takes your as a host name"),
+            "{}",
+            f[0].message
+        );
+        assert!(f[1].fix.contains(".example.com"), "{}", f[1].fix);
+        // In a refile: list `*` is a pattern.
+        let mut f = Vec::new();
+        host_entries(&lines[2..], true, &mut f, "InternalHosts");
+        assert!(f.is_empty(), "{f:?}");
     }
 }

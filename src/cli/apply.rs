@@ -30,23 +30,37 @@ pub fn make_plan(
     Ok(plan)
 }
 
-/// `dkimctl plan`: 0 nothing to do, 1 changes pending.
+/// `dkimctl plan`: 0 nothing to do, 1 changes pending. `not_carried_over`
+/// are the lines of an adopted setup that dkim.toml names as left out
+/// (`dkimctl import`); the summary repeats them.
 pub fn plan(
     config: &Config,
     templates: &Templates,
     root: &Root,
     live: bool,
+    not_carried_over: &[String],
     json: bool,
-    verbose: bool,
-    color: bool,
+    print: PrintOptions,
 ) -> Result<i32, Error> {
     let plan = make_plan(config, templates, root, live)?;
     let mut out = std::io::stdout().lock();
+    // Hardening the setup would not survive (RequireSafeKeys over keys in
+    // unsafe places): shown before anything is applied.
+    let breaking = crate::audit::breaking::breaking(config, root);
     if json {
-        serde_json::to_writer_pretty(&mut out, &plan.to_json())?;
+        let mut j = plan.to_json();
+        j["not_carried_over"] = serde_json::json!(not_carried_over);
+        j["breaking"] = serde_json::json!(breaking);
+        serde_json::to_writer_pretty(&mut out, &j)?;
         writeln!(out)?;
     } else {
-        plan.print_with(&mut out, &PrintOptions { color, verbose })?;
+        plan.print_with(&mut out, &print)?;
+        for b in &breaking {
+            writeln!(out, "breaking: {b}")?;
+        }
+        for n in not_carried_over {
+            writeln!(out, "not carried over: {n}")?;
+        }
     }
     Ok(i32::from(plan.has_changes()))
 }
@@ -113,6 +127,9 @@ pub fn confirm_and_apply(
                 verbose: false,
             },
         )?;
+        for b in crate::audit::breaking::breaking(config, root) {
+            writeln!(out, "breaking: {b}")?;
+        }
     }
     if !flags.yes {
         let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();

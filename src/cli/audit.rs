@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::Error;
-use crate::audit::{self, AuditOptions};
+use crate::audit::{self, AuditOptions, ImportError};
 use crate::config::Config;
 use crate::host::Root;
 use crate::report::Severity;
@@ -30,12 +30,35 @@ pub fn audit(
     Ok(report.exit_code(fail_on))
 }
 
-/// `dkimctl import`: dkim.toml on stdout, notes on stderr.
-pub fn import(root: &Root) -> Result<i32, Error> {
-    let result = audit::import(root)?;
+/// `dkimctl import`: dkim.toml on stdout, what was not carried over on
+/// stderr. Exit 1, with the reasons on stderr and nothing on stdout, when
+/// the setup cannot be adopted, or when adopting it would change what is
+/// signed and `lossy` is not set.
+pub fn import(root: &Root, lossy: bool) -> Result<i32, Error> {
+    let result = match audit::import(root, lossy) {
+        Ok(r) => r,
+        Err(ImportError::Refused { reasons }) => {
+            eprintln!("dkimctl: import refused: this setup cannot be adopted as it is:");
+            for r in &reasons {
+                eprintln!("    {r}");
+            }
+            return Ok(1);
+        }
+        Err(ImportError::Lossy { losses }) => {
+            eprintln!(
+                "dkimctl: import refused: adopting this setup would change what is signed; \
+                 --lossy writes the dkim.toml anyway, with these lines left out:"
+            );
+            for n in &losses {
+                eprintln!("    not carried over: {n}");
+            }
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
     std::io::stdout().lock().write_all(result.toml.as_bytes())?;
     for n in &result.notes {
-        eprintln!("dkimctl: note: {n}");
+        eprintln!("dkimctl: not carried over: {n}");
     }
     Ok(0)
 }

@@ -264,9 +264,15 @@ pub enum Command {
     },
     /// Write the dkim.toml equivalent to an existing OpenDKIM setup (its
     /// opendkim.conf, tables, TrustedHosts, Postfix milter settings) to
-    /// standard output, with a comment on whatever could not be carried
-    /// over.
-    Import,
+    /// standard output, naming whatever is not carried over. Exit 1 when the
+    /// setup cannot be adopted, or would be signed differently afterwards
+    /// (unless --lossy).
+    Import {
+        /// Write the dkim.toml even where leaving a line out changes what
+        /// is signed (each such line is named, also in `plan`).
+        #[arg(long)]
+        lossy: bool,
+    },
     /// Print the JSON Schema of dkim.toml (for editors: taplo, Even Better
     /// TOML).
     Schema,
@@ -413,7 +419,11 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         } => {
             let (config, templates) = valid()?;
             let live = !live.offline;
-            apply::plan(&config, &templates, &root, live, json.json, verbose, color)
+            let notes = crate::config::read_text(&source)
+                .map(|t| crate::audit::import::not_carried_over(&t))
+                .unwrap_or_default();
+            let print = crate::plan::PrintOptions { color, verbose };
+            apply::plan(&config, &templates, &root, live, &notes, json.json, print)
         }
         Command::Apply { change, json, live } => {
             let (config, templates) = valid()?;
@@ -525,7 +535,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             };
             audit::audit(&root, config.as_ref(), &opts, fail_on, json, color)
         }
-        Command::Import => audit::import(&root),
+        Command::Import { lossy } => audit::import(&root, lossy),
         Command::Schema => docs::print_schema(),
         Command::Completions { shell } => docs::print_completions(&shell),
         Command::Man { dir } => docs::man(&dir),

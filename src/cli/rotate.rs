@@ -494,6 +494,7 @@ fn apply_step(log: &mut Log, run: &AutoRun<'_>, config: &Config) {
         accounts: Vec::new(),
         // Service repairs are `dkimctl apply`'s.
         pending: Vec::new(),
+        kept: Vec::new(),
     };
     if rotation_plan.has_changes() {
         let opts = ApplyOptions {

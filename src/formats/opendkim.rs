@@ -559,6 +559,9 @@ pub enum Host {
     Domain(String),
     /// A single-label host name (`mailhost`).
     Name(String),
+    /// Text no host has (`*.example.com`): a plain file or list compares
+    /// it literally with the client's name, so it never matches.
+    Literal(String),
 }
 
 /// One entry of InternalHosts, ExternalIgnoreList or PeerList.
@@ -604,8 +607,15 @@ pub fn parse_host_entry(text: &str, at: &Origin) -> Result<HostEntry, String> {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     && !label.starts_with('-')
                     && !label.ends_with('-');
+                let literal = !label.is_empty()
+                    && label.contains('*')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.*".contains(&b));
                 if is_label {
                     Host::Name(label.to_ascii_lowercase())
+                } else if literal {
+                    Host::Literal(label.to_ascii_lowercase())
                 } else {
                     return Err(format!("\"{t}\": {e}"));
                 }
@@ -777,6 +787,7 @@ mod tests {
         assert_eq!(ok("mailhost"), Host::Name("mailhost".into()));
         assert_eq!(ok(".example.com"), Host::Domain("example.com".into()));
         assert!(parse_host_entry("!10.0.0.0/8", &at).unwrap().negated);
+        assert_eq!(ok("*.example.com"), Host::Literal("*.example.com".into()));
         assert!(parse_host_entry("<server_ip>", &at).is_err());
     }
 }

@@ -43,10 +43,18 @@ pub struct Filter {
     pub line: usize,
 }
 
+/// How many physical lines one filter definition may span (m4 lets an
+/// argument continue on the next line, as Debian's opendkim.m4 does).
+const MAX_DEFINITION_LINES: usize = 5;
+
 /// The filter a line defines, if it is a filter line (not commented out
 /// with `dnl` or `#`).
 fn parse_line(body: &[u8], line: usize) -> Option<Filter> {
-    let text = String::from_utf8_lossy(body);
+    parse_definition(&String::from_utf8_lossy(body), line)
+}
+
+/// The filter a definition (one or more joined lines) defines.
+fn parse_definition(text: &str, line: usize) -> Option<Filter> {
     let t = text.trim();
     let (input, args) = match t.strip_prefix("INPUT_MAIL_FILTER(") {
         Some(a) => (true, a),
@@ -81,12 +89,49 @@ fn parse_line(body: &[u8], line: usize) -> Option<Filter> {
     })
 }
 
-/// Every filter line of sendmail.mc text.
+/// Every filter definition of sendmail.mc (or an included .m4) text; a
+/// definition whose arguments continue on the next lines is read whole
+/// and placed at its first line.
 pub fn parse_filters(text: &[u8]) -> Vec<Filter> {
+    let all = lines::split(text);
+    let bodies: Vec<String> = all
+        .iter()
+        .map(|l| String::from_utf8_lossy(lines::body(l)).into_owned())
+        .collect();
+    let mut out = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let t = body.trim_start();
+        if !(t.starts_with("INPUT_MAIL_FILTER(") || t.starts_with("MAIL_FILTER(")) {
+            continue;
+        }
+        let mut joined = body.clone();
+        let mut k = i + 1;
+        while !joined.contains(')') && k < bodies.len() && k < i + MAX_DEFINITION_LINES {
+            joined.push(' ');
+            joined.push_str(bodies[k].trim());
+            k += 1;
+        }
+        out.extend(parse_definition(&joined, i + 1));
+    }
+    out
+}
+
+/// The files sendmail.mc includes (`include(`/etc/mail/m4/x.m4')`), in
+/// order; m4 reads their definitions as if they were written in place.
+pub fn includes(text: &[u8]) -> Vec<std::path::PathBuf> {
     lines::split(text)
         .iter()
-        .enumerate()
-        .filter_map(|(i, l)| parse_line(lines::body(l), i + 1))
+        .filter_map(|l| {
+            let body = String::from_utf8_lossy(lines::body(l));
+            let arg = body.trim().strip_prefix("include(")?;
+            let path = arg
+                .trim_start_matches('`')
+                .split(['\'', ')'])
+                .next()?
+                .trim();
+            path.starts_with('/')
+                .then(|| std::path::PathBuf::from(path))
+        })
         .collect()
 }
 
@@ -106,15 +151,18 @@ pub fn reaches(filter: &Filter, socket: &str) -> bool {
     }
 }
 
-/// sendmail.mc with the filter line merged in.
-pub fn merge_mc(old: &[u8], edit: &SendmailMcEdit) -> Vec<u8> {
+/// sendmail.mc with the filter line merged in. `included` are the
+/// filters of the files sendmail.mc includes ([`includes`]): when one of
+/// them is already our milter, it stays the one definition and nothing is
+/// added (a second line would call the milter twice).
+pub fn merge_mc(old: &[u8], edit: &SendmailMcEdit, included: &[Filter]) -> Vec<u8> {
     let mut lines = lines::split(old);
     let line = edit.line.trim_end_matches(['\n', '\r']);
-    let ours = |l: &Vec<u8>| {
-        parse_line(lines::body(l), 0)
-            .is_some_and(|f| f.name == edit.filter_name || reaches(&f, &edit.socket))
-    };
-    if let Some(i) = lines.iter().position(ours) {
+    let is_ours = |f: &Filter| f.name == edit.filter_name || reaches(f, &edit.socket);
+    let ours = |l: &Vec<u8>| parse_line(lines::body(l), 0).is_some_and(|f| is_ours(&f));
+    if included.iter().any(is_ours) {
+        lines.retain(|l| !ours(l));
+    } else if let Some(i) = lines.iter().position(ours) {
         if lines::body(&lines[i]) != line.as_bytes() {
             let eol = lines::eol(&lines[i]);
             lines[i] = lines::with_eol(line, eol);
@@ -142,6 +190,7 @@ pub fn merge_mc(old: &[u8], edit: &SendmailMcEdit) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn edit(socket: &str) -> SendmailMcEdit {
         SendmailMcEdit {
@@ -152,8 +201,8 @@ mod tests {
     }
 
     fn merge(old: &str, e: &SendmailMcEdit) -> String {
-        let out = merge_mc(old.as_bytes(), e);
-        assert_eq!(merge_mc(&out, e), out, "not idempotent");
+        let out = merge_mc(old.as_bytes(), e, &[]);
+        assert_eq!(merge_mc(&out, e, &[]), out, "not idempotent");
         String::from_utf8(out).expect("utf8")
     }
 
@@ -212,6 +261,34 @@ mod tests {
         assert_eq!(
             merge("divert(0)", &edit("x")),
             "divert(0)\nINPUT_MAIL_FILTER(`dkimctl', `S=x, F=T, T=R:2m')dnl\n"
+        );
+    }
+
+    #[test]
+    fn a_filter_in_an_included_file_is_not_added_again() {
+        // Debian's opendkim package: sendmail.mc includes opendkim.m4, whose
+        // definition spans two lines.
+        let m4 = b"INPUT_MAIL_FILTER(`opendkim',\n        `S=local:/run/opendkim/opendkim.sock, F=, T=S:4m;R:4m;E:10m')dnl\n";
+        let included = parse_filters(m4);
+        assert_eq!(included.len(), 1);
+        assert_eq!(
+            included[0].socket.as_deref(),
+            Some("local:/run/opendkim/opendkim.sock")
+        );
+        assert_eq!(included[0].flags.as_deref(), Some(""));
+        let mc = "include(`/etc/mail/m4/opendkim.m4')dnl\nFEATURE(`x')dnl\nMAILER(`local')dnl\n";
+        assert_eq!(
+            includes(mc.as_bytes()),
+            [PathBuf::from("/etc/mail/m4/opendkim.m4")]
+        );
+        let e = edit("local:/run/opendkim/opendkim.sock");
+        assert_eq!(merge_mc(mc.as_bytes(), &e, &included), mc.as_bytes());
+        // Another socket in the included file: ours is added as usual.
+        let other = parse_filters(b"INPUT_MAIL_FILTER(`x', `S=inet:9@localhost')\n");
+        assert!(
+            String::from_utf8(merge_mc(mc.as_bytes(), &e, &other))
+                .unwrap()
+                .contains("`dkimctl'")
         );
     }
 

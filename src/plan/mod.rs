@@ -167,6 +167,10 @@ pub struct Plan {
     pub accounts: Vec<String>,
     /// What the running services need ([`live`]); empty unless observed.
     pub pending: Vec<live::Pending>,
+    /// Directories dkim.toml names that other services share (a socket
+    /// directory with clamav's and spamass's sockets in it): their owner
+    /// and mode are left alone, each with the reason.
+    pub kept: Vec<(PathBuf, String)>,
 }
 
 /// Makes the plan for `artifacts` against the tree under `root`. Never
@@ -212,6 +216,8 @@ struct Context<'a> {
     pending: &'a SysusersChanges,
     as_root: bool,
     artifacts: &'a [&'a Artifact],
+    /// Directories other services share: never re-owned.
+    kept: &'a [(PathBuf, String)],
 }
 
 impl Context<'_> {
@@ -298,6 +304,25 @@ impl Context<'_> {
         }
     }
 
+    /// The filters of the files sendmail.mc includes that exist under the
+    /// root (plan must not add a second definition of a milter an included
+    /// file already calls).
+    fn included_filters(&self, mc: &[u8]) -> Result<Vec<sendmail::Filter>, PlanError> {
+        let mut out = Vec::new();
+        for inc in sendmail::includes(mc) {
+            let real = self.root.join(&inc);
+            if inspect::inspect(&real, Want::File)
+                .map_err(PlanError::Host)?
+                .is_some()
+            {
+                out.extend(sendmail::parse_filters(
+                    &inspect::read_file(&real).map_err(PlanError::Host)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// main.cf next to `master` as it will be after this plan: the file
     /// on disk with the main.cf artifact's edit merged in (master.cf's
     /// `$name` references expand with its values).
@@ -339,12 +364,16 @@ pub(crate) fn plan_as(
         }
     }
     let pending = resolve_sysusers(&accounts, &sysusers_entries(sorted.iter().copied()))?;
+    let kept = shared_directories(&sorted, root, &accounts)?;
+    let owned: Vec<Artifact> = sorted.iter().map(|a| keep_shared(a, &kept)).collect();
+    let sorted: Vec<&Artifact> = owned.iter().collect();
     let ctx = Context {
         root,
         accounts: &accounts,
         pending: &pending,
         as_root,
         artifacts: &sorted,
+        kept: &kept,
     };
     let changes = sorted
         .iter()
@@ -355,7 +384,103 @@ pub(crate) fn plan_as(
         ownership_checked: as_root,
         accounts: pending.describe(false),
         pending: Vec::new(),
+        kept,
     })
+}
+
+/// How many entries of a directory are looked at to tell whether it is
+/// shared.
+const MAX_SHARED_SCAN: usize = 1000;
+
+/// The directory artifacts whose directory exists and belongs to other
+/// services too: owned by someone other than root and the artifact's
+/// owner, or holding files such a user owns (files dkimctl renders there
+/// do not count: apply replaces them). Their owner and mode are not
+/// dkimctl's to change (issue 13: plan must not take over a socket
+/// directory clamav and spamass share).
+fn shared_directories(
+    artifacts: &[&Artifact],
+    root: &Root,
+    accounts: &Accounts,
+) -> Result<Vec<(PathBuf, String)>, PlanError> {
+    let mut out = Vec::new();
+    for a in artifacts
+        .iter()
+        .filter(|a| matches!(a.kind, ArtifactKind::Directory))
+    {
+        let real = root.join(&a.path);
+        let Some(cur) = inspect::inspect(&real, Want::Directory).map_err(PlanError::Host)? else {
+            continue;
+        };
+        let ours = accounts.user(&a.owner).map(|u| u.uid);
+        let foreign = |uid: u32| uid != 0 && Some(uid) != ours;
+        let name = |uid: u32| {
+            accounts
+                .uid_name(uid)
+                .map_or_else(|| uid.to_string(), str::to_string)
+        };
+        let why = if foreign(cur.uid) {
+            Some(format!(
+                "owned by {} (mode {})",
+                name(cur.uid),
+                mode_string(cur.mode)
+            ))
+        } else {
+            std::fs::read_dir(&real)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .take(MAX_SHARED_SCAN)
+                .filter(|e| {
+                    !artifacts
+                        .iter()
+                        .any(|o| o.path == a.path.join(e.file_name()))
+                })
+                .filter_map(|e| e.metadata().ok().map(|m| (e.file_name(), m)))
+                .find(|(_, m)| foreign(std::os::unix::fs::MetadataExt::uid(m)))
+                .map(|(n, m)| {
+                    format!(
+                        "holding {} of {}",
+                        n.to_string_lossy(),
+                        name(std::os::unix::fs::MetadataExt::uid(&m))
+                    )
+                })
+        };
+        if let Some(why) = why {
+            out.push((
+                a.path.clone(),
+                format!(
+                    "shared with other services ({why}): its owner and mode stay as they are; give the milter a directory of its own to have dkimctl manage it"
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `a` as planned when some directories are shared: such a directory
+/// keeps its owner and mode (the artifact asks for what is there), and
+/// a tmpfiles.d file does not claim it.
+fn keep_shared(a: &Artifact, kept: &[(PathBuf, String)]) -> Artifact {
+    let mut a = a.clone();
+    let shared = |p: &Path| kept.iter().any(|(k, _)| k == p);
+    match &mut a.kind {
+        ArtifactKind::File(bytes)
+            if a.path.parent() == Some(Path::new("/etc/tmpfiles.d")) && !kept.is_empty() =>
+        {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let lines: Vec<&str> = text
+                .split_inclusive('\n')
+                .filter(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    !(f.len() >= 2 && !f[0].starts_with('#') && shared(Path::new(f[1])))
+                })
+                .collect();
+            *bytes = lines.concat().into_bytes();
+        }
+        _ => {}
+    }
+    a
 }
 
 /// The text every file dkimctl renders carries (in its first lines).
@@ -439,14 +564,19 @@ fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
         }
         ArtifactKind::SendmailMc(edit) => {
             let old = read_old()?.ok_or_else(|| must_exist("sendmail.mc"))?;
-            let new = sendmail::merge_mc(&old, edit);
+            let new = sendmail::merge_mc(&old, edit, &ctx.included_filters(&old)?);
             (Some(old), Some(new))
         }
     };
 
-    let owner = ctx.owner_change(a, current.as_ref())?;
+    let shared = current.is_some() && ctx.kept.iter().any(|(p, _)| *p == a.path);
+    let owner = match shared {
+        true => None,
+        false => ctx.owner_change(a, current.as_ref())?,
+    };
     let wanted_mode = a.mode & 0o7777;
     let mode = match &current {
+        _ if shared => None,
         None => Some(ModeChange {
             from: None,
             to: wanted_mode,
@@ -618,6 +748,9 @@ impl Plan {
         for line in &self.accounts {
             writeln!(out, "{:<WORD$}{line}", "account")?;
         }
+        for (path, why) in &self.kept {
+            writeln!(out, "{:<WORD$}{}  {why}", "kept", path.display())?;
+        }
         for c in &self.changes {
             let path = c.host_path().display();
             let details = details(c);
@@ -695,6 +828,7 @@ impl Plan {
             "accounts": self.accounts,
             "ownership_checked": self.ownership_checked,
             "pending": self.pending.iter().map(live::Pending::to_json).collect::<Vec<_>>(),
+            "kept": self.kept.iter().map(|(p, why)| json!({"path": p, "why": why})).collect::<Vec<_>>(),
         })
     }
 }

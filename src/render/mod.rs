@@ -290,6 +290,28 @@ impl Renderer<'_> {
         (true, Some(allow.join(" ")))
     }
 
+    /// The directories of keys kept below /home, /root or /run/user
+    /// (Mail-in-a-Box keeps them in /home/user-data), which
+    /// `ProtectHome=yes` would hide from OpenDKIM; space-separated, `None`
+    /// when there are none.
+    fn key_dirs_in_home(&self) -> Option<String> {
+        let mut dirs: Vec<String> = Vec::new();
+        for d in &self.c.domains {
+            for k in d.keys.iter().filter(|k| k.state.needs_private_key()) {
+                let in_home = ["/home", "/root", "/run/user"]
+                    .iter()
+                    .any(|h| k.path.starts_with(h));
+                if let Some(dir) = k.path.parent().filter(|_| in_home) {
+                    let dir = dir.display().to_string();
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+            }
+        }
+        (!dirs.is_empty()).then(|| dirs.join(" "))
+    }
+
     /// Read-write paths: the socket directory outside /run.
     fn read_write_paths(&self) -> Option<String> {
         self.persistent_socket_dir()
@@ -434,6 +456,7 @@ impl Renderer<'_> {
             "multiple_signatures": multiple,
             "external_ignore_file": external_file,
             "nameservers": (!nameservers.is_empty()).then(|| nameservers.join(",")),
+            "require_safe_keys": if c.engine.require_safe_keys { "yes" } else { "no" },
         });
         let conf = ("root", "root", 0o644);
         out.push(self.file(
@@ -505,6 +528,7 @@ impl Renderer<'_> {
             "ip_deny": ip_deny,
             "ip_allow": ip_allow,
             "read_write_paths": self.read_write_paths(),
+            "key_paths_in_home": self.key_dirs_in_home(),
         });
         out.push(self.file(
             "opendkim.service.hbs",

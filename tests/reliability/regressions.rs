@@ -91,7 +91,7 @@ fn import_of_an_opendkim_conf_without_signing_domains_passes_check() {
             ),
         );
         let imported =
-            dkimctl::audit::import(&dkimctl::host::Root::new(root.path())).expect("import");
+            dkimctl::audit::import(&dkimctl::host::Root::new(root.path()), false).expect("import");
         let source = dkimctl::config::Source {
             real: root.join("etc/dkimctl/dkim.toml"),
             host: "/etc/dkimctl/dkim.toml".into(),
