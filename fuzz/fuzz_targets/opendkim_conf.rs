@@ -23,7 +23,6 @@ use dkimctl::audit::import;
 use dkimctl::config::{Source, parse};
 use dkimctl::formats::{opendkim, postfix, sendmail, systemd};
 use dkimctl::host::Root;
-use dkimctl::report::Origin;
 use libfuzzer_sys::fuzz_target;
 
 const TABLES: &str = "KeyTable file:/etc/opendkim/KeyTable\n\
@@ -78,11 +77,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = opendkim::parse_key_line(l, Some(Path::new("/etc/opendkim")));
             let _ = opendkim::parse_signing_line(l);
         }
-        let host_lines: Vec<(String, Origin)> = lines
-            .iter()
-            .map(|l| (l.key.clone(), l.at.clone()))
-            .collect();
-        let _ = dkimctl::audit::opendkim::host_entries(&host_lines, &mut findings, "InternalHosts");
+        let _ = dkimctl::audit::opendkim::host_entries(&lines, false, &mut findings, "InternalHosts");
+        let _ = dkimctl::audit::opendkim::host_entries(&lines, true, &mut findings, "InternalHosts");
     }
     for f in &findings {
         let _ = f.to_json();
@@ -100,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
     write("etc/opendkim/KeyTable", key_table);
     write("etc/opendkim/SigningTable", signing_table);
     write("etc/opendkim/TrustedHosts", hosts);
-    let Ok(result) = import(&Root::new(dir)) else {
+    let Ok(result) = import(&Root::new(dir), flags & 2 == 2) else {
         return;
     };
     let source = Source {
