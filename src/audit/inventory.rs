@@ -168,6 +168,8 @@ pub struct System {
     pub postfix: Option<Postfix>,
     /// sendmail.mc and its filter lines, if it exists.
     pub sendmail: Option<(PathBuf, Vec<SendmailFilter>)>,
+    /// sendmail.cf and sendmail.mc's includes, when sendmail.mc exists.
+    pub sendmail_side: Option<super::sendmail::Side>,
     /// Problems met while reading.
     pub findings: Vec<Finding>,
 }
@@ -182,6 +184,18 @@ pub struct Places {
     /// The configuration file OpenDKIM is expected to read (dkim.toml's
     /// rendered one), tried before the defaults.
     pub opendkim_conf: Option<PathBuf>,
+    /// The MTA dkim.toml names, when it names one: the other MTA's files
+    /// (a leftover main.cf on a Sendmail host) are not read.
+    pub only_mta: Option<MtaKind>,
+}
+
+/// An MTA whose files the audit reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtaKind {
+    /// Postfix: main.cf and master.cf.
+    Postfix,
+    /// Sendmail: sendmail.mc, sendmail.cf.
+    Sendmail,
 }
 
 /// The units the audit looks for.
@@ -221,13 +235,24 @@ impl System {
             .postfix_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/postfix"));
-        let postfix = mta::read_postfix(&reader, &postfix_dir, &mut findings);
+        let postfix = match places.only_mta {
+            Some(MtaKind::Sendmail) => None,
+            _ => mta::read_postfix(&reader, &postfix_dir, &mut findings),
+        };
         let mc = places
             .sendmail_mc
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/mail/sendmail.mc"));
-        let sendmail = match reader.read(&mc) {
-            Ok(text) => Some((mc.clone(), mta::parse_sendmail_mc(&text, &mc))),
+        let mut sendmail_side = None;
+        let read_mc = match places.only_mta {
+            Some(MtaKind::Postfix) => Err(ReadError::Missing),
+            _ => reader.read(&mc),
+        };
+        let sendmail = match read_mc {
+            Ok(text) => {
+                sendmail_side = Some(super::sendmail::gather(&reader, &mc, &text, &mut findings));
+                Some((mc.clone(), mta::parse_sendmail_mc(&text, &mc)))
+            }
             Err(ReadError::Missing) => None,
             Err(e) => {
                 findings.push(read_finding(&mc, None, "sendmail.mc", &e));
@@ -242,6 +267,7 @@ impl System {
             units,
             postfix,
             sendmail,
+            sendmail_side,
             findings,
         }
     }
