@@ -38,6 +38,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 fi
 
+# Debian's sendmail conflicts with Postfix: its packages are downloaded
+# only, for the container tests to install in their overlay.
+./scripts/sendmail-debs.sh
+
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 cargo fmt --all -- --check
