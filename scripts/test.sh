@@ -14,6 +14,7 @@ packages=(
   python3-dkim libmail-dkim-perl       # independent verifiers (dkimpy, Mail::DKIM)
   systemd-container                    # systemd-nspawn for the container tests
   openssl                              # key interop checks
+  m4 make                              # sendmail.cf rebuilt from sendmail.mc (apply's unit tests)
   curl                                 # scripts/peer-corpora.sh: the peers' pinned test corpora
   python3-venv groff-base dpkg-dev     # ansible-core/taplo venv, man page lint, shlibdeps for cargo-deb
   rspamd                               # benchmark peer (the bench smoke pass)

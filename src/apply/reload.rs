@@ -699,6 +699,99 @@ mod tests {
         );
     }
 
+    /// True when m4 and make are here; under CI their absence fails (the
+    /// test command installs them).
+    fn have_m4_and_make() -> bool {
+        let found = ["m4", "make"].iter().all(|t| {
+            Command::new(t)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        if !found {
+            assert!(
+                std::env::var("CI").is_err(),
+                "m4 and make are required under CI"
+            );
+            eprintln!("skipped: m4 or make not found");
+        }
+        found
+    }
+
+    /// A failing m4 leaves sendmail.cf as it was and sendmail is not told,
+    /// with or without Debian's Makefile (whose own rule would install the
+    /// broken output); after make, sendmail.cf must call sendmail.mc's
+    /// filters.
+    #[test]
+    fn sendmail_cf_is_replaced_only_by_a_good_build() {
+        if !have_m4_and_make() {
+            return;
+        }
+        let d = tempfile::tempdir().expect("tmp");
+        let root = Root::new(d.path());
+        let etc = d.path().join("etc/mail");
+        std::fs::create_dir_all(&etc).unwrap();
+        let mc = etc.join("sendmail.mc");
+        let cf = etc.join("sendmail.cf");
+        let steps = |make: bool| {
+            vec![
+                Step::BuildSendmailCf {
+                    mc: PathBuf::from("/etc/mail/sendmail.mc"),
+                    cf: PathBuf::from("/etc/mail/sendmail.cf"),
+                    make: make.then(|| PathBuf::from("/etc/mail")),
+                },
+                run(&["/nonexistent/init.d/sendmail", "reload"]),
+            ]
+        };
+        // Debian's rule in spirit: whatever m4 printed goes over
+        // sendmail.cf.
+        std::fs::write(
+            etc.join("Makefile"),
+            "all:\n\tm4 sendmail.mc > sendmail.cf.new || true\n\tmv -f sendmail.cf.new sendmail.cf\n",
+        )
+        .unwrap();
+        std::fs::write(&mc, "include(`/nonexistent/cf.m4')dnl\n").unwrap();
+        for make in [false, true] {
+            std::fs::write(&cf, "old\n").unwrap();
+            let out = execute(&steps(make), &root);
+            assert!(!out[0].ok, "{out:?}");
+            assert!(
+                out[0].message.as_deref().unwrap_or("").contains("m4"),
+                "{out:?}"
+            );
+            assert_eq!(
+                out[1].message.as_deref(),
+                Some("skipped: sendmail.cf could not be rebuilt")
+            );
+            assert_eq!(std::fs::read_to_string(&cf).unwrap(), "old\n");
+        }
+        // A good sendmail.mc: m4's output, by m4 or by make.
+        std::fs::write(&mc, "divert(0)dnl\nV10/Berkeley\n").unwrap();
+        for make in [false, true] {
+            std::fs::write(&cf, "old\n").unwrap();
+            let out = execute(&steps(make)[..1], &root);
+            assert!(out[0].ok, "{out:?}");
+            assert_eq!(std::fs::read_to_string(&cf).unwrap(), "V10/Berkeley\n");
+        }
+        // make that does not produce the filter sendmail.mc calls.
+        std::fs::write(
+            &mc,
+            "divert(0)dnl\nINPUT_MAIL_FILTER(`dkimctl', `S=local:/run/dkimctl/dkimctl.sock, F=T')dnl\n",
+        )
+        .unwrap();
+        std::fs::write(etc.join("Makefile"), "all:\n\techo rebuilt > sendmail.cf\n").unwrap();
+        let out = execute(&steps(true)[..1], &root);
+        assert!(!out[0].ok);
+        assert!(
+            out[0]
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .contains("does not call the filter dkimctl"),
+            "{out:?}"
+        );
+    }
+
     #[test]
     fn failures_are_recorded_and_the_rest_still_run() {
         let d = tempfile::tempdir().expect("tmp");
