@@ -15,6 +15,7 @@ packages=(
   systemd-container                    # systemd-nspawn for the container tests
   openssl                              # key interop checks
   iproute2                             # ip: loopback in the adoption tests' network namespaces
+  m4 make                              # sendmail.cf rebuilt from sendmail.mc (apply's unit tests)
   curl                                 # scripts/peer-corpora.sh: the peers' pinned test corpora
   python3-venv groff-base dpkg-dev     # ansible-core/taplo venv, man page lint, shlibdeps for cargo-deb
   rspamd                               # benchmark peer (the bench smoke pass)
@@ -38,6 +39,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     systemctl stop "$s" >/dev/null 2>&1 || service "$s" stop >/dev/null 2>&1 || true
   done
 fi
+
+# Debian's sendmail conflicts with Postfix: its packages are downloaded
+# only, for the container tests to install in their overlay.
+./scripts/sendmail-debs.sh
 
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 

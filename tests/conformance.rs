@@ -20,7 +20,7 @@
 //! unix sockets in temporary directories; every process is stopped by PID.
 
 mod corpora;
-mod judges;
+pub(crate) mod judges;
 mod matrix;
 
 use std::net::{TcpListener, UdpSocket};

@@ -23,4 +23,5 @@ mod interop;
 mod publish;
 mod realtools;
 mod reliability;
+mod sendmail;
 mod systemd;

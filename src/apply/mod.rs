@@ -420,12 +420,13 @@ pub(crate) fn apply_as(
         .iter()
         .find(|c| matches!(c.artifact.kind, ArtifactKind::SendmailMc(_)))
         .map(|c| c.host_path());
+    let sendmail = reload::Sendmail::on(root, sendmail_mc);
     let mut seq = reload::sequence(
         &plan.reloads(),
         &created_units,
         &plan.pending,
         opts,
-        sendmail_mc,
+        &sendmail,
     );
     let removes_units = plan
         .changes

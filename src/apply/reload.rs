@@ -23,12 +23,17 @@ use crate::render::artifact::Reload;
 pub(crate) enum Step {
     /// Run a command.
     Run(Vec<String>),
-    /// `m4 sendmail.mc > sendmail.cf`, written atomically (host paths).
+    /// sendmail.cf rebuilt from sendmail.mc ([`build_sendmail_cf`]):
+    /// `make -C DIR` on Debian, else `m4 sendmail.mc > sendmail.cf`
+    /// written atomically (host paths).
     BuildSendmailCf {
         /// sendmail.mc.
         mc: PathBuf,
         /// sendmail.cf next to it.
         cf: PathBuf,
+        /// The directory whose Makefile (Debian's, made by sendmail's
+        /// `update_mk`) rebuilds sendmail.cf and the databases.
+        make: Option<PathBuf>,
     },
     /// Wait until the milter answers at this address as the MTA talks to
     /// it ([`crate::milter::client::probe`]), for at most
@@ -52,7 +57,10 @@ impl Step {
     pub(crate) fn display(&self) -> String {
         match self {
             Step::Run(args) => args.join(" "),
-            Step::BuildSendmailCf { mc, cf } => {
+            Step::BuildSendmailCf {
+                make: Some(dir), ..
+            } => format!("make -C {}", dir.display()),
+            Step::BuildSendmailCf { mc, cf, make: None } => {
                 format!("m4 {} > {}", mc.display(), cf.display())
             }
             Step::WaitForAnswer(a) => format!("wait until the milter answers on {a}"),
@@ -69,9 +77,7 @@ impl Step {
                 Some(Reload::Postfix)
             }
             Step::Run(args) if args.iter().any(|a| a == "daemon-reload") => Some(Reload::Units),
-            Step::Run(args) if args.last().map(String::as_str) == Some("sendmail") => {
-                Some(Reload::Sendmail)
-            }
+            Step::Run(args) if tells_sendmail(args) => Some(Reload::Sendmail),
             Step::BuildSendmailCf { .. } => Some(Reload::Sendmail),
             _ => None,
         }
@@ -81,6 +87,72 @@ impl Step {
 fn run(args: &[&str]) -> Step {
     Step::Run(args.iter().map(|s| s.to_string()).collect())
 }
+
+/// True for the command that has sendmail read its configuration again.
+fn tells_sendmail(args: &[String]) -> bool {
+    args.iter()
+        .any(|a| a == "sendmail" || a.ends_with("/init.d/sendmail"))
+}
+
+/// How sendmail's configuration is rebuilt and made live on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sendmail {
+    /// sendmail.mc (host path).
+    pub mc: PathBuf,
+    /// Debian's packaging: sendmail.mc's directory has the Makefile
+    /// sendmail's `update_mk` generates, and `/etc/init.d/sendmail`
+    /// reloads (SIGHUP: sendmail re-executes itself with the new
+    /// sendmail.cf, without the seconds of refused connections a restart
+    /// costs). Its sendmail.service, made by systemd-sysv-generator,
+    /// cannot `systemctl reload`.
+    pub debian: bool,
+}
+
+impl Sendmail {
+    /// What the host under `root` has for sendmail.mc at `mc` (default
+    /// `/etc/mail/sendmail.mc`).
+    pub(crate) fn on(root: &Root, mc: Option<&Path>) -> Sendmail {
+        let mc = mc
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/etc/mail/sendmail.mc"));
+        let reader = crate::host::Reader::new(root);
+        let makefile = mc.with_file_name("Makefile");
+        let debian = reader
+            .read(&makefile)
+            .is_ok_and(|t| t.lines().take(20).any(|l| l.contains("update_mk")))
+            && reader.exists(Path::new(DEBIAN_INIT_SCRIPT));
+        Sendmail { mc, debian }
+    }
+
+    /// The steps: rebuild sendmail.cf, then have sendmail read it.
+    fn steps(&self) -> [Step; 2] {
+        let cf = self.mc.with_file_name("sendmail.cf");
+        if self.debian {
+            let dir = self.mc.parent().map(Path::to_path_buf);
+            [
+                Step::BuildSendmailCf {
+                    mc: self.mc.clone(),
+                    cf,
+                    make: dir,
+                },
+                run(&[DEBIAN_INIT_SCRIPT, "reload"]),
+            ]
+        } else {
+            [
+                Step::BuildSendmailCf {
+                    mc: self.mc.clone(),
+                    cf,
+                    make: None,
+                },
+                run(&["systemctl", "restart", "sendmail"]),
+            ]
+        }
+    }
+}
+
+/// Debian's sendmail init script; its `reload` is what `sendmailconfig`
+/// and /etc/mail/Makefile ask for after a rebuild.
+const DEBIAN_INIT_SCRIPT: &str = "/etc/init.d/sendmail";
 
 /// The service steps of one apply, in three groups: the engine's (run
 /// before the MTA's files are written, ending with a wait until it
@@ -114,14 +186,16 @@ impl Sequence {
 /// - Then, when the engine was touched or the MTA is about to be, a wait
 ///   until the milter answers (on the live system).
 /// - `Postfix`: `postfix reload` (with `-c DIR` when configured).
-/// - `Sendmail`: rebuild sendmail.cf from sendmail.mc, restart sendmail.
+/// - `Sendmail`: rebuild sendmail.cf from sendmail.mc and have sendmail
+///   read it (Debian: `make -C /etc/mail`, `/etc/init.d/sendmail reload`;
+///   else m4 and `systemctl restart sendmail`).
 /// - Last, `systemctl disable --now` of a replaced engine.
 pub(crate) fn sequence(
     reloads: &BTreeSet<Reload>,
     created_units: &BTreeSet<String>,
     pending: &[Pending],
     opts: &ApplyOptions,
-    sendmail_mc: Option<&Path>,
+    sendmail: &Sendmail,
 ) -> Sequence {
     let retry = |r: Reload| pending.iter().any(|p| p.service == Service::Retry(r));
     let wants = |unit: &str| {
@@ -172,12 +246,7 @@ pub(crate) fn sequence(
         seq.mta.push(Step::Run(args));
     }
     if reloads.contains(&Reload::Sendmail) || retry(Reload::Sendmail) {
-        let mc = sendmail_mc
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/etc/mail/sendmail.mc"));
-        let cf = mc.with_file_name("sendmail.cf");
-        seq.mta.push(Step::BuildSendmailCf { mc, cf });
-        seq.mta.push(run(&["systemctl", "restart", "sendmail"]));
+        seq.mta.extend(sendmail.steps());
     }
     for p in pending {
         if let Service::Stop(u) = &p.service {
@@ -215,14 +284,15 @@ pub(crate) fn needed_line(seq: &Sequence) -> Option<String> {
 }
 
 /// Runs the steps; a failure is recorded and the rest still run, except
-/// that sendmail is not restarted when its configuration failed to build.
+/// that sendmail is not told to reload when its configuration failed to
+/// build.
 pub(crate) fn execute(steps: &[Step], root: &Root) -> Vec<ReloadOutcome> {
     let mut out = Vec::new();
     let mut cf_failed = false;
     for step in steps {
         let command = step.display();
         let result = match step {
-            Step::Run(args) if cf_failed && args.last().map(String::as_str) == Some("sendmail") => {
+            Step::Run(args) if cf_failed && tells_sendmail(args) => {
                 Err("skipped: sendmail.cf could not be rebuilt".to_string())
             }
             Step::Run(args) => run_command(args).map(|_| ()),
@@ -231,8 +301,8 @@ pub(crate) fn execute(steps: &[Step], root: &Root) -> Vec<ReloadOutcome> {
                 drain(unit);
                 Ok(())
             }
-            Step::BuildSendmailCf { mc, cf } => {
-                let r = build_sendmail_cf(root, mc, cf);
+            Step::BuildSendmailCf { mc, cf, make } => {
+                let r = build_sendmail_cf(root, mc, cf, make.as_deref());
                 cf_failed = r.is_err();
                 r
             }
@@ -305,11 +375,31 @@ pub(crate) fn run_command(args: &[String]) -> Result<Vec<u8>, String> {
     })
 }
 
-/// `m4 sendmail.mc`, its output written atomically over sendmail.cf
-/// (keeping that file's owner and mode), so a failing m4 never leaves a
-/// truncated sendmail.cf behind, as `m4 ... > sendmail.cf` would.
-fn build_sendmail_cf(root: &Root, mc: &Path, cf: &Path) -> Result<(), String> {
-    let cf_text = run_command(&["m4".to_string(), root.join(mc).display().to_string()])?;
+/// Rebuilds sendmail.cf from sendmail.mc.
+///
+/// m4 runs first in every case, its output kept in memory: when it fails
+/// (or complains on stderr) sendmail.cf is left as it is, where
+/// `m4 sendmail.mc > sendmail.cf` would leave a truncated file and
+/// Debian's Makefile would install the broken output (its rule ends in
+/// `|| true`). Then:
+///
+/// - with `make` (Debian): `make -C DIR`, the distribution's way, which
+///   also rebuilds submit.cf and the databases that depend on
+///   sendmail.mc, and installs sendmail.cf (root:smmsp 0644) by rename;
+///   afterwards sendmail.cf must define the filters sendmail.mc names;
+/// - else the m4 output is written atomically over sendmail.cf, keeping
+///   that file's owner and mode.
+fn build_sendmail_cf(root: &Root, mc: &Path, cf: &Path, make: Option<&Path>) -> Result<(), String> {
+    let cf_text = run_m4(&root.join(mc))?;
+    if let Some(dir) = make {
+        run_command(&[
+            "make".to_string(),
+            "-s".to_string(),
+            "-C".to_string(),
+            root.join(dir).display().to_string(),
+        ])?;
+        return check_cf(root, mc, cf);
+    }
     let shown = |e: FsError| {
         let cause = std::error::Error::source(&e)
             .map(|s| format!(": {s}"))
@@ -323,6 +413,57 @@ fn build_sendmail_cf(root: &Root, mc: &Path, cf: &Path) -> Result<(), String> {
     };
     dir.write_atomic(&name, &cf_text, uid, gid, mode)
         .map_err(shown)
+}
+
+/// `m4 FILE`'s output; an error when m4 fails or writes to stderr (m4
+/// reports an undefined macro or a missing include there and still exits
+/// 0 for some of them).
+fn run_m4(mc: &Path) -> Result<Vec<u8>, String> {
+    let output = Command::new("m4")
+        .arg(mc)
+        .output()
+        .map_err(|e| format!("failed to run m4: {e}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match stderr.lines().find(|l| !l.trim().is_empty()) {
+        _ if !output.status.success() => Err(format!(
+            "m4 {} failed ({}): {}",
+            mc.display(),
+            output.status,
+            stderr.trim()
+        )),
+        Some(first) => Err(format!(
+            "m4 {} complained, sendmail.cf left as it was: {}",
+            mc.display(),
+            first.trim()
+        )),
+        None => Ok(output.stdout),
+    }
+}
+
+/// After `make`: every filter sendmail.mc calls (`INPUT_MAIL_FILTER`) is in
+/// sendmail.cf's `InputMailFilters` with the same socket.
+fn check_cf(root: &Root, mc: &Path, cf: &Path) -> Result<(), String> {
+    use crate::formats::sendmail::{parse_cf, parse_filters};
+    let read = |p: &Path| {
+        std::fs::read(root.join(p)).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let wanted = parse_filters(&read(mc)?);
+    let built = parse_cf(&read(cf)?);
+    for f in wanted.iter().filter(|f| f.input) {
+        let found = built
+            .filters
+            .iter()
+            .any(|b| b.input && b.name == f.name && b.socket == f.socket);
+        if !found {
+            return Err(format!(
+                "{} does not call the filter {} of {} after the rebuild",
+                cf.display(),
+                f.name,
+                mc.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl ReloadOutcome {
@@ -346,6 +487,13 @@ mod tests {
         }
     }
 
+    fn plain_sendmail() -> Sendmail {
+        Sendmail {
+            mc: PathBuf::from("/etc/mail/sendmail.mc"),
+            debian: false,
+        }
+    }
+
     fn shown<'a>(s: impl Iterator<Item = &'a Step>) -> Vec<String> {
         s.map(Step::display).collect()
     }
@@ -353,7 +501,7 @@ mod tests {
     fn seq(reloads: &[Reload], created: &[&str], units: &[&str]) -> Sequence {
         let created = created.iter().map(|s| s.to_string()).collect();
         let r = reloads.iter().copied().collect();
-        sequence(&r, &created, &[], &opts(units), None)
+        sequence(&r, &created, &[], &opts(units), &plain_sendmail())
     }
 
     #[test]
@@ -411,7 +559,7 @@ mod tests {
         let mut o = opts(&["dkimctl.service"]);
         o.reload_only = true;
         let r = BTreeSet::from([Reload::Units, Reload::Engine]);
-        let s = sequence(&r, &BTreeSet::new(), &[], &o, None);
+        let s = sequence(&r, &BTreeSet::new(), &[], &o, &plain_sendmail());
         assert_eq!(
             shown(s.all()),
             vec![
@@ -425,13 +573,8 @@ mod tests {
     fn postfix_dir_and_sendmail() {
         let mut o = opts(&[]);
         o.postfix_config_dir = Some(PathBuf::from("/etc/postfix-out"));
-        let s = sequence(
-            &BTreeSet::from([Reload::Postfix, Reload::Sendmail]),
-            &BTreeSet::new(),
-            &[],
-            &o,
-            Some(Path::new("/etc/mail/sendmail.mc")),
-        );
+        let both = BTreeSet::from([Reload::Postfix, Reload::Sendmail]);
+        let s = sequence(&both, &BTreeSet::new(), &[], &o, &plain_sendmail());
         assert_eq!(
             shown(s.mta.iter()),
             vec![
@@ -440,7 +583,51 @@ mod tests {
                 "systemctl restart sendmail"
             ]
         );
+        // Debian's way: its Makefile, then its init script's reload.
+        let debian = Sendmail {
+            debian: true,
+            ..plain_sendmail()
+        };
+        let s = sequence(&both, &BTreeSet::new(), &[], &o, &debian);
+        assert_eq!(
+            shown(s.mta.iter()),
+            vec![
+                "postfix -c /etc/postfix-out reload",
+                "make -C /etc/mail",
+                "/etc/init.d/sendmail reload"
+            ]
+        );
+        assert!(
+            s.mta
+                .iter()
+                .skip(1)
+                .all(|m| m.reload_kind() == Some(Reload::Sendmail))
+        );
         assert_eq!(needed_line(&Sequence::default()), None);
+    }
+
+    /// Debian's packaging is recognised by the Makefile sendmail's
+    /// update_mk writes next to sendmail.mc and by the init script.
+    #[test]
+    fn debian_sendmail_is_recognised() {
+        let d = tempfile::tempdir().expect("tmp");
+        let root = Root::new(d.path());
+        assert!(!Sendmail::on(&root, None).debian);
+        std::fs::create_dir_all(d.path().join("etc/mail")).unwrap();
+        std::fs::create_dir_all(d.path().join("etc/init.d")).unwrap();
+        std::fs::write(
+            d.path().join("etc/mail/Makefile"),
+            "#!/usr/bin/make -f\n##### generated via: (/usr/bin/perl v5>36.0)\n#####\t\t/usr/share/sendmail/update_mk\n",
+        )
+        .unwrap();
+        assert!(!Sendmail::on(&root, None).debian, "no init script");
+        std::fs::write(d.path().join("etc/init.d/sendmail"), "#!/bin/sh\n").unwrap();
+        let s = Sendmail::on(&root, None);
+        assert!(s.debian);
+        assert_eq!(s.mc, Path::new("/etc/mail/sendmail.mc"));
+        // A Makefile of another origin is not Debian's.
+        std::fs::write(d.path().join("etc/mail/Makefile"), "all: sendmail.cf\n").unwrap();
+        assert!(!Sendmail::on(&root, Some(Path::new("/etc/mail/sendmail.mc"))).debian);
     }
 
     /// The running system's needs join the file changes': a dead engine is
@@ -464,7 +651,13 @@ mod tests {
         ];
         let mut o = opts(&["dkimctl.service"]);
         o.probe = Some("unix:/run/dkimctl/dkimctl.sock".into());
-        let s = sequence(&BTreeSet::new(), &BTreeSet::new(), &p, &o, None);
+        let s = sequence(
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            &p,
+            &o,
+            &plain_sendmail(),
+        );
         assert_eq!(
             shown(s.engine.iter()),
             vec![
@@ -492,11 +685,110 @@ mod tests {
             "engine-stale",
             Service::Reload("dkimctl.service".into()),
         )];
-        let s = sequence(&BTreeSet::new(), &BTreeSet::new(), &p, &o, None);
+        let s = sequence(
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            &p,
+            &o,
+            &plain_sendmail(),
+        );
         assert_eq!(s.engine[0].display(), "systemctl reload dkimctl.service");
         assert_eq!(
             Step::Run(vec!["postfix".into(), "reload".into()]).reload_kind(),
             Some(Reload::Postfix)
+        );
+    }
+
+    /// True when m4 and make are here; under CI their absence fails (the
+    /// test command installs them).
+    fn have_m4_and_make() -> bool {
+        let found = ["m4", "make"].iter().all(|t| {
+            Command::new(t)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        if !found {
+            assert!(
+                std::env::var("CI").is_err(),
+                "m4 and make are required under CI"
+            );
+            eprintln!("skipped: m4 or make not found");
+        }
+        found
+    }
+
+    /// A failing m4 leaves sendmail.cf as it was and sendmail is not told,
+    /// with or without Debian's Makefile (whose own rule would install the
+    /// broken output); after make, sendmail.cf must call sendmail.mc's
+    /// filters.
+    #[test]
+    fn sendmail_cf_is_replaced_only_by_a_good_build() {
+        if !have_m4_and_make() {
+            return;
+        }
+        let d = tempfile::tempdir().expect("tmp");
+        let root = Root::new(d.path());
+        let etc = d.path().join("etc/mail");
+        std::fs::create_dir_all(&etc).unwrap();
+        let mc = etc.join("sendmail.mc");
+        let cf = etc.join("sendmail.cf");
+        let steps = |make: bool| {
+            vec![
+                Step::BuildSendmailCf {
+                    mc: PathBuf::from("/etc/mail/sendmail.mc"),
+                    cf: PathBuf::from("/etc/mail/sendmail.cf"),
+                    make: make.then(|| PathBuf::from("/etc/mail")),
+                },
+                run(&["/nonexistent/init.d/sendmail", "reload"]),
+            ]
+        };
+        // Debian's rule in spirit: whatever m4 printed goes over
+        // sendmail.cf.
+        std::fs::write(
+            etc.join("Makefile"),
+            "all:\n\tm4 sendmail.mc > sendmail.cf.new || true\n\tmv -f sendmail.cf.new sendmail.cf\n",
+        )
+        .unwrap();
+        std::fs::write(&mc, "include(`/nonexistent/cf.m4')dnl\n").unwrap();
+        for make in [false, true] {
+            std::fs::write(&cf, "old\n").unwrap();
+            let out = execute(&steps(make), &root);
+            assert!(!out[0].ok, "{out:?}");
+            assert!(
+                out[0].message.as_deref().unwrap_or("").contains("m4"),
+                "{out:?}"
+            );
+            assert_eq!(
+                out[1].message.as_deref(),
+                Some("skipped: sendmail.cf could not be rebuilt")
+            );
+            assert_eq!(std::fs::read_to_string(&cf).unwrap(), "old\n");
+        }
+        // A good sendmail.mc: m4's output, by m4 or by make.
+        std::fs::write(&mc, "divert(0)dnl\nV10/Berkeley\n").unwrap();
+        for make in [false, true] {
+            std::fs::write(&cf, "old\n").unwrap();
+            let out = execute(&steps(make)[..1], &root);
+            assert!(out[0].ok, "{out:?}");
+            assert_eq!(std::fs::read_to_string(&cf).unwrap(), "V10/Berkeley\n");
+        }
+        // make that does not produce the filter sendmail.mc calls.
+        std::fs::write(
+            &mc,
+            "divert(0)dnl\nINPUT_MAIL_FILTER(`dkimctl', `S=local:/run/dkimctl/dkimctl.sock, F=T')dnl\n",
+        )
+        .unwrap();
+        std::fs::write(etc.join("Makefile"), "all:\n\techo rebuilt > sendmail.cf\n").unwrap();
+        let out = execute(&steps(true)[..1], &root);
+        assert!(!out[0].ok);
+        assert!(
+            out[0]
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .contains("does not call the filter dkimctl"),
+            "{out:?}"
         );
     }
 
@@ -509,8 +801,9 @@ mod tests {
             Step::BuildSendmailCf {
                 mc: PathBuf::from("/missing.mc"),
                 cf: PathBuf::from("/sendmail.cf"),
+                make: None,
             },
-            run(&["systemctl", "restart", "sendmail"]),
+            run(&["/etc/init.d/sendmail", "reload"]),
             run(&["true"]),
             run(&["/nonexistent/dkimctl-test-binary"]),
         ];

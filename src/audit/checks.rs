@@ -69,7 +69,16 @@ pub fn run(sys: &System, config: Option<&Config>, opts: &AuditOptions) -> Vec<Fi
         }
         c.socket_access(m);
     }
+    if let Some(side) = &sys.sendmail_side {
+        let ours = milter
+            .as_ref()
+            .and_then(|m| m.socket.as_ref())
+            .map(|s| &s.0);
+        c.out
+            .extend(super::sendmail::check(side, ours, &sys.reader, opts));
+    }
     c.keys();
+    c.key_algorithms();
     c.units();
     if sys.postfix.is_none() && sys.sendmail.is_none() {
         c.push(Finding::new(
@@ -2042,6 +2051,68 @@ pub(crate) fn reach(ours: &Socket, theirs: &str, chroot: Chroot, queue: &Path) -
                 }
             } else {
                 Reach::No
+            }
+        }
+    }
+}
+
+/// OpenDKIM's one algorithm against its keys.
+impl Checks<'_> {
+    /// OpenDKIM 2.11 signs every key with its one global
+    /// `SignatureAlgorithm` (default rsa-sha256): a KeyTable key of the
+    /// other type fails at signing ("expecting an rsa key",
+    /// `EVP_PKEY_get1_RSA() failed`) and OpenDKIM answers 451 for every
+    /// message signed with it.
+    fn key_algorithms(&mut self) {
+        use crate::config::model::Algorithm;
+        let Some(od) = &self.sys.opendkim else {
+            return;
+        };
+        if !od.signs() {
+            return;
+        }
+        let (setting, at) = match od.get("SignatureAlgorithm") {
+            Some(s) => (s.value.trim().to_ascii_lowercase(), Some(s.at.clone())),
+            None => ("rsa-sha256".to_string(), None),
+        };
+        let want = if setting.starts_with("ed25519") {
+            Algorithm::Ed25519Sha256
+        } else {
+            Algorithm::RsaSha256
+        };
+        let mut seen = BTreeSet::new();
+        for k in &od.keys {
+            let KeySource::File(path) = &k.key else {
+                continue;
+            };
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let Ok(real) = self.sys.reader.resolve(path) else {
+                continue;
+            };
+            let Ok(key) = keys::load_private_key(&real) else {
+                continue;
+            };
+            if key.algorithm != want {
+                let set = match &at {
+                    Some(_) => format!("SignatureAlgorithm {setting}"),
+                    None => "SignatureAlgorithm (unset: rsa-sha256)".to_string(),
+                };
+                self.push(Finding::new(
+                    id::KEY_ALGORITHM_MISMATCH,
+                    Severity::Error,
+                    Some(&k.at),
+                    format!(
+                        "the key of {}._domainkey.{} is {} but OpenDKIM signs with {set}",
+                        k.selector, k.domain, key.algorithm
+                    ),
+                    "OpenDKIM uses one algorithm for every key: signing with this key fails (\"expecting an rsa key\") and each message is deferred (451)",
+                    format!(
+                        "sign with one algorithm only: drop the {} key from the KeyTable and SigningTable, or use engine = \"bundled\" to sign with both",
+                        key.algorithm
+                    ),
+                ));
             }
         }
     }

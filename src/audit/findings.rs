@@ -38,6 +38,7 @@ pub const IDS: &[(&str, Severity)] = &[
     (id::KEY_MISSING, Severity::Error),
     (id::KEY_INVALID, Severity::Error),
     (id::KEY_WEAK, Severity::Warning),
+    (id::KEY_ALGORITHM_MISMATCH, Severity::Error),
     (id::SIGNING_TABLE_UNKNOWN_KEY, Severity::Error),
     (id::SIGNING_TABLE_CATCH_ALL, Severity::Warning),
     (id::SIGNING_TABLE_NOT_REFILE, Severity::Error),
@@ -60,6 +61,9 @@ pub const IDS: &[(&str, Severity)] = &[
     (id::UNIT_FILE_PERMISSIONS, Severity::Error),
     (id::NO_UNIT, Severity::Info),
     (id::NO_MTA, Severity::Info),
+    (id::SENDMAIL_CF_STALE, Severity::Error),
+    (id::TWO_DKIM_MILTERS, Severity::Error),
+    (id::SENDMAIL_FILTER_DOWN, Severity::Error),
     (id::DRIFT, Severity::Warning),
     (id::KEY_OVERDUE, Severity::Warning),
     (id::DNS_RECORD, Severity::Error),
@@ -103,6 +107,7 @@ pub mod id {
     pub const KEY_MISSING: &str = "key-missing";
     pub const KEY_INVALID: &str = "key-invalid";
     pub const KEY_WEAK: &str = "key-weak";
+    pub const KEY_ALGORITHM_MISMATCH: &str = "key-algorithm-mismatch";
     pub const SIGNING_TABLE_UNKNOWN_KEY: &str = "signing-table-unknown-key";
     pub const SIGNING_TABLE_CATCH_ALL: &str = "signing-table-catch-all";
     pub const SIGNING_TABLE_NOT_REFILE: &str = "signing-table-not-refile";
@@ -125,6 +130,9 @@ pub mod id {
     pub const UNIT_FILE_PERMISSIONS: &str = "unit-file-permissions";
     pub const NO_UNIT: &str = "no-unit";
     pub const NO_MTA: &str = "no-mta";
+    pub const SENDMAIL_CF_STALE: &str = "sendmail-cf-stale";
+    pub const TWO_DKIM_MILTERS: &str = "two-dkim-milters";
+    pub const SENDMAIL_FILTER_DOWN: &str = "sendmail-filter-down";
     pub const DRIFT: &str = "drift";
     pub const KEY_OVERDUE: &str = "key-overdue";
     pub const DNS_RECORD: &str = "dns-record";

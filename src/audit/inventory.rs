@@ -168,6 +168,8 @@ pub struct System {
     pub postfix: Option<Postfix>,
     /// sendmail.mc and its filter lines, if it exists.
     pub sendmail: Option<(PathBuf, Vec<SendmailFilter>)>,
+    /// sendmail.cf and sendmail.mc's includes, when sendmail.mc exists.
+    pub sendmail_side: Option<super::sendmail::Side>,
     /// Problems met while reading.
     pub findings: Vec<Finding>,
 }
@@ -182,6 +184,18 @@ pub struct Places {
     /// The configuration file OpenDKIM is expected to read (dkim.toml's
     /// rendered one), tried before the defaults.
     pub opendkim_conf: Option<PathBuf>,
+    /// The MTA dkim.toml names, when it names one: the other MTA's files
+    /// (a leftover main.cf on a Sendmail host) are not read.
+    pub only_mta: Option<MtaKind>,
+}
+
+/// An MTA whose files the audit reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtaKind {
+    /// Postfix: main.cf and master.cf.
+    Postfix,
+    /// Sendmail: sendmail.mc, sendmail.cf.
+    Sendmail,
 }
 
 /// The units the audit looks for.
@@ -221,22 +235,35 @@ impl System {
             .postfix_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/postfix"));
-        let postfix = mta::read_postfix(&reader, &postfix_dir, &mut findings);
+        let postfix = match places.only_mta {
+            Some(MtaKind::Sendmail) => None,
+            _ => mta::read_postfix(&reader, &postfix_dir, &mut findings),
+        };
         let mc = places
             .sendmail_mc
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/mail/sendmail.mc"));
-        let sendmail = match reader.read(&mc) {
+        let mut sendmail_side = None;
+        let read_mc = match places.only_mta {
+            Some(MtaKind::Postfix) => Err(ReadError::Missing),
+            _ => reader.read(&mc),
+        };
+        let sendmail = match read_mc {
             Ok(text) => {
+                let side = super::sendmail::gather(&reader, &mc, &text, &mut findings);
                 let mut filters = mta::parse_sendmail_mc(&text, &mc);
                 // Filters defined in included files (Debian's opendkim
                 // package writes /etc/mail/m4/opendkim.m4) count as if
                 // written in sendmail.mc.
-                for inc in crate::formats::sendmail::includes(text.as_bytes()) {
-                    if let Ok(t) = reader.read(&inc) {
-                        filters.extend(mta::parse_sendmail_mc(&t, &inc));
-                    }
+                for (inc, f) in &side.included {
+                    filters.push(mta::SendmailFilter {
+                        name: f.name.clone(),
+                        socket: f.socket.clone(),
+                        flags: f.flags.clone(),
+                        at: Origin::line(inc, f.line),
+                    });
                 }
+                sendmail_side = Some(side);
                 Some((mc.clone(), filters))
             }
             Err(ReadError::Missing) => None,
@@ -253,6 +280,7 @@ impl System {
             units,
             postfix,
             sendmail,
+            sendmail_side,
             findings,
         }
     }

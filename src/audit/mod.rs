@@ -7,7 +7,9 @@
 //! KeyTable, SigningTable and host lists it names ([`opendkim`]); the
 //! `opendkim.service`/`dkimctl.service` units with their drop-ins
 //! ([`systemd`]); Postfix's main.cf and master.cf and sendmail.mc
-//! ([`mta`]); `/etc/passwd` and `/etc/group`; the key files.
+//! ([`mta`]), sendmail.cf and the files sendmail.mc includes
+//! ([`sendmail`](mod@sendmail)); `/etc/passwd` and `/etc/group`; the key
+//! files. With a dkim.toml, only the MTA it names is read.
 //!
 //! - [`audit`] runs the [`checks`] over the snapshot. With a `dkim.toml`
 //!   it also renders and plans it ([`crate::render`], [`crate::plan`]) and
@@ -20,7 +22,9 @@
 //! processes run are `systemd-analyze security --offline=true`, which
 //! reads unit files, and on the live root `systemctl show` (the running
 //! system is looked at as [`crate::plan::live`] does, unless
-//! `--offline`). A file that cannot be read or parsed is a finding at
+//! `--offline`); unless `--offline`, the milters sendmail.cf calls with
+//! `F=T` are asked whether they answer (a milter negotiation, then quit).
+//! A file that cannot be read or parsed is a finding at
 //! its place, never a crash, and the rest of the audit still runs.
 //!
 //! # Findings
@@ -56,7 +60,7 @@
 //! | `no-socket` | error | no Socket (and no `-p`): OpenDKIM does not start |
 //! | `tcp-socket` | warning | a TCP socket while the MTA runs on the same host (a unix socket is advised) |
 //! | `remote-socket` | error | a TCP socket on a non-loopback address (`inet:PORT` means every address) |
-//! | `socket-mismatch` | error | a Postfix milter list (main.cf or master.cf `-o`) or a sendmail.mc `S=` does not reach the milter's socket; notations are normalised first |
+//! | `socket-mismatch` | error | a Postfix milter list (main.cf or master.cf `-o`), a sendmail.mc `S=` or a DKIM filter's `S=` in sendmail.cf does not reach the milter's socket; notations are normalised first |
 //! | `mta-not-connected` | error | Postfix has no `smtpd_milters` (or sendmail.mc no filter line); info when only `non_smtpd_milters` is empty |
 //! | `socket-outside-chroot` | error | a unix socket outside the queue directory while the Postfix service runs chrooted; warning when master.cf says `-` on a system not shaped like Debian ("may be chrooted") |
 //! | `socket-chroot-path` | error | a chrooted Postfix is given the socket's host path instead of the path relative to its queue directory; warning for `-` as above |
@@ -71,6 +75,7 @@
 //! | `key-missing` | error | a KeyTable entry, KeyFile or dkim.toml key names a file that does not exist |
 //! | `key-invalid` | error | a key file that does not parse as a PEM RSA or Ed25519 private key |
 //! | `key-weak` | warning | an RSA key below 2048 bits; error below 1024 |
+//! | `key-algorithm-mismatch` | error | a KeyTable key of another type than OpenDKIM's one `SignatureAlgorithm` (an Ed25519 key under the default rsa-sha256): every message signed with it is deferred |
 //! | `signing-table-unknown-key` | error | a SigningTable line names a key absent from the KeyTable |
 //! | `signing-table-catch-all` | warning | a `*` or `*@*` pattern signs mail from every domain with one key |
 //! | `signing-table-not-refile` | error | wildcard patterns in a SigningTable not read as `refile:`: they never match |
@@ -93,6 +98,9 @@
 //! | `unit-file-permissions` | error | the milter's unit file or a drop-in is writable by its group or by everyone |
 //! | `no-unit` | info | OpenDKIM is configured but no opendkim.service was found, or the unit is masked |
 //! | `no-mta` | info | no Postfix main.cf and no sendmail.mc: the MTA side was not checked |
+//! | `sendmail-cf-stale` | error | sendmail.cf calls other filters than sendmail.mc (and its includes) define: it was not rebuilt; warning when it is only older than them |
+//! | `two-dkim-milters` | error | sendmail.mc or sendmail.cf calls two DKIM milters (by name, or reaching the milter's socket): both sign, and with F=T mail is refused when either is down |
+//! | `sendmail-filter-down` | error | live: a filter sendmail.cf calls with `F=T` or `F=R` does not answer on its socket, so sendmail refuses every message |
 //! | `drift` | warning | with dkim.toml: `dkimctl apply` would create, update or change the owner or mode of this file, or create an account |
 //! | `key-overdue` | warning | with dkim.toml and `[rotation] every`: an active key is older than `every` (`rotate --auto` has not rotated it) |
 //! | `dns-record` | error | `--dns`: a selector's record is missing, wrong, weak or in testing mode; the severity is `dns check`'s |
@@ -123,6 +131,7 @@ pub mod import;
 pub mod inventory;
 pub mod mta;
 pub mod opendkim;
+pub mod sendmail;
 pub mod systemd;
 
 use std::io::{self, Write};
@@ -248,8 +257,14 @@ fn places(config: Option<&Config>) -> Places {
     let mut p = Places::default();
     if let Some(c) = config {
         match &c.mta {
-            Mta::Postfix(pf) => p.postfix_dir = Some(pf.config_dir.clone()),
-            Mta::Sendmail { mc_path } => p.sendmail_mc = Some(mc_path.clone()),
+            Mta::Postfix(pf) => {
+                p.postfix_dir = Some(pf.config_dir.clone());
+                p.only_mta = Some(inventory::MtaKind::Postfix);
+            }
+            Mta::Sendmail { mc_path } => {
+                p.sendmail_mc = Some(mc_path.clone());
+                p.only_mta = Some(inventory::MtaKind::Sendmail);
+            }
             Mta::None => {}
         }
         p.opendkim_conf = Some(PathBuf::from("/etc/opendkim/opendkim.conf"));

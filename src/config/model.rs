@@ -424,12 +424,15 @@ pub enum Mta {
 }
 
 impl Mta {
-    /// The group the MTA's processes run in, which must reach the socket.
+    /// The group the MTA's processes run in, which must reach the socket:
+    /// Postfix's smtpd and cleanup run as postfix. Sendmail's daemon
+    /// talks to milters as root (Debian's sendmail.mc sets no
+    /// `RunAsUser`), and smmsp, the user of `sendmail -t`, never talks to
+    /// a milter (submit.cf has none): no group is needed.
     pub fn group(&self) -> Option<&'static str> {
         match self {
             Mta::Postfix(_) => Some("postfix"),
-            Mta::Sendmail { .. } => Some("smmsp"),
-            Mta::None => None,
+            Mta::Sendmail { .. } | Mta::None => None,
         }
     }
 }

@@ -97,7 +97,9 @@ fn service() -> Value {
             ),
             (
                 "socket_group",
-                string("Group of the socket's directory. Default: the MTA's group (\"postfix\")."),
+                string(
+                    "Group of the socket's directory. Default: the MTA's group (\"postfix\" with Postfix), else the service's group (Sendmail talks to milters as root).",
+                ),
             ),
             (
                 "umask",
@@ -454,9 +456,11 @@ fn engine() -> Value {
                 strings(
                     Some(&["ORIGINATING"]),
                     "{daemon_name} macro values whose mail is signed (Postfix's \
-                     milter_macro_daemon_name). Default [\"ORIGINATING\"] with the \
-                     bundled engine, none with OpenDKIM (which signs authenticated \
-                     senders and internal hosts by itself).",
+                     milter_macro_daemon_name, Sendmail's DAEMON_OPTIONS Name=). \
+                     Default with the bundled engine: [\"ORIGINATING\"] with Postfix, \
+                     [\"MSP-v4\", \"MSP-v6\"] (the submission daemons) with Sendmail; \
+                     none with OpenDKIM (which signs authenticated senders and \
+                     internal hosts by itself).",
                 ),
             ),
             ("max_connections", {

@@ -63,7 +63,7 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
     let signing = v.signing(raw);
     let trusted = v.trusted(raw);
     let domains = v.domains(&raw.domains, &service, &signing);
-    let engine = v.engine(raw, service.engine);
+    let engine = v.engine(raw, service.engine, &mta);
     let rotation = v.rotation(raw);
     let dns = v.dns(raw, &domains);
 
@@ -1223,9 +1223,19 @@ impl Validator<'_> {
         date
     }
 
-    fn engine(&mut self, raw: &RawConfig, kind: EngineKind) -> Engine {
+    fn engine(&mut self, raw: &RawConfig, kind: EngineKind, mta: &Mta) -> Engine {
         let e = &raw.engine;
         let sign_daemon_names = match (&e.sign_daemon_names, kind) {
+            // Sendmail names its daemons in DAEMON_OPTIONS (Debian:
+            // MTA-v4/MTA-v6 on port 25, MSP-v4/MSP-v6 on the submission
+            // port) and hands the name to milters as {daemon_name};
+            // `sendmail -t` relays through MTA-v4 from 127.0.0.1, an
+            // internal host. Signing what the submission daemons accept
+            // is what ORIGINATING (master.cf's submission service) is to
+            // Postfix.
+            (None, EngineKind::Bundled) if matches!(mta, Mta::Sendmail { .. }) => {
+                vec!["MSP-v4".to_string(), "MSP-v6".to_string()]
+            }
             (None, EngineKind::Bundled) => vec!["ORIGINATING".to_string()],
             // OpenDKIM signs authenticated senders and internal hosts by
             // itself; its `MTA` setting would only log "no MTA name match"
@@ -1784,6 +1794,42 @@ pub fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The daemon names signed by default are the MTA's own: Postfix's
+    /// submission service announces ORIGINATING, Debian's sendmail.mc
+    /// names its submission daemons MSP-v4 and MSP-v6 (the names the
+    /// milter receives as {daemon_name}; tests/sendmail.rs sees MTA-v4
+    /// arrive for port 25). OpenDKIM gets none; a list in the file wins.
+    #[test]
+    fn sign_daemon_names_fit_the_mta() {
+        let cases: &[(&str, &str, &str, &[&str])] = &[
+            ("bundled", "postfix", "", &["ORIGINATING"]),
+            ("bundled", "sendmail", "", &["MSP-v4", "MSP-v6"]),
+            ("bundled", "none", "", &["ORIGINATING"]),
+            ("opendkim", "sendmail", "", &[]),
+            (
+                "bundled",
+                "sendmail",
+                "[engine]\nsign_daemon_names = [\"MSA\"]\n",
+                &["MSA"],
+            ),
+        ];
+        for (engine, mta, extra, want) in cases {
+            let text = format!(
+                "[service]\nengine = \"{engine}\"\n[defaults]\nalgorithms = [\"rsa-sha256\"]\n\
+                 [[domain]]\nname = \"example.com\"\n[[domain.key]]\nselector = \"s1\"\n\
+                 [mta]\nkind = \"{mta}\"\n{extra}"
+            );
+            let source = crate::config::Source {
+                real: PathBuf::from("/etc/dkimctl/dkim.toml"),
+                host: PathBuf::from("/etc/dkimctl/dkim.toml"),
+                display: "dkim.toml".into(),
+            };
+            let loaded = crate::config::parse(&text, &source);
+            let c = loaded.config.unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(c.engine.sign_daemon_names, *want, "{engine} with {mta}");
+        }
+    }
 
     #[test]
     fn socket_notations_normalise() {

@@ -309,8 +309,11 @@ impl Context<'_> {
     /// file already calls).
     fn included_filters(&self, mc: &[u8]) -> Result<Vec<sendmail::Filter>, PlanError> {
         let mut out = Vec::new();
-        for inc in sendmail::includes(mc) {
-            let real = self.root.join(&inc);
+        for (inc, _) in sendmail::includes(mc) {
+            if !inc.starts_with('/') {
+                continue;
+            }
+            let real = self.root.join(Path::new(&inc));
             if inspect::inspect(&real, Want::File)
                 .map_err(PlanError::Host)?
                 .is_some()
@@ -530,6 +533,27 @@ fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
         _ => Want::File,
     };
     let current = inspect::inspect(&real, want).map_err(PlanError::Host)?;
+    // sendmail.mc belongs to the MTA's package, which chose its owner,
+    // group and mode (Debian: root:smmsp 0644): the edit keeps them.
+    let kept;
+    let a = match (&a.kind, &current) {
+        (ArtifactKind::SendmailMc(_), Some(cur)) => {
+            kept = Artifact {
+                owner: ctx
+                    .accounts
+                    .uid_name(cur.uid)
+                    .map_or_else(|| a.owner.clone(), str::to_string),
+                group: ctx
+                    .accounts
+                    .gid_name(cur.gid)
+                    .map_or_else(|| a.group.clone(), str::to_string),
+                mode: cur.mode,
+                ..a.clone()
+            };
+            &kept
+        }
+        _ => a,
+    };
     let read_old = || -> Result<Option<Vec<u8>>, PlanError> {
         match current {
             Some(_) => inspect::read_file(&real).map(Some).map_err(PlanError::Host),
@@ -723,7 +747,7 @@ impl Plan {
             parts.push("reload Postfix");
         }
         if r.contains(&Reload::Sendmail) {
-            parts.push("rebuild sendmail.cf and restart sendmail");
+            parts.push("rebuild sendmail.cf and have sendmail read it");
         }
         (!parts.is_empty()).then(|| parts.join(", "))
     }

@@ -74,7 +74,7 @@ pub enum Reload {
     Units,
     /// `postfix reload`.
     Postfix,
-    /// Rebuild sendmail.cf and restart sendmail.
+    /// Rebuild sendmail.cf and have sendmail read it (Debian: reload).
     Sendmail,
 }
 

@@ -691,10 +691,7 @@ impl Renderer<'_> {
                 }
             }
             Mta::Sendmail { mc_path } => {
-                let name = match s.engine {
-                    EngineKind::Bundled => "dkimctl",
-                    EngineKind::OpenDkim => "opendkim",
-                };
+                let name = sendmail_filter_name(s.engine);
                 // F=T: tempfail when the milter is unreachable, so nothing
                 // leaves unsigned; the timeouts are sendmail's defaults
                 // made explicit.
@@ -708,7 +705,11 @@ impl Renderer<'_> {
                         filter_name: name.into(),
                         line,
                         socket: s.socket.opendkim(),
+                        replaces: vec![sendmail_filter_name(s.engine.other()).into()],
                     }),
+                    // sendmail.mc belongs to the MTA's package (Debian:
+                    // root:smmsp 0644): plan keeps its owner, group and
+                    // mode, whatever these say.
                     owner: "root".into(),
                     group: "root".into(),
                     mode: 0o644,
@@ -716,6 +717,14 @@ impl Renderer<'_> {
                 });
             }
         }
+    }
+}
+
+/// The name of the engine's filter in sendmail.mc (`INPUT_MAIL_FILTER`).
+pub fn sendmail_filter_name(engine: EngineKind) -> &'static str {
+    match engine {
+        EngineKind::Bundled => "dkimctl",
+        EngineKind::OpenDkim => "opendkim",
     }
 }
 

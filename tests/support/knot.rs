@@ -385,7 +385,12 @@ pub struct Published {
 /// `dkimctl dns records --json` of the root.
 pub fn published(root: &TempRoot) -> Vec<Published> {
     let run = root.dkimctl(&["dns", "records", "--json"]).expect(0);
-    let json: Value = serde_json::from_str(&run.stdout()).expect("dns records --json");
+    published_from(&run.stdout())
+}
+
+/// The records in the output of `dkimctl dns records --json`.
+pub fn published_from(json_text: &str) -> Vec<Published> {
+    let json: Value = serde_json::from_str(json_text).expect("dns records --json");
     json["records"]
         .as_array()
         .expect("records")
