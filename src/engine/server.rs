@@ -7,9 +7,11 @@
 //! 2. Take the listening sockets: from systemd (`LISTEN_FDS`, socket
 //!    activation) or by binding the configured socket ourselves. A unix
 //!    socket left behind by a crashed run is removed first (only if it is
-//!    a socket and nobody answers on it), created under the configured
-//!    umask, and given mode `0o777 & !umask` and, as root, the service
-//!    user and the MTA's group.
+//!    a socket and nobody answers on it). The new socket is born with its
+//!    final mode (`0o777 & !umask`, by the umask) and, as root, its final
+//!    owner (bound with the service user's and socket group's effective
+//!    ids): nothing is chmod-ed or chown-ed by name afterwards, where the
+//!    service user, who owns the directory, could swap in a link.
 //! 3. As root: drop to the service user (its groups, then gid, then uid).
 //!    Binding needs privileges (a socket under Postfix's queue directory);
 //!    nothing after it does, and a process that has called `setuid` to a
@@ -51,7 +53,7 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -398,8 +400,9 @@ impl Listener {
 }
 
 /// Binds `socket`. A unix path is taken under `root` when given. Stale
-/// unix sockets are removed; the socket gets mode `0o777 & !umask` and, as
-/// root, the service user and `service.socket_group`.
+/// unix sockets are removed; the socket is born with mode
+/// `0o777 & !umask` and, as root, owned by the service user and
+/// `service.socket_group`.
 pub fn bind(socket: &Socket, root: Option<&Root>, config: &Config) -> io::Result<StdListener> {
     match socket {
         Socket::Unix(host) => {
@@ -449,28 +452,78 @@ fn bind_unix(path: &Path, config: &Config) -> io::Result<StdListener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    // The socket is born with the configured umask (no window in which it
-    // is more open), then set explicitly.
+    // The socket is born with its final mode (`0o777 & !umask`) and owner:
+    // nothing is changed by name after bind. The directory usually belongs
+    // to the service user, who could swap the new socket for a link
+    // between bind and a chmod or chown by path, and have root change the
+    // link's target (issue 15, item 1).
     let umask = config.service.umask & 0o777;
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask as _));
-    let bound = std::os::unix::net::UnixListener::bind(path);
+    let bound = if nix::unistd::geteuid().is_root() {
+        bind_as_owner(path, config)
+    } else {
+        std::os::unix::net::UnixListener::bind(path)
+    };
     nix::sys::stat::umask(old);
-    let listener = bound?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777 & !umask))?;
-    if nix::unistd::geteuid().is_root() {
-        let uid = nix::unistd::User::from_name(&config.service.user)
-            .ok()
-            .flatten()
-            .map(|u| u.uid);
-        let gid = nix::unistd::Group::from_name(&config.service.socket_group)
-            .ok()
-            .flatten()
-            .map(|g| g.gid);
-        if let Err(e) = nix::unistd::chown(path, uid, gid) {
-            tracing::warn!("cannot chown {}: {e}", path.display());
+    Ok(StdListener::Unix(bound?, Some(path.to_path_buf())))
+}
+
+/// As root: binds with the effective ids the socket is to have, the
+/// service user and `service.socket_group`, so that bind(2) creates it
+/// owned by them. Where the service user cannot create files (a directory
+/// only root writes) the socket stays root's, with the socket group.
+///
+/// The ids are changed for this thread only (`setresuid(2)` as the kernel
+/// implements it, not the C library's process-wide wrapper), and back to
+/// root's right after: the real and saved ids stay 0 throughout.
+fn bind_as_owner(path: &Path, config: &Config) -> io::Result<std::os::unix::net::UnixListener> {
+    use rustix::thread::{set_thread_res_gid, set_thread_res_uid};
+    let uid = nix::unistd::User::from_name(&config.service.user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+        .filter(|&u| u != 0);
+    let gid = nix::unistd::Group::from_name(&config.service.socket_group)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw());
+    let own_gid = rustix::fs::Gid::from_raw(nix::unistd::getegid().as_raw());
+    let as_ids = |uid: Option<u32>| -> io::Result<std::os::unix::net::UnixListener> {
+        if let Some(g) = gid {
+            set_thread_res_gid(None, rustix::fs::Gid::from_raw(g), None)?;
         }
+        if let Some(u) = uid
+            && let Err(e) = set_thread_res_uid(None, rustix::fs::Uid::from_raw(u), None)
+        {
+            let _ = set_thread_res_gid(None, own_gid, None);
+            return Err(e.into());
+        }
+        let bound = std::os::unix::net::UnixListener::bind(path);
+        // The saved uid is 0, so going back cannot fail; if it did, the
+        // thread would go on with the wrong identity: stop instead.
+        set_thread_res_uid(None, rustix::fs::Uid::ROOT, None)
+            .expect("the saved uid 0 restores the effective uid");
+        set_thread_res_gid(None, own_gid, None).expect("the saved gid restores the effective gid");
+        bound
+    };
+    if uid.is_none() {
+        tracing::warn!(
+            "user \"{}\" (service.user) does not exist: the socket is root's",
+            config.service.user
+        );
     }
-    Ok(StdListener::Unix(listener, Some(path.to_path_buf())))
+    match as_ids(uid) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && uid.is_some() => {
+            tracing::info!(
+                "{} cannot create files in {}: the socket is root's, group {}",
+                config.service.user,
+                path.parent().unwrap_or(path).display(),
+                config.service.socket_group
+            );
+            as_ids(None)
+        }
+        other => other,
+    }
 }
 
 /// Sockets passed by systemd (`LISTEN_FDS`), unix or TCP.

@@ -9,6 +9,8 @@
 //! - [`secrecy`]: key creation under umask 000, key material in any
 //!   output, unsafe keys;
 //! - [`privilege`]: root and capabilities;
+//! - [`races`]: a process running as the service user racing root's
+//!   commands with links; an image whose parents are links; hard links;
 //! - [`forgery`]: forged headers;
 //! - [`regressions`]: inputs the fuzz targets (`fuzz/`, `scripts/fuzz.sh`)
 //!   or a review found, each saying what was malformed.
@@ -28,6 +30,7 @@ mod faults;
 mod forgery;
 mod load;
 mod privilege;
+mod races;
 mod regressions;
 mod secrecy;
 
