@@ -13,8 +13,8 @@
 //! See: issue 15, items 1, 2, 8 and 12.
 
 use std::collections::BTreeMap;
-
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -202,6 +202,15 @@ fn give_to_service_user(root: &TempRoot, dirs: &[&str]) {
     }
 }
 
+/// The root's own account files, with `nobody` as the service user.
+fn nobody_accounts(root: &TempRoot) {
+    root.write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    );
+    root.write("etc/group", "root:x:0:\nnogroup:x:65534:\n");
+}
+
 /// Whether the racing tests can run: root (to switch users and own the
 /// victim), setpriv and python3.
 fn racing_possible() -> bool {
@@ -286,5 +295,259 @@ kind = "none"
     assert!(
         owners.iter().all(|&o| o == (SERVICE_ID, SERVICE_ID, 0o770)),
         "the socket was not born owned by the service user, mode 0770: {owners:?}"
+    );
+}
+
+/// An Ed25519 configuration whose service user is `nobody`; `extra` is
+/// appended (more keys, rotation state).
+fn nobody_keys(extra: &str) -> String {
+    format!(
+        r#"[service]
+engine = "bundled"
+mode = "sign"
+user = "nobody"
+group = "nogroup"
+authserv_id = "mx.example.net"
+socket = "inet:127.0.0.1:8891"
+[defaults]
+algorithms = ["ed25519-sha256"]
+[[domain]]
+name = "example.com"
+{extra}
+[mta]
+kind = "none"
+"#
+    )
+}
+
+/// Runs `args` as root against `root` until `limit` or `runs` runs;
+/// returns (runs, exit codes seen). Only 0 (done) and 2 (refused) are
+/// acceptable exits.
+fn run_repeatedly(
+    root: &TempRoot,
+    args: &[&str],
+    runs: usize,
+    limit: Duration,
+) -> (usize, Vec<i32>) {
+    let started = Instant::now();
+    let mut codes = Vec::new();
+    let mut n = 0;
+    while n < runs && started.elapsed() < limit {
+        let r = root.dkimctl(args);
+        assert!(
+            matches!(r.code(), 0 | 2),
+            "{} exited {}:\n{}",
+            r.cmd,
+            r.code(),
+            r.stderr()
+        );
+        if !codes.contains(&r.code()) {
+            codes.push(r.code());
+        }
+        n += 1;
+    }
+    (n, codes)
+}
+
+/// `keys generate`, `keys generate --force` and `apply` as root while the
+/// racer swaps the service user's domain key directory and the key file
+/// for links to a root-owned directory and file: no key is ever written
+/// into the victim directory, and the victim file keeps its content, owner
+/// and mode.
+#[test]
+fn keys_and_apply_never_follow_links_the_service_user_swaps_in() {
+    if !racing_possible() {
+        return;
+    }
+    let root = TempRoot::new(&nobody_keys("selector = \"ed1\""));
+    nobody_accounts(&root);
+    give_to_service_user(&root, &["etc/dkimctl/keys", "etc/dkimctl/keys/example.com"]);
+    root.dkimctl(&["apply", "--yes", "--no-reload"]).expect(0);
+    let (victim_dir, victim_file) = victim(&root);
+    let before = snapshot(&victim_dir);
+    let domain_dir = root.join("etc/dkimctl/keys/example.com");
+    let key = domain_dir.join("ed1.private");
+    let racer = Racer::start(
+        "toggle",
+        &[(&domain_dir, &victim_dir), (&key, &victim_file)],
+    );
+    let mut report = Vec::new();
+    for args in [
+        &["keys", "generate", "--force"][..],
+        &["keys", "generate"][..],
+        &["apply", "--yes", "--no-reload"][..],
+    ] {
+        let (n, codes) = run_repeatedly(&root, args, 40, Duration::from_secs(20));
+        assert_eq!(
+            snapshot(&victim_dir),
+            before,
+            "`{}` changed the victim through a link",
+            args.join(" ")
+        );
+        report.push(format!("{} x{n} (exits {codes:?})", args.join(" ")));
+    }
+    let swaps = racer.stop();
+    eprintln!("key directory race: {}; {swaps} swaps", report.join(", "));
+    assert!(swaps > 0, "the racer never swapped anything: no race ran");
+    assert_eq!(snapshot(&victim_dir), before);
+}
+
+/// `rotate --continue` as root retiring a key while the racer swaps the
+/// `retired/` archive directory and the retiring key file for links to a
+/// root-owned directory and file: the victim directory is never chmod-ed
+/// 0700 and nothing is moved into it.
+#[test]
+fn rotate_never_archives_into_a_link_the_service_user_swaps_in() {
+    if !racing_possible() {
+        return;
+    }
+    let toml = nobody_keys(
+        r#"[[domain.key]]
+selector = "old"
+state = "retiring"
+retire_after = "2026-01-01"
+[[domain.key]]
+selector = "new"
+state = "active""#,
+    );
+    let root = TempRoot::new(&toml);
+    nobody_accounts(&root);
+    give_to_service_user(
+        &root,
+        &[
+            "etc/dkimctl/keys",
+            "etc/dkimctl/keys/example.com",
+            "etc/dkimctl/keys/example.com/retired",
+        ],
+    );
+    root.dkimctl(&["keys", "generate"]).expect(0);
+    let domain_dir = root.join("etc/dkimctl/keys/example.com");
+    let old_key = domain_dir.join("old.private");
+    let pem = std::fs::read(&old_key).unwrap();
+    let (victim_dir, victim_file) = victim(&root);
+    let before = snapshot(&victim_dir);
+    let retired = domain_dir.join("retired");
+    let racer = Racer::start(
+        "toggle",
+        &[(&retired, &victim_dir), (&old_key, &victim_file)],
+    );
+    let started = Instant::now();
+    let (mut runs, mut archived, mut refused) = (0, 0, 0);
+    while runs < 40 && started.elapsed() < Duration::from_secs(30) {
+        // The state before retirement: dkim.toml says retiring, the key
+        // file is in place (the racer may hold it aside for a moment).
+        root.write("etc/dkimctl/dkim.toml", &toml);
+        let _ = std::fs::remove_file(retired.join("old.private"));
+        // O_EXCL: never through a link the racer put there meanwhile.
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&old_key)
+        {
+            f.write_all(&pem).unwrap();
+        }
+        let r = root.dkimctl(&[
+            "rotate",
+            "example.com",
+            "--continue",
+            "--today",
+            "2026-02-01",
+            "--nameserver",
+            "127.0.0.1:9",
+        ]);
+        match r.code() {
+            0 => archived += 1,
+            2 => refused += 1,
+            c => panic!("rotate exited {c}:\n{}\n{}", r.stdout(), r.stderr()),
+        }
+        runs += 1;
+        assert_eq!(
+            snapshot(&victim_dir),
+            before,
+            "rotate --continue changed the victim through a link:\n{}",
+            r.stderr()
+        );
+    }
+    let swaps = racer.stop();
+    eprintln!(
+        "retired/ race: rotate --continue x{runs} ({archived} archived, {refused} refused); {swaps} swaps"
+    );
+    assert!(swaps > 0, "the racer never swapped anything: no race ran");
+}
+
+/// `--root IMAGE` whose `/etc/systemd` is an absolute link to
+/// `/srv/dkimctl-image-…/systemd` (as images carry) and whose
+/// `/var/lib` is a relative link climbing far above the image: apply
+/// writes the units and its state inside the image, where the links lead
+/// when resolved inside it, and nothing on the host.
+#[test]
+fn apply_resolves_an_image_s_parent_links_inside_the_image() {
+    let host_elsewhere = PathBuf::from(format!(
+        "/srv/dkimctl-image-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    assert!(!host_elsewhere.exists());
+    let root = TempRoot::new(&nobody_keys("selector = \"ed1\""));
+    nobody_accounts(&root);
+    std::os::unix::fs::symlink(host_elsewhere.join("systemd"), root.join("etc/systemd")).unwrap();
+    std::fs::create_dir_all(root.join("var")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../../opt/image-lib",
+        root.join("var/lib"),
+    )
+    .unwrap();
+    let image_dir = root.join(host_elsewhere.to_str().unwrap());
+    std::fs::create_dir_all(image_dir.join("systemd")).unwrap();
+    std::fs::create_dir_all(root.join("opt/image-lib")).unwrap();
+    root.dkimctl(&["apply", "--yes", "--no-reload"]).expect(0);
+    assert!(
+        !host_elsewhere.exists(),
+        "apply wrote to the host's {}",
+        host_elsewhere.display()
+    );
+    assert!(
+        image_dir.join("systemd/system/dkimctl.service").is_file(),
+        "the unit is not where the image's link leads inside the image"
+    );
+    assert!(
+        root.join("opt/image-lib/dkimctl/applied.conf").is_file(),
+        "the state file is not where the image's relative link leads inside the image"
+    );
+    assert!(!Path::new("/opt/image-lib/dkimctl/applied.conf").exists());
+    root.dkimctl(&["plan"]).expect(0);
+}
+
+/// A hard link to a root-owned file in place of a key (what a service user
+/// can plant where `fs.protected_hardlinks` is 0; root plants it here):
+/// apply refuses to chown or chmod it, names it, and the linked file keeps
+/// its owner and mode.
+#[test]
+fn apply_refuses_a_hard_linked_key() {
+    if !require_root("chown to the service user") {
+        return;
+    }
+    let root = TempRoot::new(&nobody_keys("selector = \"ed1\""));
+    nobody_accounts(&root);
+    root.dkimctl(&["apply", "--yes", "--no-reload"]).expect(0);
+    let key = root.join("etc/dkimctl/keys/example.com/ed1.private");
+    let (victim_dir, victim_file) = victim(&root);
+    // A loadable key, so that only the link count is wrong.
+    std::fs::copy(&key, &victim_file).unwrap();
+    std::fs::set_permissions(&victim_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = snapshot(&victim_dir);
+    std::fs::remove_file(&key).unwrap();
+    std::fs::hard_link(&victim_file, &key).unwrap();
+    let r = root.dkimctl(&["apply", "--yes", "--no-reload"]).expect(2);
+    assert!(
+        r.stderr().contains("hard links") && r.stderr().contains(&key.display().to_string()),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(
+        snapshot(&victim_dir),
+        before,
+        "apply changed the linked file"
     );
 }
