@@ -560,7 +560,7 @@ impl Session {
             "{qid}: {}",
             outcome.log
         );
-        self.shared.metrics().record(e);
+        self.shared.metrics().record(e, &self.shared.current());
         // All replies of this step go into the buffer now and leave in one
         // write (see server.rs); encode failures truncate cleanly.
         for r in &outcome.replies {

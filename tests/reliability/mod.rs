@@ -11,6 +11,8 @@
 //! - [`privilege`]: root and capabilities;
 //! - [`races`]: a process running as the service user racing root's
 //!   commands with links; an image whose parents are links; hard links;
+//! - [`senders`]: hostile senders: per-sender memory, huge verify
+//!   streams, a black-hole name server, trickling connections;
 //! - [`forgery`]: forged headers;
 //! - [`regressions`]: inputs the fuzz targets (`fuzz/`, `scripts/fuzz.sh`)
 //!   or a review found, each saying what was malformed.
@@ -33,6 +35,7 @@ mod privilege;
 mod races;
 mod regressions;
 mod secrecy;
+mod senders;
 
 use std::path::PathBuf;
 use std::process::Command;
