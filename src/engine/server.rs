@@ -39,7 +39,18 @@
 //! A malformed packet, an unknown command or a protocol error closes that
 //! connection with one log line; the MTA then applies its
 //! `milter_default_action` to that message, and every other connection
-//! carries on. A connection idle for `engine.idle_timeout` is closed.
+//! carries on.
+//!
+//! # Bounds on a connection
+//!
+//! A connection is closed when a command takes longer than
+//! `engine.idle_timeout` to arrive (the clock restarts with each complete
+//! command, not with each byte), when a message takes longer than that
+//! from its first header to its end, or when a write is not read for that
+//! long. At most `engine.max_connections` are served at once; when all
+//! are taken, a new connection gets the slot of the one that has waited
+//! longest (at least [`EVICT_AFTER`]) for its next command, so clients
+//! that trickle or idle cannot lock the MTA out.
 //!
 //! # Signals
 //!
@@ -653,6 +664,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let max = shared.current().config.engine.max_connections.max(1);
     let semaphore = Arc::new(Semaphore::new(max));
+    let slots = Arc::new(Slots::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut unix_paths = Vec::new();
     let mut accepters = Vec::new();
@@ -664,6 +676,7 @@ pub async fn run(
             l,
             shared.clone(),
             Arc::clone(&semaphore),
+            Arc::clone(&slots),
             stop_rx.clone(),
         )));
     }
@@ -766,10 +779,92 @@ fn status_line(generation: &str, failed: Option<&String>) -> String {
     }
 }
 
+/// Least time a connection must have waited for its next command before
+/// it may be closed to make room for a new one.
+pub const EVICT_AFTER: Duration = Duration::from_secs(1);
+
+/// The connections holding a slot, with how long each has been waiting
+/// for its next command: when every slot is taken, the one waiting
+/// longest (at least [`EVICT_AFTER`]) is closed so a new connection gets
+/// its slot. A client trickling a command a byte at a time, or idling
+/// between messages, cannot keep the MTA's next connection out.
+#[derive(Debug, Default)]
+struct Slots {
+    list: std::sync::Mutex<Vec<std::sync::Weak<Slot>>>,
+}
+
+/// One connection's entry in [`Slots`].
+#[derive(Debug)]
+struct Slot {
+    /// Milliseconds since `epoch` when it started waiting for its next
+    /// command; 0 while a command is being handled.
+    waiting_since: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+    evict: tokio::sync::Notify,
+}
+
+impl Slot {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// The connection waits for its next command from now on.
+    fn waiting(&self) {
+        self.waiting_since
+            .store(self.now(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The connection is handling a command.
+    fn busy(&self) {
+        self.waiting_since
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Slots {
+    /// Registers a new connection.
+    fn join(&self) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            waiting_since: std::sync::atomic::AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            evict: tokio::sync::Notify::new(),
+        });
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(&slot));
+        slot
+    }
+
+    /// Asks the connection that has waited longest for its next command
+    /// (at least [`EVICT_AFTER`]) to close; false when none qualifies.
+    fn evict_one(&self) -> bool {
+        let list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = list
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter_map(|s| {
+                let since = s.waiting_since.load(std::sync::atomic::Ordering::Relaxed);
+                let waited = s.now().saturating_sub(since);
+                (since != 0 && u128::from(waited) >= EVICT_AFTER.as_millis()).then_some((waited, s))
+            })
+            .max_by_key(|(waited, _)| *waited);
+        match oldest {
+            Some((_, s)) => {
+                s.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 async fn accept_loop(
     listener: Listener,
     shared: Shared,
     semaphore: Arc<Semaphore>,
+    slots: Arc<Slots>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut warned_full = false;
@@ -777,47 +872,67 @@ async fn accept_loop(
         if *stop.borrow() {
             return;
         }
-        if semaphore.available_permits() == 0 && !warned_full {
-            tracing::warn!("engine.max_connections reached; new connections wait");
-            warned_full = true;
-        }
-        let permit = tokio::select! {
-            p = Arc::clone(&semaphore).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.changed() => return,
-        };
-        if semaphore.available_permits() > 0 {
-            warned_full = false;
-        }
         let accepted = tokio::select! {
             a = accept(&listener) => a,
             _ = stop.changed() => return,
         };
-        match accepted {
-            Ok(Accepted::Unix(s)) => {
-                let (shared, stop) = (shared.clone(), stop.clone());
-                tokio::spawn(async move {
-                    connection(s, "unix".to_string(), shared, stop).await;
-                    drop(permit);
-                });
-            }
-            Ok(Accepted::Tcp(s, peer)) => {
-                if let Err(e) = s.set_nodelay(true) {
-                    tracing::debug!("TCP_NODELAY: {e}");
-                }
-                let (shared, stop) = (shared.clone(), stop.clone());
-                tokio::spawn(async move {
-                    connection(s, peer, shared, stop).await;
-                    drop(permit);
-                });
-            }
+        let accepted = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!("accept failed: {e}");
-                drop(permit);
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // A slot for it: a free one, else the one of the connection that
+        // has waited longest for a command, else the next one freed.
+        let permit = match Arc::clone(&semaphore).try_acquire_owned() {
+            Ok(p) => {
+                warned_full = false;
+                p
+            }
+            Err(_) => {
+                if !warned_full {
+                    tracing::warn!(
+                        "engine.max_connections reached; a new connection takes the slot of the one idle longest"
+                    );
+                    warned_full = true;
+                }
+                let mut evicted = false;
+                loop {
+                    if !evicted {
+                        evicted = slots.evict_one();
+                    }
+                    tokio::select! {
+                        p = Arc::clone(&semaphore).acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => return,
+                        },
+                        // Until one has waited long enough to be closed.
+                        () = tokio::time::sleep(EVICT_AFTER / 4), if !evicted => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        };
+        let slot = slots.join();
+        let (shared, stop) = (shared.clone(), stop.clone());
+        match accepted {
+            Accepted::Unix(s) => {
+                tokio::spawn(async move {
+                    connection(s, "unix".to_string(), shared, stop, slot).await;
+                    drop(permit);
+                });
+            }
+            Accepted::Tcp(s, peer) => {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+                tokio::spawn(async move {
+                    connection(s, peer, shared, stop, slot).await;
+                    drop(permit);
+                });
             }
         }
     }
@@ -839,23 +954,45 @@ async fn accept(l: &Listener) -> io::Result<Accepted> {
 }
 
 /// One milter connection: read, decode, handle, write once per step.
-async fn connection<S>(mut stream: S, peer: String, shared: Shared, mut stop: watch::Receiver<bool>)
-where
+///
+/// Three clocks bound it, all `engine.idle_timeout` long: the wait for
+/// each command (restarted by a complete command only, not by every byte,
+/// so a command trickled a byte at a time still ends), the whole message
+/// from its first header to its end (Postfix's own `milter_content_timeout`
+/// is 300 s), and each write (a peer that stops reading).
+async fn connection<S>(
+    mut stream: S,
+    peer: String,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+    slot: Arc<Slot>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    use tokio::time::Instant;
     let mut session = Session::new(shared.clone());
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(4 * 1024);
     let mut stopping = *stop.borrow();
+    let mut idle = shared.current().config.engine.idle_timeout;
+    let mut command_deadline = Instant::now() + idle;
+    let mut message_deadline: Option<Instant> = None;
+    slot.waiting();
     loop {
         // Handle every complete command already read.
+        let mut handled = false;
         loop {
             match decode_command(&mut input, DEFAULT_MAX_PACKET) {
                 Ok(Some(cmd)) => {
+                    if !handled {
+                        slot.busy();
+                        handled = true;
+                    }
+                    command_deadline = Instant::now() + idle;
                     match handle_timed(&mut session, &shared, cmd, &mut output).await {
                         Ok(Flow::Continue) => {}
                         Ok(Flow::Close) => {
-                            let _ = flush(&mut stream, &mut output).await;
+                            let _ = flush(&mut stream, &mut output, idle).await;
                             return;
                         }
                         Err(e) => {
@@ -863,7 +1000,7 @@ where
                                 "{}: closing milter connection from {peer}: {e}",
                                 session.queue_id()
                             );
-                            let _ = flush(&mut stream, &mut output).await;
+                            let _ = flush(&mut stream, &mut output, idle).await;
                             return;
                         }
                     }
@@ -876,24 +1013,49 @@ where
                         "{}: closing milter connection from {peer}: {e}",
                         session.queue_id()
                     );
-                    let _ = flush(&mut stream, &mut output).await;
+                    let _ = flush(&mut stream, &mut output, idle).await;
                     return;
                 }
             }
         }
         // One write for all replies of this step.
-        if let Err(e) = flush(&mut stream, &mut output).await {
+        if let Err(e) = flush(&mut stream, &mut output, idle).await {
             tracing::warn!("{}: write to {peer} failed: {e}", session.queue_id());
             return;
         }
         if stopping && session.is_idle() {
             return;
         }
-        let idle = shared.current().config.engine.idle_timeout;
+        if session.is_idle() {
+            message_deadline = None;
+            idle = shared.current().config.engine.idle_timeout;
+        } else if message_deadline.is_none() {
+            message_deadline = Some(Instant::now() + idle);
+        }
+        let deadline = message_deadline.map_or(command_deadline, |m| m.min(command_deadline));
+        // Waiting for the next command since now; bytes of an unfinished
+        // command do not restart this clock.
+        if handled {
+            slot.waiting();
+        }
         tokio::select! {
-            read = tokio::time::timeout(idle, stream.read_buf(&mut input)) => match read {
+            read = tokio::time::timeout_at(deadline, stream.read_buf(&mut input)) => match read {
                 Err(_) => {
-                    tracing::info!("closing milter connection from {peer}: idle for {}s", idle.as_secs());
+                    if message_deadline.is_some_and(|m| m <= Instant::now()) {
+                        tracing::warn!(
+                            "{}: closing milter connection from {peer}: the message took longer than {}s",
+                            session.queue_id(),
+                            idle.as_secs()
+                        );
+                    } else if input.is_empty() {
+                        tracing::info!("closing milter connection from {peer}: idle for {}s", idle.as_secs());
+                    } else {
+                        tracing::warn!(
+                            "{}: closing milter connection from {peer}: a command took longer than {}s to arrive",
+                            session.queue_id(),
+                            idle.as_secs()
+                        );
+                    }
                     return;
                 }
                 Ok(Ok(0)) => {
@@ -908,6 +1070,13 @@ where
                     return;
                 }
             },
+            () = slot.evict.notified() => {
+                tracing::warn!(
+                    "{}: closing milter connection from {peer} to make room for a new one (engine.max_connections)",
+                    session.queue_id()
+                );
+                return;
+            }
             changed = stop.changed(), if !stopping => {
                 stopping = true;
                 if changed.is_err() || session.is_idle() {
@@ -918,11 +1087,23 @@ where
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut BytesMut) -> io::Result<()> {
+/// Writes the replies, giving up after `limit` (a peer that does not
+/// read).
+async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut BytesMut,
+    limit: Duration,
+) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let r = stream.write_all(out).await;
+    let r = match tokio::time::timeout(limit, stream.write_all(out)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the peer read nothing for {}s", limit.as_secs()),
+        )),
+    };
     out.clear();
     r
 }

@@ -5,7 +5,7 @@
 //! Memory is measured as the daemon's RSS growth under load, after a
 //! warm-up; the figures are printed for the README's reliability section.
 //!
-//! See: issue 15, items 3, 5, 6 and 11.
+//! See: issue 15, items 3 and 11.
 
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,164 @@ fn a_hundred_kilobyte_domain_per_message_leaves_nothing_behind() {
     assert!(
         growth < PER_SENDER_GROWTH_BOUND_KIB,
         "RSS grew by {growth} KiB over {MESSAGES} senders: something per sender is kept"
+    );
+    assert!(d.stop().success());
+}
+
+/// `max_connections = 4`, all four held by clients trickling a command a
+/// byte every 200 ms (`idle_timeout` a minute): a fifth client's message
+/// is still answered within seconds, because the client that has waited
+/// longest for its next command gives up its slot (before: it waited as
+/// long as the tricklers kept sending, the idle timer restarting with
+/// every byte).
+#[test]
+fn trickling_clients_cannot_hold_every_slot() {
+    let s = crate::support::configs::Keyed::new(
+        &signing("sign")
+            .set("engine.max_connections", 4)
+            .set("engine.idle_timeout", "60s"),
+    );
+    let d = Serve::start_unix(&s.root);
+    let rt = runtime();
+    let (elapsed, signed, closed) = rt.block_on(async {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tricklers = Vec::new();
+        for _ in 0..4 {
+            let (addr, stop) = (d.addr().to_string(), stop.clone());
+            tricklers.push(tokio::spawn(async move {
+                let mut c = MilterClient::connect(&addr).await.expect("connect");
+                c.negotiate().await.expect("negotiate");
+                // A header packet announcing 1 MB, sent a byte at a time.
+                let packet = [0u8, 0x10, 0, 0, b'L'];
+                let mut sent = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && sent < 300 {
+                    if c.send_raw(&packet[sent % packet.len()..][..1])
+                        .await
+                        .is_err()
+                    {
+                        return true;
+                    }
+                    sent += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                // Closed by the server: end of file (or a reset).
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(2), c.read_reply()).await,
+                    Ok(Ok(None) | Err(_))
+                )
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        let mut c = MilterClient::connect(d.addr()).await.expect("connect");
+        let r = tokio::time::timeout(Duration::from_secs(30), async {
+            c.negotiate().await?;
+            c.send_message(
+                &macros(),
+                crate::support::client::LOCAL,
+                super::HEADERS,
+                super::BODY,
+            )
+            .await
+        })
+        .await;
+        let elapsed = started.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut closed = 0;
+        for t in tricklers {
+            closed += usize::from(t.await.expect("trickler"));
+        }
+        let signed = matches!(&r, Ok(Ok(r)) if crate::support::client::signatures(r) == 1);
+        (elapsed, signed, closed)
+    });
+    eprintln!(
+        "slots: 4 of 4 held by tricklers; a new client's message signed in {:.1}s; {closed} trickler(s) closed",
+        elapsed.as_secs_f64()
+    );
+    assert!(
+        signed,
+        "the new client's message was not signed within 30 s"
+    );
+    assert!(closed >= 1, "no trickler gave up its slot");
+    assert!(
+        d.wait_log("to make room for a new one", 1),
+        "{}",
+        d.log_text()
+    );
+    assert!(d.stop().success());
+}
+
+/// `idle_timeout = "2s"`: a client sending a complete header every 500 ms
+/// (each command in time) has its connection closed once the message has
+/// taken 2 s, and the log says so; a client that stops reading its
+/// replies has the connection closed after a write has waited 2 s.
+#[test]
+fn a_message_has_a_deadline_and_a_write_has_a_timeout() {
+    let s = crate::support::configs::Keyed::new(&signing("sign").set("engine.idle_timeout", "2s"));
+    let d = Serve::start_unix(&s.root);
+    let rt = runtime();
+    let (slow_closed_after, writer_closed_after) = rt.block_on(async {
+        // Headers one by one, every 500 ms, for up to 20 s.
+        let mut c = MilterClient::connect(d.addr()).await.expect("connect");
+        c.negotiate().await.expect("negotiate");
+        let packets = crate::support::client::message_packets(super::HEADERS, super::BODY);
+        let mut head = bytes::BytesMut::from(&packets[..]);
+        let mut commands = Vec::new();
+        while let Some(cmd) =
+            dkimctl::milter::decode_command(&mut head, dkimctl::milter::DEFAULT_MAX_PACKET).unwrap()
+        {
+            commands.push(cmd);
+        }
+        let started = Instant::now();
+        let mut closed = None;
+        'slow: for round in 0..40 {
+            for cmd in &commands[..commands.len() - 2] {
+                // The envelope once, then the headers again every round.
+                let again = matches!(cmd, dkimctl::milter::Command::Header { .. });
+                if (round == 0 || again) && c.send(cmd).await.is_err() {
+                    closed = Some(started.elapsed());
+                    break 'slow;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // A client that sends messages and never reads the answers.
+        let mut w = MilterClient::connect(d.addr()).await.expect("connect");
+        w.negotiate().await.expect("negotiate");
+        let started_w = Instant::now();
+        let mut writer_closed = None;
+        while started_w.elapsed() < Duration::from_secs(60) {
+            let sent = tokio::time::timeout(Duration::from_secs(5), w.send_raw(&packets)).await;
+            if matches!(sent, Ok(Err(_))) {
+                writer_closed = Some(started_w.elapsed());
+                break;
+            }
+        }
+        (closed, writer_closed)
+    });
+    eprintln!(
+        "deadlines (idle_timeout 2s): a header every 500 ms cut after {slow_closed_after:?}; \
+         a client not reading cut after {writer_closed_after:?}"
+    );
+    assert!(
+        slow_closed_after.is_some_and(|t| t < Duration::from_secs(15)),
+        "the slow message was not cut: {slow_closed_after:?}\n{}",
+        d.log_text()
+    );
+    assert!(
+        d.wait_log("the message took longer than 2s", 1),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        writer_closed_after.is_some(),
+        "a client that never reads kept its connection:\n{}",
+        d.log_text()
+    );
+    assert!(
+        d.wait_log("the peer read nothing for 2s", 1),
+        "{}",
+        d.log_text()
     );
     assert!(d.stop().success());
 }
