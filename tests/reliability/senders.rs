@@ -5,7 +5,7 @@
 //! Memory is measured as the daemon's RSS growth under load, after a
 //! warm-up; the figures are printed for the README's reliability section.
 //!
-//! See: issue 15, items 3 and 11.
+//! See: issue 15, items 3, 5, 6 and 11.
 
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,171 @@ fn a_hundred_kilobyte_domain_per_message_leaves_nothing_behind() {
     );
     assert!(d.stop().success());
 }
+
+/// A name server on 127.0.0.1 in this test suite's port range that never
+/// answers: its UDP socket is never read and its TCP socket never
+/// accepts. Dropped (closed) with the value.
+struct BlackHole {
+    _udp: std::net::UdpSocket,
+    _tcp: std::net::TcpListener,
+    port: u16,
+}
+
+impl BlackHole {
+    fn bind() -> BlackHole {
+        for port in PORTS {
+            let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) else {
+                continue;
+            };
+            let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) else {
+                continue;
+            };
+            return BlackHole {
+                _udp: udp,
+                _tcp: tcp,
+                port,
+            };
+        }
+        panic!("no free port in {PORTS:?} for the black-hole name server");
+    }
+}
+
+/// The loopback ports these tests may listen on.
+const PORTS: std::ops::Range<u16> = 15500..15600;
+
+/// A message with 20 DKIM-Signatures for 20 different domains, verified
+/// while the name server never answers (`dns_timeout = "1s"`): the answer
+/// comes after one deadline for all lookups (the resolver's worst case,
+/// 4 s here), not one per signature (20 × 3 s before), with 8 signatures
+/// checked (`temperror`) and the other 12 `neutral`.
+#[test]
+fn twenty_signatures_and_a_black_hole_name_server_cost_one_deadline() {
+    let hole = BlackHole::bind();
+    let config = signing("verify")
+        .set(
+            "engine.nameservers",
+            list(&[format!("127.0.0.1:{}", hole.port)]),
+        )
+        .set("engine.dns_timeout", "1s");
+    let root = config.root();
+    let d = Serve::start_unix(&root);
+    let rt = runtime();
+    let mut headers: Vec<(Vec<u8>, Vec<u8>)> = (0..20)
+        .map(|i| with_signature(&format!("sender-{i}.example"), "s").remove(0))
+        .collect();
+    headers.extend(with_signature("example.org", "s").into_iter().skip(1));
+    let (replies, elapsed) = rt.block_on(async {
+        let mut c = MilterClient::connect(d.addr()).await.expect("connect");
+        c.negotiate().await.expect("negotiate");
+        let started = Instant::now();
+        let r = tokio::time::timeout(
+            Duration::from_secs(60),
+            c.send_message(&macros(), REMOTE, &fields(&headers), b"body\r\n"),
+        )
+        .await
+        .expect("no answer within 60 s")
+        .expect("message");
+        (r, started.elapsed())
+    });
+    let ar = crate::support::client::inserted(&replies, "Authentication-Results")
+        .pop()
+        .unwrap_or_default();
+    let (temp, neutral) = (
+        ar.matches("dkim=temperror").count(),
+        ar.matches("dkim=neutral").count(),
+    );
+    eprintln!(
+        "black-hole name server: 20 signatures, dns_timeout 1s: answered in {:.1}s ({temp} temperror, {neutral} neutral)",
+        elapsed.as_secs_f64()
+    );
+    assert_eq!((temp, neutral), (8, 12), "{ar}");
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "verification took {elapsed:?}: the lookups are not under one deadline"
+    );
+    drop(hole);
+    assert!(d.stop().success());
+}
+
+/// `STREAMS` connections at once, each verifying a message with a body of
+/// `MB` MiB (200 × 20 MiB with a fresh release build, 200 × 2 MiB with
+/// the debug one): the bodies are hashed as they arrive, so the daemon's
+/// peak RSS stays within [`STREAM_GROWTH_BOUND_KIB`] of its baseline
+/// instead of growing with the bodies (4 GB before).
+#[test]
+fn verify_streams_keep_no_body_in_memory() {
+    const STREAMS: usize = 200;
+    let (program, release) = super::load::fastest_binary();
+    let mib: usize = if release { 20 } else { 2 };
+    let root = verifying().set("engine.verify_max_size", "64M").root();
+    let d = Serve::launch(&root).program(&program).unix().start();
+    let rt = runtime();
+    let body: std::sync::Arc<Vec<u8>> = std::sync::Arc::new(
+        b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n".repeat(mib << 14),
+    );
+    let base = d.rss_kib();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(base));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done, pid) = (peak.clone(), done.clone(), d.pid());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let rss = crate::support::proc::proc_status(pid, "VmRSS:")
+                    .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+                    .unwrap_or(0);
+                peak.fetch_max(rss, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let started = Instant::now();
+    let answered = rt.block_on(async {
+        let tasks: Vec<_> = (0..STREAMS)
+            .map(|_| {
+                let (addr, body) = (d.addr().to_string(), body.clone());
+                tokio::spawn(async move {
+                    let mut c = MilterClient::connect(&addr).await.expect("connect");
+                    c.negotiate().await.expect("negotiate");
+                    let h = with_signature("example.org", "s");
+                    let r = tokio::time::timeout(
+                        Duration::from_secs(600),
+                        c.send_message(&macros(), REMOTE, &fields(&h), &body),
+                    )
+                    .await;
+                    matches!(r, Ok(Ok(r)) if crate::support::client::inserted(&r, "Authentication-Results")
+                        .iter()
+                        .any(|ar| ar.contains("dkim=")))
+                })
+            })
+            .collect();
+        let mut n = 0;
+        for t in tasks {
+            n += usize::from(t.await.expect("task"));
+        }
+        n
+    });
+    let elapsed = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    sampler.join().unwrap();
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    let growth = peak.saturating_sub(base);
+    eprintln!(
+        "verify streams: {STREAMS} × {mib} MiB ({} binary) in {:.1}s ({:.0} MiB/s); RSS {base} KiB -> peak {peak} KiB (+{growth} KiB), all {answered} answered",
+        if release { "release" } else { "debug" },
+        elapsed.as_secs_f64(),
+        (STREAMS * mib) as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(answered, STREAMS, "not every message was verified");
+    assert!(
+        growth < STREAM_GROWTH_BOUND_KIB,
+        "RSS grew by {growth} KiB for {STREAMS} streams of {mib} MiB: bodies are kept"
+    );
+    assert!(d.stop().success());
+}
+
+/// How far the daemon's RSS may rise while 200 bodies stream in: buffers
+/// per connection, not the bodies.
+const STREAM_GROWTH_BOUND_KIB: u64 = 96 * 1024;
 
 /// `max_connections = 4`, all four held by clients trickling a command a
 /// byte every 200 ms (`idle_timeout` a minute): a fifth client's message
