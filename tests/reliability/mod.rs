@@ -14,6 +14,8 @@
 //! - [`senders`]: hostile senders: per-sender memory, huge verify
 //!   streams, a black-hole name server, trickling connections;
 //! - [`forgery`]: forged headers;
+//! - [`inputs`]: hostile configuration inputs: include bombs, injected
+//!   lines, quadratic blow-ups, huge values;
 //! - [`regressions`]: inputs the fuzz targets (`fuzz/`, `scripts/fuzz.sh`)
 //!   or a review found, each saying what was malformed.
 //!
@@ -30,6 +32,7 @@
 mod apply;
 mod faults;
 mod forgery;
+mod inputs;
 mod load;
 mod privilege;
 mod races;
