@@ -112,6 +112,7 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
             }
         }
     }
+    v.rendered_values(raw, source, &service, &mta);
     if diags.count(crate::report::Severity::Error) > errors_before {
         return None;
     }
@@ -153,6 +154,105 @@ impl Validator<'_> {
         self.d
             .error_help(sp.at(), format!("unknown {what} \"{}\"", sp.value), help);
         default
+    }
+
+    /// Every value that is written verbatim into a rendered file, checked
+    /// against the syntax of each file it goes into (see
+    /// [`crate::formats::values`]): a newline in `binary` would add a
+    /// line to the unit, a comma in the socket path another milter to
+    /// main.cf.
+    fn rendered_values(&mut self, raw: &RawConfig, source: &Path, service: &Service, mta: &Mta) {
+        use crate::formats::values::Format;
+        let bundled = service.engine == EngineKind::Bundled;
+        let engine_files: &[Format] = if bundled {
+            &[Format::SystemdUnit, Format::Tmpfiles, Format::Applied]
+        } else {
+            &[Format::SystemdUnit, Format::Tmpfiles, Format::OpenDkimConf]
+        };
+        // The MTA's file first: its misreading is the one that matters.
+        let mut socket_files = match mta {
+            Mta::Postfix(_) => vec![Format::Postfix],
+            Mta::Sendmail { .. } => vec![Format::SendmailMc],
+            Mta::None => Vec::new(),
+        };
+        socket_files.extend_from_slice(engine_files);
+        let key_files: &[Format] = if bundled {
+            &[Format::SystemdUnit, Format::Applied]
+        } else {
+            &[Format::OpenDkimTable]
+        };
+        let list_files: &[Format] = if bundled {
+            &[Format::Applied]
+        } else {
+            &[Format::OpenDkimList]
+        };
+        let s = &raw.service;
+        // The file's own path heads every rendered file and is in the unit.
+        let own: &[Format] = if bundled {
+            &[Format::Applied, Format::SystemdUnit]
+        } else {
+            &[Format::Applied]
+        };
+        self.fits(
+            &source.to_string_lossy(),
+            None,
+            "the path of dkim.toml",
+            own,
+        );
+        if bundled && let Some(b) = &s.binary {
+            self.fits(&b.value, b.at(), "binary", &[Format::SystemdUnit]);
+        }
+        if let Some(k) = &s.key_dir {
+            self.fits(&k.value, k.at(), "key_dir", key_files);
+        }
+        for rd in &raw.domains {
+            for k in &rd.keys {
+                if let Some(p) = &k.path {
+                    self.fits(&p.value, p.at(), "key path", key_files);
+                }
+            }
+        }
+        if service.socket.unix_path().is_some() {
+            match &s.socket {
+                Some(sp) => self.fits(&sp.value, sp.at(), "socket", &socket_files),
+                // The default socket lies under Postfix's queue directory.
+                None => {
+                    if let Some(q) = &raw.mta.queue_directory {
+                        self.fits(&q.value, q.at(), "queue_directory", &socket_files);
+                    }
+                }
+            }
+        }
+        if let Some(list) = &raw.engine.sign_daemon_names {
+            for n in &list.value {
+                self.fits(&n.value, n.at(), "daemon name", list_files);
+            }
+        }
+        for list in [&raw.defaults.sign_headers, &raw.defaults.oversign_headers]
+            .into_iter()
+            .flatten()
+        {
+            for h in &list.value {
+                self.fits(&h.value, h.at(), "header name", list_files);
+            }
+        }
+    }
+
+    /// Reports `value` when one of `formats` cannot carry it.
+    fn fits(
+        &mut self,
+        value: &str,
+        at: Option<Range<usize>>,
+        what: &str,
+        formats: &[crate::formats::values::Format],
+    ) {
+        if let Err(unfit) = crate::formats::values::check_all(value, formats) {
+            self.d.error_help(
+                at,
+                format!("{what} cannot be written into the rendered files: {unfit}"),
+                "choose a value without it: letters, digits and `/ . _ - :` are safe in every file (a `%` is escaped where systemd needs it)",
+            );
+        }
     }
 
     fn abs_path(&mut self, value: &Option<Sp<String>>, what: &str, default: &str) -> PathBuf {

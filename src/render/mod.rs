@@ -207,7 +207,7 @@ impl Renderer<'_> {
         out.push(self.dir(&dir, &s.user, &s.socket_group, 0o750));
         let ctx = json!({
             "header": self.header("#"),
-            "dirs": [{"path": dir, "mode": "0750", "user": s.user, "group": s.socket_group}],
+            "dirs": [{"path": unit_value(&dir), "mode": "0750", "user": s.user, "group": s.socket_group}],
         });
         out.push(self.file(
             "tmpfiles.conf.hbs",
@@ -234,7 +234,7 @@ impl Renderer<'_> {
     fn runtime_directory(&self) -> Option<String> {
         let dir = self.c.service.socket.unix_path()?.parent()?;
         let rel = dir.strip_prefix("/run").ok()?;
-        (!rel.as_os_str().is_empty()).then(|| rel.display().to_string())
+        (!rel.as_os_str().is_empty()).then(|| unit_value(rel))
     }
 
     fn accounts(&self, out: &mut Vec<Artifact>) -> Result<(), RenderError> {
@@ -292,8 +292,7 @@ impl Renderer<'_> {
 
     /// Read-write paths: the socket directory outside /run.
     fn read_write_paths(&self) -> Option<String> {
-        self.persistent_socket_dir()
-            .map(|d| d.display().to_string())
+        self.persistent_socket_dir().map(|d| unit_value(&d))
     }
 
     fn bundled(&self, out: &mut Vec<Artifact>) -> Result<(), RenderError> {
@@ -315,13 +314,13 @@ impl Renderer<'_> {
         let mut credentials: Vec<Value> = Vec::new();
         for d in c.domains.iter().filter(|d| d.key_from.is_none()) {
             for k in d.keys.iter().filter(|k| k.state.needs_private_key()) {
-                credentials.push(json!({"name": credential_name(k), "path": k.path}));
+                credentials.push(json!({"name": credential_name(k), "path": unit_value(&k.path)}));
             }
         }
         let ctx = json!({
             "header": self.header("#"),
-            "binary": s.binary,
-            "config": c.source,
+            "binary": unit_value(&s.binary),
+            "config": unit_value(&c.source),
             "user": s.user,
             "group": s.group,
             "dynamic_user": s.socket_activation && !s.mode.verifies(),
@@ -343,7 +342,7 @@ impl Renderer<'_> {
         )?);
         if s.socket_activation {
             let listen = match &s.socket {
-                Socket::Unix(p) => p.display().to_string(),
+                Socket::Unix(p) => unit_value(p),
                 Socket::Inet { .. } => s
                     .socket
                     .inet_addr()
@@ -706,6 +705,13 @@ pub fn generation(c: &Config) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A path as a systemd unit setting or tmpfiles.d field takes it: `%`
+/// doubled (a specifier otherwise). Validation refused every character
+/// these formats cannot carry ([`crate::formats::values`]).
+fn unit_value(p: &Path) -> String {
+    crate::formats::values::systemd_escape(&p.to_string_lossy()).into_owned()
 }
 
 /// The settings the bundled engine takes from dkim.toml, one a line, in a

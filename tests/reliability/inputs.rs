@@ -88,3 +88,167 @@ fn an_include_bomb_is_read_once_per_file() {
         }
     }
 }
+
+/// A dkim.toml for `engine` and `mta` with `extra` lines under [service]
+/// and `tail` appended (TOML basic strings: `\n` is a line break).
+fn injected(engine: &str, mta: &str, service: &str, tail: &str) -> String {
+    format!(
+        "[service]\nengine = \"{engine}\"\nauthserv_id = \"mx.example.net\"\n{service}\n\
+         [defaults]\nalgorithms = [\"rsa-sha256\"]\n\
+         [[domain]]\nname = \"example.com\"\nselector = \"s1\"\n{tail}\n\
+         [mta]\nkind = \"{mta}\"\n"
+    )
+}
+
+/// Values built to smuggle lines or list entries into each rendered
+/// format — the unit (`ExecStartPre=` after a newline in `binary`),
+/// tmpfiles.d and `RuntimeDirectory=` (a space), opendkim.conf (a newline
+/// in a daemon name, `#` in the socket), the KeyTable (a space in a key
+/// path), main.cf (a comma adding a remote milter), sendmail.mc (a quote
+/// closing the m4 string), a comma in a signed header name — are each
+/// refused by `check` at their `file:line:col`, and `render` writes
+/// nothing for them.
+#[test]
+fn values_that_would_smuggle_lines_into_rendered_files_are_refused() {
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "binary",
+            injected(
+                "bundled",
+                "none",
+                "binary = \"/usr/bin/dkimctl\\nExecStartPre=/bin/sh -c id\"",
+                "",
+            ),
+            "a line break, which a systemd unit",
+        ),
+        (
+            "socket",
+            injected(
+                "bundled",
+                "none",
+                "socket = \"unix:/run/dkimctl dir/dkimctl.sock\"",
+                "",
+            ),
+            "a space, which a systemd unit",
+        ),
+        (
+            "socket",
+            injected(
+                "bundled",
+                "postfix",
+                "socket = \"unix:/var/spool/postfix/dkimctl/d.sock,inet:203.0.113.9:25\"",
+                "",
+            ),
+            "`,`, which main.cf or master.cf",
+        ),
+        (
+            "socket",
+            injected(
+                "bundled",
+                "sendmail",
+                "socket = \"unix:/run/dkimctl/d')dnl\"",
+                "",
+            ),
+            "`'`, which sendmail.mc",
+        ),
+        (
+            "socket",
+            injected(
+                "opendkim",
+                "none",
+                "socket = \"unix:/run/opendkim/o#.sock\"",
+                "",
+            ),
+            "`#`, which opendkim.conf",
+        ),
+        (
+            "path",
+            injected(
+                "opendkim",
+                "none",
+                "",
+                "[[domain]]\nname = \"example.org\"\n[[domain.key]]\nselector = \"s1\"\npath = \"/etc/opendkim/keys/a b.private\"",
+            ),
+            "a space, which OpenDKIM's KeyTable",
+        ),
+        (
+            "key_dir",
+            injected("bundled", "none", "key_dir = \"/etc/dkimctl/keys\\n\"", ""),
+            "a line break, which a systemd unit",
+        ),
+        (
+            "ORIGINATING",
+            injected(
+                "opendkim",
+                "none",
+                "",
+                "[engine]\nsign_daemon_names = [\"ORIGINATING\\nKeyFile /etc/shadow\"]",
+            ),
+            "a line break, which opendkim.conf",
+        ),
+        (
+            "sign_headers",
+            injected("opendkim", "none", "", "[defaults.x]\n")
+                .replace(
+                    "[defaults]\n",
+                    "[defaults]\nsign_headers = [\"From\", \"Subject,X-Evil\"]\n",
+                )
+                .replace("[defaults.x]\n", ""),
+            "`,`, which opendkim.conf",
+        ),
+    ];
+    for (key, toml, want) in cases {
+        let root = TempRoot::new(toml);
+        let r = root.dkimctl(&["check"]);
+        let err = r.stderr();
+        let line = toml
+            .lines()
+            .position(|l| l.contains(key) && l.contains('='))
+            .or_else(|| toml.lines().position(|l| l.contains(key)))
+            .map_or(0, |i| i + 1);
+        assert_eq!(r.code(), 1, "{key}: check accepted:\n{toml}\n{err}");
+        assert!(
+            err.contains(&format!("dkim.toml:{line}:")) && err.contains(want),
+            "{key}: no error at line {line} saying {want:?}:\n{toml}\n{err}"
+        );
+        let out = root.join("out");
+        let r = root.dkimctl(&["render", "--out", out.to_str().unwrap()]);
+        assert_ne!(r.code(), 0, "{key}: render went ahead");
+        assert!(!out.exists(), "{key}: render wrote files");
+    }
+}
+
+/// A `%` in a path is a systemd specifier: rendered as `%%`, systemd
+/// reads the path itself (`systemd-analyze verify` names the command
+/// `/opt/100%h/dkimctl`, not the path with the home directory put in).
+#[test]
+fn a_percent_in_a_path_reaches_systemd_as_itself() {
+    if !crate::support::require_tool("systemd-analyze") {
+        return;
+    }
+    let root = TempRoot::new(&injected(
+        "bundled",
+        "none",
+        "binary = \"/opt/100%h/dkimctl\"",
+        "",
+    ));
+    let out = root.join("out");
+    root.dkimctl(&["render", "--out", out.to_str().unwrap()])
+        .expect(0);
+    let unit = out.join("etc/systemd/system/dkimctl.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    assert!(
+        text.contains("ExecStart=/opt/100%%h/dkimctl serve"),
+        "{text}"
+    );
+    let r = crate::support::run(
+        Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&unit),
+    );
+    assert!(
+        r.stderr().contains("/opt/100%h/dkimctl is not executable"),
+        "{}",
+        r.stderr()
+    );
+}
