@@ -56,12 +56,23 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Most characters of a source line an excerpt shows: a long line (a
+/// list of thousands of hosts) is shown around the column, so each
+/// diagnostic costs the same however long its line is.
+const EXCERPT_WIDTH: usize = 100;
+
 /// The diagnostics of one file, with the source text to place them.
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
     file: String,
     source: String,
     list: Vec<Diagnostic>,
+    /// Byte offset of the start of each line, made on first use: placing
+    /// a diagnostic is then a binary search, not a scan from the top.
+    line_starts: Vec<usize>,
+    /// The last place found (byte offset, its character column), so that
+    /// many diagnostics along one long line count its characters once.
+    last: Option<(usize, usize)>,
 }
 
 impl Diagnostics {
@@ -71,6 +82,8 @@ impl Diagnostics {
             file: file.into(),
             source: source.into(),
             list: Vec::new(),
+            line_starts: Vec::new(),
+            last: None,
         }
     }
 
@@ -155,19 +168,52 @@ impl Diagnostics {
     }
 
     /// Line, column (both 1-based; column in characters) and excerpt of a
-    /// byte span.
-    fn locate(&self, span: Range<usize>) -> (usize, usize, Option<(String, usize, usize)>) {
-        let start = floor_char_boundary(&self.source, span.start.min(self.source.len()));
-        let line_start = self.source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self.source[start..]
-            .find('\n')
-            .map_or(self.source.len(), |i| start + i);
-        let line = self.source[..start].matches('\n').count() + 1;
-        let text = self.source[line_start..line_end].trim_end_matches('\r');
-        let col = self.source[line_start..start].chars().count() + 1;
-        let end = floor_char_boundary(&self.source, span.end.clamp(start, line_end));
-        let width = self.source[start..end].chars().count().max(1);
-        (line, col, Some((text.to_string(), col, width)))
+    /// byte span. The excerpt is at most [`EXCERPT_WIDTH`] characters of
+    /// the line, around the span.
+    fn locate(&mut self, span: Range<usize>) -> (usize, usize, Option<(String, usize, usize)>) {
+        if self.line_starts.is_empty() {
+            self.line_starts = std::iter::once(0)
+                .chain(self.source.match_indices('\n').map(|(i, _)| i + 1))
+                .collect();
+        }
+        let src = self.source.as_str();
+        let start = floor_char_boundary(src, span.start.min(src.len()));
+        let line_idx = self.line_starts.partition_point(|&s| s <= start) - 1;
+        let line_start = self.line_starts[line_idx];
+        let line_end = self
+            .line_starts
+            .get(line_idx + 1)
+            .map_or(src.len(), |&next| next - 1);
+        // Characters from the line start to `start`, counted from the last
+        // place when it lies on this line before `start`.
+        let col0 = match self.last {
+            Some((at, col)) if at >= line_start && at <= start => {
+                col + src[at..start].chars().count()
+            }
+            _ => src[line_start..start].chars().count(),
+        };
+        self.last = Some((start, col0));
+        let end = floor_char_boundary(src, span.end.clamp(start, line_end));
+        let width = src[start..end].chars().count().max(1);
+        // The excerpt: the whole line when short, else a window that
+        // starts a little before the span.
+        let text_end = src[line_start..line_end].trim_end_matches('\r').len() + line_start;
+        let (from, lead) = if text_end - line_start <= EXCERPT_WIDTH || col0 <= EXCERPT_WIDTH / 4 {
+            (line_start, col0)
+        } else {
+            let back: usize = src[line_start..start]
+                .char_indices()
+                .rev()
+                .nth(EXCERPT_WIDTH / 4 - 1)
+                .map_or(line_start, |(i, _)| line_start + i);
+            (back, EXCERPT_WIDTH / 4)
+        };
+        let text: String = src[from..text_end.max(from)]
+            .chars()
+            .take(EXCERPT_WIDTH)
+            .collect();
+        let shown_width = width.min(EXCERPT_WIDTH.saturating_sub(lead)).max(1);
+        (line_idx + 1, col0 + 1, Some((text, lead + 1, shown_width)))
     }
 }
 
@@ -193,5 +239,38 @@ mod tests {
             out,
             "f.toml:3:15: error: bad value\n  |\n3 |   sélecteur = \"é\" # c\n  |               ^^^ fix it"
         );
+    }
+
+    /// Issue 15, item 10: diagnostics along one very long line each keep
+    /// a bounded excerpt, and place their columns in linear time.
+    #[test]
+    fn long_lines_give_bounded_excerpts() {
+        let n = 20_000;
+        let src = format!(
+            "hosts = [{}]\n",
+            (0..n)
+                .map(|i| format!("\"h{i:05}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut d = Diagnostics::new("f.toml", src.clone());
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            // `hosts = [` then items of 8 bytes and `, `.
+            let at = 9 + i * 10;
+            d.warning(Some(at..at + 8), "listed twice", "remove one");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let last = d.sorted()[n - 1].clone();
+        assert_eq!(last.col, 9 + (n - 1) * 10 + 1);
+        let (text, col, width) = last.excerpt.unwrap();
+        assert!(text.chars().count() <= EXCERPT_WIDTH, "{}", text.len());
+        assert_eq!(&text[col - 1..col - 1 + width], "\"h19999\"");
+        let shown = d.sorted()[0].to_string();
+        assert!(
+            shown.starts_with("f.toml:1:10: warning: listed twice\n"),
+            "{shown}"
+        );
+        assert!(shown.len() < 400, "{shown}");
     }
 }

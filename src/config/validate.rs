@@ -854,6 +854,9 @@ impl Validator<'_> {
         warn_remote: bool,
     ) -> Vec<HostPattern> {
         let mut out = Vec::new();
+        // Each pattern's canonical text: a list of 200,000 hosts is
+        // checked for repeats in linear time.
+        let mut seen = std::collections::HashSet::new();
         for h in &list.value {
             match parse_host_pattern(&h.value) {
                 Ok(p) => {
@@ -883,7 +886,7 @@ impl Validator<'_> {
                             );
                         }
                     }
-                    if out.contains(&p) {
+                    if !seen.insert(p.to_string()) {
                         self.d.warning(
                             h.at(),
                             format!("{} is listed twice in {what}", h.value),
