@@ -1039,6 +1039,10 @@ impl Writer {
                     default_key_path(Path::new("/etc/opendkim/keys"), &d.name, &k.selector);
                 if k.path != default {
                     out.push_str(&format!("path = {}\n", q(&k.path.display().to_string())));
+                    if !k.path.starts_with("/etc/opendkim/keys") {
+                        // The setup keeps it there, and names it as its key.
+                        out.push_str("outside_key_dir = true\n");
+                    }
                 }
                 if k.pending {
                     out.push_str("state = \"pending\"\n");

@@ -540,11 +540,11 @@ impl Validator<'_> {
         });
         let default_key_dir = engine.default_key_dir();
         let key_dir = self.abs_path(&s.key_dir, "key_dir", default_key_dir);
-        if key_dir.starts_with("/tmp") || key_dir.starts_with("/var/tmp") {
+        if let Some(why) = unfit_for_keys(&key_dir) {
             let at = s.key_dir.as_ref().and_then(Sp::at);
             self.d.error_help(
                 at,
-                "keys must not live in a world-writable directory",
+                format!("keys must not live in {why}"),
                 format!("use \"{default_key_dir}\""),
             );
         }
@@ -1257,9 +1257,22 @@ impl Validator<'_> {
             Some(p) => {
                 let default = default_key_path(&service.key_dir, domain, &selector);
                 let path = self.abs_path(&rk.path, "key path", &default.to_string_lossy());
-                if path.starts_with("/tmp") || path.starts_with("/var/tmp") {
-                    self.d
-                        .error(p.at(), "keys must not live in a world-writable directory");
+                let outside = rk.outside_key_dir.as_ref().is_some_and(|b| b.value);
+                if let Some(why) = unfit_for_keys(&path) {
+                    self.d.error(p.at(), format!("keys must not live in {why}"));
+                } else if !path.starts_with(&service.key_dir) && !outside {
+                    // apply gives a key file to the service user: a path
+                    // naming, say, the TLS key would hand that over.
+                    self.d.error_help(
+                        p.at(),
+                        format!(
+                            "key path {} is outside key_dir {}",
+                            path.display(),
+                            service.key_dir.display()
+                        ),
+                        "apply makes a key file the service user's; move the key below key_dir, \
+                         or set outside_key_dir = true if this file is a DKIM key and nothing else",
+                    );
                 }
                 path
             }
@@ -1741,6 +1754,28 @@ fn check_note_url(u: &str) -> Result<(), String> {
         return Err("it must not contain spaces, `;`, `=` or non-ASCII characters".into());
     }
     Ok(())
+}
+
+/// Why keys must not live at or below `p`, if they must not: directories
+/// anyone may create files in (a sticky bit keeps others from removing
+/// yours, not from planting names before you), shared memory, and kernel
+/// file systems.
+fn unfit_for_keys(p: &Path) -> Option<&'static str> {
+    const WORLD_WRITABLE: &[&str] = &[
+        "/tmp",
+        "/var/tmp",
+        "/dev/shm",
+        "/run/shm",
+        "/run/lock",
+        "/var/lock",
+    ];
+    if WORLD_WRITABLE.iter().any(|d| p.starts_with(d)) {
+        return Some("a world-writable directory");
+    }
+    if ["/dev", "/proc", "/sys"].iter().any(|d| p.starts_with(d)) {
+        return Some("a kernel file system");
+    }
+    None
 }
 
 /// `{key_dir}/{domain}/{selector}.private`, opendkim-genkey's naming, one

@@ -311,3 +311,58 @@ fn a_line_with_200000_hosts_costs_linear_memory() {
     assert!(peak > 0 && peak < 64 * 1024, "serve peaked at {peak} KiB");
     assert!(d.stop().success());
 }
+
+/// A key `path` naming a file outside `key_dir` (here the host's TLS key)
+/// is refused at its line, and apply leaves the file alone, unless the key
+/// says `outside_key_dir = true`; a key directory in /dev/shm is refused
+/// like one in /tmp.
+#[test]
+fn keys_live_below_key_dir_unless_the_key_says_otherwise() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tls = "[[domain]]\nname = \"example.org\"\n[[domain.key]]\nselector = \"s1\"\n\
+               path = \"/etc/ssl/private/mail.key\"";
+    let root = TempRoot::new(&injected("bundled", "none", "", tls));
+    root.write("etc/ssl/private/mail.key", "the TLS key\n");
+    let key = root.join("etc/ssl/private/mail.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = std::fs::metadata(&key).unwrap();
+    let r = root.dkimctl(&["check"]).expect(1);
+    assert!(
+        r.stderr().contains("dkim.toml:14:8: error: key path /etc/ssl/private/mail.key is outside key_dir /etc/dkimctl/keys"),
+        "{}",
+        r.stderr()
+    );
+    root.dkimctl(&["apply", "--yes", "--no-reload"]).expect(2);
+    let after = std::fs::metadata(&key).unwrap();
+    assert_eq!(
+        (after.uid(), after.gid(), after.mode()),
+        (before.uid(), before.gid(), before.mode())
+    );
+    assert_eq!(root.read("etc/ssl/private/mail.key"), "the TLS key\n");
+
+    let root = TempRoot::new(&injected(
+        "bundled",
+        "none",
+        "",
+        &format!("{tls}\noutside_key_dir = true"),
+    ));
+    root.dkimctl(&["check"]).expect(0);
+
+    for (service, tail) in [
+        ("key_dir = \"/dev/shm/keys\"", ""),
+        (
+            "",
+            "[[domain]]\nname = \"example.org\"\n[[domain.key]]\nselector = \"s1\"\n\
+             path = \"/dev/shm/s1.private\"\noutside_key_dir = true",
+        ),
+    ] {
+        let root = TempRoot::new(&injected("bundled", "none", service, tail));
+        let r = root.dkimctl(&["check"]).expect(1);
+        assert!(
+            r.stderr()
+                .contains("keys must not live in a world-writable directory"),
+            "{}",
+            r.stderr()
+        );
+    }
+}
