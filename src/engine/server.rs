@@ -193,6 +193,9 @@ fn serve_bound(
     listeners: Vec<StdListener>,
 ) -> Result<(), Box<dyn Error + Send + Sync>> {
     drop_privileges(&config, opts.allow_root)?;
+    // Switching users resets the dumpable flag (to fs.suid_dumpable).
+    crate::keys::protect_process();
+    crate::keys::lock_secrets();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
