@@ -929,6 +929,9 @@ impl Validator<'_> {
         let mut out: Vec<Domain> = Vec::new();
         let mut spans: Vec<Option<Range<usize>>> = Vec::new();
         let mut key_from: Vec<Option<Sp<String>>> = Vec::new();
+        // Index of each domain in `out` by name: ten thousand domains are
+        // checked in linear time.
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for rd in raw {
             let Some(name_sp) = &rd.name else {
                 self.d.error_help(
@@ -948,8 +951,7 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            if let Some(i) = out.iter().position(|d| d.name == name) {
-                let _ = i;
+            if index.contains_key(&name) {
                 self.d.error_help(
                     name_sp.at(),
                     format!("domain {name} is configured twice"),
@@ -1016,6 +1018,7 @@ impl Validator<'_> {
             if rd.key_from.is_none() && !reported {
                 self.check_key_set(&keys, &algorithms, &name, rd);
             }
+            index.insert(name.clone(), out.len());
             out.push(Domain {
                 name,
                 subdomains: rd.subdomains.as_ref().is_some_and(|b| b.value),
@@ -1041,7 +1044,7 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            let Some(j) = out.iter().position(|d| d.name == target) else {
+            let Some(&j) = index.get(&target) else {
                 self.d.error_help(
                     from.at(),
                     format!("key_from names {target}, which is not configured"),

@@ -147,22 +147,23 @@ impl Renderer<'_> {
     /// per key that must exist.
     fn keys(&self, out: &mut Vec<Artifact>) {
         let s = &self.c.service;
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        let mut keys: Vec<&Path> = Vec::new();
+        // Sets, not lists: ten thousand domains are rendered in linear
+        // time (the output is sorted at the end anyway).
+        let mut dirs: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+        let mut keys: std::collections::HashSet<&Path> = std::collections::HashSet::new();
         for d in self.c.domains.iter().filter(|d| d.key_from.is_none()) {
             for k in d.keys.iter().filter(|k| k.state.needs_private_key()) {
                 // Two domains may name one key file by `path`: one artifact.
-                if keys.contains(&k.path.as_path()) {
+                if !keys.insert(&k.path) {
                     continue;
                 }
-                keys.push(&k.path);
                 // Only directories inside the key directory are ours to
                 // own; a key kept elsewhere (the ArchWiki Security setup
                 // keeps it in /etc/opendkim) leaves its directory alone.
                 if let Some(parent) = k.path.parent() {
                     for anc in parent.ancestors() {
-                        if anc.starts_with(&s.key_dir) && !dirs.iter().any(|x| x == anc) {
-                            dirs.push(anc.to_path_buf());
+                        if !anc.starts_with(&s.key_dir) || !dirs.insert(anc.to_path_buf()) {
+                            break;
                         }
                     }
                 }
