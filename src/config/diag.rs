@@ -109,9 +109,9 @@ impl Diagnostics {
             file: self.file.clone(),
             line,
             col,
-            message: message.into(),
+            message: cut_long_words(message.into()),
             excerpt,
-            help,
+            help: help.map(cut_long_words),
         });
     }
 
@@ -217,6 +217,37 @@ impl Diagnostics {
     }
 }
 
+/// Longest run of non-blank characters a message shows whole.
+const WORD_WIDTH: usize = 80;
+
+/// A message with every run of non-blank characters longer than
+/// [`WORD_WIDTH`] cut to its start and end around `…`. No word of ours is
+/// that long, so such a run is a value from the file, which the message
+/// may quote more than once (a 50 MB domain was echoed three times).
+fn cut_long_words(message: String) -> String {
+    if message.len() <= WORD_WIDTH {
+        return message;
+    }
+    let mut out = String::with_capacity(message.len().min(4 * WORD_WIDTH));
+    let mut cut = false;
+    for (i, word) in message.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let chars = word.chars().count();
+        if chars <= WORD_WIDTH {
+            out.push_str(word);
+            continue;
+        }
+        cut = true;
+        out.extend(word.chars().take(WORD_WIDTH - 20));
+        out.push('…');
+        out.extend(word.chars().skip(chars - 8));
+        out.push_str(&format!(" ({chars} characters)"));
+    }
+    if cut { out } else { message }
+}
+
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
@@ -272,5 +303,28 @@ mod tests {
             "{shown}"
         );
         assert!(shown.len() < 400, "{shown}");
+    }
+
+    /// Issue 15, item 16: a huge value is not echoed whole.
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let v = "a".repeat(1_000_000);
+        let src = format!("name = \"{v}\"\n");
+        let mut d = Diagnostics::new("f.toml", src.clone());
+        d.error(
+            Some(7..src.len() - 1),
+            format!("invalid domain \"{v}\": label \"{v}\" must have 1 to 63 characters"),
+        );
+        let shown = d.sorted()[0].to_string();
+        assert!(shown.len() < 600, "{} bytes", shown.len());
+        assert!(
+            shown.starts_with("f.toml:1:8: error: invalid domain \"aaaa"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("…aaaaaa\": (1000003 characters) label \"aaaa"),
+            "{shown}"
+        );
+        assert!(shown.contains("must have 1 to 63 characters"), "{shown}");
     }
 }

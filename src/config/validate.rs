@@ -951,6 +951,13 @@ impl Validator<'_> {
                     continue;
                 }
             };
+            if let Some(why) = crate::formats::names::look_alike(&name) {
+                self.d.warning(
+                    name_sp.at(),
+                    format!("domain {name} is a look-alike: {why}"),
+                    "readers take mail signed for it for mail from the name it imitates; make sure this is the domain you mean",
+                );
+            }
             if index.contains_key(&name) {
                 self.d.error_help(
                     name_sp.at(),

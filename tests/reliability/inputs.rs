@@ -367,6 +367,65 @@ fn keys_live_below_key_dir_unless_the_key_says_otherwise() {
     }
 }
 
+/// A 50 MB domain name: `check` answers with a few lines, the value cut
+/// in the message and the excerpt (it was echoed three times whole); a
+/// domain whose Cyrillic letters imitate Latin ones (`pаypal.com`, `рау`)
+/// gets a warning at its line.
+#[test]
+fn huge_values_are_cut_and_look_alike_domains_are_named() {
+    if !require_tool("time") {
+        return;
+    }
+    let huge = "a".repeat(50 << 20);
+    let root = TempRoot::new(&injected(
+        "bundled",
+        "none",
+        "",
+        &format!("[[domain]]\nname = \"{huge}.com\"\nselector = \"s1\""),
+    ));
+    drop(huge);
+    let m = measured(&root, &["check"], Duration::from_secs(120));
+    let err = m.run.stderr();
+    eprintln!(
+        "50 MB domain: check exit {} in {:.1}s, peak RSS {} KiB, {} bytes on stderr",
+        m.run.code(),
+        m.took.as_secs_f64(),
+        m.max_rss,
+        err.len()
+    );
+    assert_eq!(m.run.code(), 1, "{}", &err[..err.len().min(2000)]);
+    assert!(
+        err.contains("dkim.toml:11:8: error: invalid domain \"aaaa")
+            && err.contains("(52428807 characters)"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert!(err.len() < 4096, "{} bytes of error output", err.len());
+
+    let root = TempRoot::new(&injected(
+        "bundled",
+        "none",
+        "",
+        "[[domain]]\nname = \"pаypal.com\"\nselector = \"s1\"\n[[domain]]\nname = \"рау.example\"\nselector = \"s1\"",
+    ));
+    let r = root.dkimctl(&["check"]).expect(0);
+    let err = r.stderr();
+    let text = root.read("etc/dkimctl/dkim.toml");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let (paypal, pay) = (line_of("pаypal"), line_of("рау"));
+    assert!(
+        err.contains(&format!(
+            "dkim.toml:{paypal}:8: warning: domain xn--pypal-4ve.com is a look-alike"
+        )) && err.contains("mixes Latin and Cyrillic letters"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("dkim.toml:{pay}:8: warning: domain"))
+            && err.contains("is drawn like the Latin \"pay\""),
+        "{err}"
+    );
+}
+
 /// A dkim.toml with `n` domains, each with its own Ed25519 key, or (with
 /// `shared`) all signing with the first one's.
 fn many_domains(n: usize, shared: bool) -> String {
