@@ -164,6 +164,10 @@ impl Validator<'_> {
     fn rendered_values(&mut self, raw: &RawConfig, source: &Path, service: &Service, mta: &Mta) {
         use crate::formats::values::Format;
         let bundled = service.engine == EngineKind::Bundled;
+        // `[rotation] every` renders dkimctl-rotate.service: the binary,
+        // dkim.toml, the key directories, the TSIG key and the zone file's
+        // and published keys' directories go into it.
+        let rotation_unit = raw.rotation.every.is_some();
         let engine_files: &[Format] = if bundled {
             &[Format::SystemdUnit, Format::Tmpfiles, Format::Applied]
         } else {
@@ -176,10 +180,10 @@ impl Validator<'_> {
             Mta::None => Vec::new(),
         };
         socket_files.extend_from_slice(engine_files);
-        let key_files: &[Format] = if bundled {
-            &[Format::SystemdUnit, Format::Applied]
-        } else {
-            &[Format::OpenDkimTable]
+        let key_files: &[Format] = match (bundled, rotation_unit) {
+            (true, _) => &[Format::SystemdUnit, Format::Applied],
+            (false, true) => &[Format::OpenDkimTable, Format::SystemdUnit],
+            (false, false) => &[Format::OpenDkimTable],
         };
         let list_files: &[Format] = if bundled {
             &[Format::Applied]
@@ -188,7 +192,7 @@ impl Validator<'_> {
         };
         let s = &raw.service;
         // The file's own path heads every rendered file and is in the unit.
-        let own: &[Format] = if bundled {
+        let own: &[Format] = if bundled || rotation_unit {
             &[Format::Applied, Format::SystemdUnit]
         } else {
             &[Format::Applied]
@@ -199,8 +203,22 @@ impl Validator<'_> {
             "the path of dkim.toml",
             own,
         );
-        if bundled && let Some(b) = &s.binary {
+        if (bundled || rotation_unit)
+            && let Some(b) = &s.binary
+        {
             self.fits(&b.value, b.at(), "binary", &[Format::SystemdUnit]);
+        }
+        if rotation_unit {
+            let d = &raw.dns;
+            for (value, what) in [
+                (&d.tsig_key_file, "tsig_key_file"),
+                (&d.zonefile, "zonefile"),
+                (&raw.rotation.publish_retired, "publish_retired"),
+            ] {
+                if let Some(v) = value {
+                    self.fits(&v.value, v.at(), what, &[Format::SystemdUnit]);
+                }
+            }
         }
         if let Some(k) = &s.key_dir {
             self.fits(&k.value, k.at(), "key_dir", key_files);

@@ -585,11 +585,12 @@ impl Renderer<'_> {
             }
             allow.join(" ")
         });
+        let rw: Vec<String> = rw.iter().map(|p| unit_value(p)).collect();
         let ctx = json!({
             "header": self.header("#"),
-            "binary": c.service.binary,
-            "config": c.source,
-            "tsig_key": tsig_key,
+            "binary": unit_value(&c.service.binary),
+            "config": unit_value(&c.source),
+            "tsig_key": tsig_key.as_deref().map(unit_value),
             "read_write_paths": rw,
             "ip_deny": ip_allow.is_some(),
             "ip_allow": ip_allow,

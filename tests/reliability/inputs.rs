@@ -105,7 +105,8 @@ fn injected(engine: &str, mta: &str, service: &str, tail: &str) -> String {
 /// tmpfiles.d and `RuntimeDirectory=` (a space), opendkim.conf (a newline
 /// in a daemon name, `#` in the socket), the KeyTable (a space in a key
 /// path), main.cf (a comma adding a remote milter), sendmail.mc (a quote
-/// closing the m4 string), a comma in a signed header name — are each
+/// closing the m4 string), a comma in a signed header name, the rotation
+/// unit (a newline in the TSIG key's path) — are each
 /// refused by `check` at their `file:line:col`, and `render` writes
 /// nothing for them.
 #[test]
@@ -195,6 +196,17 @@ fn values_that_would_smuggle_lines_into_rendered_files_are_refused() {
                 )
                 .replace("[defaults.x]\n", ""),
             "`,`, which opendkim.conf",
+        ),
+        (
+            "tsig_key_file",
+            injected(
+                "opendkim",
+                "none",
+                "",
+                "[rotation]\nevery = \"90d\"\n[dns]\nupdate = \"rfc2136\"\nzone = \"example.com\"\n\
+                 tsig_key_file = \"/etc/dkimctl/tsig.key\\nExecStartPre=/bin/sh\"",
+            ),
+            "a line break, which a systemd unit",
         ),
     ];
     for (key, toml, want) in cases {
