@@ -144,7 +144,7 @@ mod tests {
             format!(
                 "[service]\nengine = \"opendkim\"\n[engine]\nrequire_safe_keys = {safe}\n\
                  [[domain]]\nname = \"example.com\"\n[[domain.key]]\nselector = \"mail\"\n\
-                 path = \"/home/user-data/mail/dkim/mail.private\"\n[mta]\nkind = \"none\"\n"
+                 path = \"/home/user-data/mail/dkim/mail.private\"\noutside_key_dir = true\n[mta]\nkind = \"none\"\n"
             )
         };
         let config = |safe| {

@@ -974,10 +974,19 @@ impl Writer {
             .get("MultipleSignatures")
             .is_some_and(|s| opendkim::parse_bool(&s.value) == Some(true));
         let mut uses: Vec<(String, bool, usize, bool)> = Vec::new();
+        // Indexes instead of searches, here and below: an 87,000-line
+        // KeyTable is imported in linear time.
+        let mut signed: std::collections::HashSet<(String, bool)> =
+            std::collections::HashSet::new();
         if od.key_table {
             let refile = matches!(od.dataset("SigningTable"), Some((Dataset::Refile(_), _)));
+            let mut by_name: std::collections::HashMap<&str, usize> =
+                std::collections::HashMap::new();
+            for (i, k) in od.keys.iter().enumerate() {
+                by_name.entry(k.name.as_str()).or_insert(i);
+            }
             for e in &od.signing {
-                let Some(ki) = od.keys.iter().position(|k| k.name == e.key_name) else {
+                let Some(&ki) = by_name.get(e.key_name.as_str()) else {
                     self.note(
                         Section::General,
                         format!(
@@ -1049,7 +1058,7 @@ impl Writer {
                     );
                     continue;
                 }
-                let signs = multiple || !uses.iter().any(|u| u.0 == d && u.1 == sub);
+                let signs = signed.insert((d.clone(), sub)) || multiple;
                 uses.push((d, sub, ki, signs));
             }
         } else {
@@ -1072,7 +1081,13 @@ impl Writer {
                 }
             }
         }
-        let mut exact: Vec<String> = Vec::new();
+        let mut exact: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut domain_index: std::collections::HashMap<String, usize> = self
+            .domains
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x.name.clone(), i))
+            .collect();
         for (d, sub, ki, signs) in &uses {
             let k = &od.keys[*ki];
             let KeySource::File(path) = &k.key else {
@@ -1098,16 +1113,17 @@ impl Writer {
                 continue;
             }
             if !sub {
-                exact.push(d.clone());
+                exact.insert(d.clone());
             }
             let algorithm = algorithm_of(path, self);
-            let idx = match self.domains.iter().position(|x| x.name == *d) {
-                Some(i) => i,
+            let idx = match domain_index.get(d) {
+                Some(&i) => i,
                 None => {
                     self.domains.push(ImportedDomain {
                         name: d.clone(),
                         ..ImportedDomain::default()
                     });
+                    domain_index.insert(d.clone(), self.domains.len() - 1);
                     self.domains.len() - 1
                 }
             };
@@ -1161,25 +1177,20 @@ impl Writer {
                 });
             }
         }
-        // Domains sharing one key file: key_from when the selector matches.
-        let snapshot = self.domains.clone();
-        for (i, dom) in self.domains.iter_mut().enumerate() {
-            if dom.keys.len() != 1 {
+        // Domains sharing one key file: key_from when the selector matches,
+        // naming the first domain with that one key.
+        let mut owners: std::collections::HashMap<(PathBuf, String), String> =
+            std::collections::HashMap::new();
+        for dom in &mut self.domains {
+            if dom.keys.len() != 1 || dom.key_from.is_some() {
                 continue;
             }
             let k = &dom.keys[0];
-            let owner = snapshot[..i].iter().find(|o| {
-                o.key_from.is_none()
-                    && o.keys.len() == 1
-                    && o.keys[0].path == k.path
-                    && o.keys[0].selector == k.selector
-            });
-            if let Some(o) = owner
-                && !snapshot[..i]
-                    .iter()
-                    .any(|x| x.name == o.name && x.key_from.is_some())
-            {
-                dom.key_from = Some(o.name.clone());
+            match owners.get(&(k.path.clone(), k.selector.clone())) {
+                Some(owner) => dom.key_from = Some(owner.clone()),
+                None => {
+                    owners.insert((k.path.clone(), k.selector.clone()), dom.name.clone());
+                }
             }
         }
         let notes: Vec<Note> = self.domains.iter().flat_map(|d| d.notes.clone()).collect();
@@ -1353,6 +1364,10 @@ impl Writer {
                     default_key_path(Path::new("/etc/opendkim/keys"), &d.name, &k.selector);
                 if k.path != default {
                     out.push_str(&format!("path = {}\n", q(&k.path.display().to_string())));
+                    if !k.path.starts_with("/etc/opendkim/keys") {
+                        // The setup keeps it there, and names it as its key.
+                        out.push_str("outside_key_dir = true\n");
+                    }
                 }
                 if k.pending {
                     out.push_str("state = \"pending\"\n");

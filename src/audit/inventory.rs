@@ -351,7 +351,30 @@ fn gather_opendkim(
     Some(od)
 }
 
-/// Parses one configuration file into `out`, following `Include`s.
+/// Most bytes read through `Include`s of one configuration, the main file
+/// included: far above any real setup, far below what a file including
+/// itself at every level would make a naive walk read.
+pub const MAX_INCLUDED_BYTES: usize = 16 << 20;
+
+/// The state of one walk through a configuration and its `Include`s.
+struct IncludeWalk {
+    /// Every file read so far (real paths, links resolved in the root):
+    /// each is read once. A repeat would only add settings that come
+    /// after the first copy's, and OpenDKIM takes the first.
+    read: std::collections::HashSet<PathBuf>,
+    /// The files being read, outermost first, to tell a loop from a
+    /// repeat.
+    stack: Vec<PathBuf>,
+    /// Bytes read so far.
+    bytes: usize,
+    /// [`MAX_INCLUDED_BYTES`] was reached (and reported).
+    exhausted: bool,
+}
+
+/// Parses one configuration file into `out`, following `Include`s: each
+/// file once, at most [`MAX_INCLUDE_DEPTH`] deep, at most
+/// [`MAX_INCLUDED_BYTES`] in all (issue 15, item 7: a file including
+/// itself 16 times grew as 16^depth).
 fn load_conf(
     reader: &Reader,
     path: &Path,
@@ -360,10 +383,47 @@ fn load_conf(
     out: &mut Vec<Setting>,
     findings: &mut Vec<Finding>,
 ) {
+    let real = reader
+        .resolve(path)
+        .unwrap_or_else(|_| reader.root().join(path));
+    let mut walk = IncludeWalk {
+        read: std::collections::HashSet::from([real.clone()]),
+        stack: vec![real],
+        bytes: text.len(),
+        exhausted: false,
+    };
+    load_conf_in(reader, path, text, depth, out, findings, &mut walk);
+}
+
+fn load_conf_in(
+    reader: &Reader,
+    path: &Path,
+    text: &str,
+    depth: usize,
+    out: &mut Vec<Setting>,
+    findings: &mut Vec<Finding>,
+    walk: &mut IncludeWalk,
+) {
     for line in parse_conf(text, path, findings) {
         match line {
             ConfLine::Setting(s) => out.push(s),
+            ConfLine::Include(_, _) if walk.exhausted => {}
             ConfLine::Include(file, at) => {
+                let inc = PathBuf::from(&file);
+                let real = reader
+                    .resolve(&inc)
+                    .unwrap_or_else(|_| reader.root().join(&inc));
+                if walk.stack.contains(&real) {
+                    findings.push(Finding::new(
+                        id::OPTION_VALUE,
+                        Severity::Error,
+                        Some(&at),
+                        format!("Include {file} includes a file that is including it"),
+                        "OpenDKIM refuses to start: \"configuration error: nesting too deep\"",
+                        "remove the Include that closes the loop",
+                    ));
+                    continue;
+                }
                 if depth + 1 > MAX_INCLUDE_DEPTH {
                     findings.push(Finding::new(
                         id::OPTION_VALUE,
@@ -375,11 +435,33 @@ fn load_conf(
                     ));
                     continue;
                 }
-                let inc = PathBuf::from(&file);
-                if let Some(t) = read_or_report(reader, &inc, Some(&at), "included file", findings)
-                {
-                    load_conf(reader, &inc, &t, depth + 1, out, findings);
+                if !walk.read.insert(real.clone()) {
+                    // Read already: its settings are in, first ones win.
+                    continue;
                 }
+                let Some(t) = read_or_report(reader, &inc, Some(&at), "included file", findings)
+                else {
+                    continue;
+                };
+                walk.bytes = walk.bytes.saturating_add(t.len());
+                if walk.bytes > MAX_INCLUDED_BYTES {
+                    walk.exhausted = true;
+                    findings.push(Finding::new(
+                        id::OPTION_VALUE,
+                        Severity::Error,
+                        Some(&at),
+                        format!(
+                            "Include {file}: the configuration and its includes exceed {} MiB; not read further",
+                            MAX_INCLUDED_BYTES >> 20
+                        ),
+                        "settings beyond this point are not audited",
+                        "flatten the includes",
+                    ));
+                    return;
+                }
+                walk.stack.push(real);
+                load_conf_in(reader, &inc, &t, depth + 1, out, findings, walk);
+                walk.stack.pop();
             }
         }
     }
@@ -575,6 +657,41 @@ mod tests {
             r.read(Path::new("/etc/opendkim")),
             Err(ReadError::Unreadable(_))
         ));
+    }
+
+    /// Issue 15, item 7: files including themselves and each other 16
+    /// times at every level are each read once; the loop is reported.
+    #[test]
+    fn an_include_bomb_reads_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("etc/opendkim")).unwrap();
+        let a = "Syslog yes\n".to_string()
+            + &"Include /etc/opendkim/opendkim.conf\nInclude /etc/opendkim/b.conf\n".repeat(16);
+        let b = "Mode sv\n".to_string()
+            + &"Include /etc/opendkim/b.conf\nInclude /etc/opendkim/opendkim.conf\n".repeat(16);
+        std::fs::write(dir.path().join("etc/opendkim/opendkim.conf"), &a).unwrap();
+        std::fs::write(dir.path().join("etc/opendkim/b.conf"), &b).unwrap();
+        let reader = Reader::new(&root);
+        let (mut out, mut findings) = (Vec::new(), Vec::new());
+        let started = std::time::Instant::now();
+        load_conf(
+            &reader,
+            Path::new("/etc/opendkim/opendkim.conf"),
+            &a,
+            0,
+            &mut out,
+            &mut findings,
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let names: Vec<&str> = out.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["Syslog", "Mode"]);
+        let loops = findings
+            .iter()
+            .filter(|f| f.message.contains("includes a file that is including it"))
+            .count();
+        // Each Include line closing a loop, once per file: 16 in a, 32 in b.
+        assert_eq!(loops, 48, "{findings:?}");
     }
 
     #[test]

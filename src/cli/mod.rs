@@ -398,8 +398,10 @@ pub enum RecordFormat {
     Plain,
 }
 
-/// Runs a parsed command; returns the exit code.
+/// Runs a parsed command; returns the exit code. First of all, key
+/// material is kept out of core dumps ([`crate::keys::protect_process`]).
 pub fn run(cli: Cli) -> Result<i32, Error> {
+    crate::keys::protect_process();
     let g = &cli.global;
     let root = Root::new(&g.root);
     let mut source = Source::resolve(&root, g.config.as_deref());

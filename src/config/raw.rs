@@ -123,6 +123,7 @@ pub struct RawKey {
     pub state: Option<Sp<String>>,
     pub created: Option<Sp<String>>,
     pub retire_after: Option<Sp<String>>,
+    pub outside_key_dir: Option<Sp<bool>>,
 }
 
 /// `[[domain]]`.
@@ -276,6 +277,7 @@ pub fn read(source: &str, diags: &mut Diagnostics) -> Option<RawConfig> {
                 state: k.string(diags, "state"),
                 created: k.string(diags, "created"),
                 retire_after: k.string(diags, "retire_after"),
+                outside_key_dir: k.boolean(diags, "outside_key_dir"),
             };
             k.finish(diags);
             d.keys.push(key);

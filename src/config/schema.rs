@@ -309,7 +309,19 @@ fn key() -> Value {
             ),
             (
                 "path",
-                string("The private key file. Default: KEY_DIR/DOMAIN/SELECTOR.private."),
+                string(
+                    "The private key file. Default: KEY_DIR/DOMAIN/SELECTOR.private. It must \
+                     lie below key_dir unless outside_key_dir is true.",
+                ),
+            ),
+            (
+                "outside_key_dir",
+                boolean(
+                    false,
+                    "path names a file outside key_dir on purpose. dkimctl gives a key file \
+                     to the service user (owner, mode 0600), so set this only for a file \
+                     that is a DKIM key and nothing else (never a TLS key).",
+                ),
             ),
             (
                 "rsa_bits",

@@ -112,6 +112,7 @@ pub fn validate(raw: &RawConfig, source: &Path, diags: &mut Diagnostics) -> Opti
             }
         }
     }
+    v.rendered_values(raw, source, &service, &mta);
     if diags.count(crate::report::Severity::Error) > errors_before {
         return None;
     }
@@ -153,6 +154,123 @@ impl Validator<'_> {
         self.d
             .error_help(sp.at(), format!("unknown {what} \"{}\"", sp.value), help);
         default
+    }
+
+    /// Every value that is written verbatim into a rendered file, checked
+    /// against the syntax of each file it goes into (see
+    /// [`crate::formats::values`]): a newline in `binary` would add a
+    /// line to the unit, a comma in the socket path another milter to
+    /// main.cf.
+    fn rendered_values(&mut self, raw: &RawConfig, source: &Path, service: &Service, mta: &Mta) {
+        use crate::formats::values::Format;
+        let bundled = service.engine == EngineKind::Bundled;
+        // `[rotation] every` renders dkimctl-rotate.service: the binary,
+        // dkim.toml, the key directories, the TSIG key and the zone file's
+        // and published keys' directories go into it.
+        let rotation_unit = raw.rotation.every.is_some();
+        let engine_files: &[Format] = if bundled {
+            &[Format::SystemdUnit, Format::Tmpfiles, Format::Applied]
+        } else {
+            &[Format::SystemdUnit, Format::Tmpfiles, Format::OpenDkimConf]
+        };
+        // The MTA's file first: its misreading is the one that matters.
+        let mut socket_files = match mta {
+            Mta::Postfix(_) => vec![Format::Postfix],
+            Mta::Sendmail { .. } => vec![Format::SendmailMc],
+            Mta::None => Vec::new(),
+        };
+        socket_files.extend_from_slice(engine_files);
+        let key_files: &[Format] = match (bundled, rotation_unit) {
+            (true, _) => &[Format::SystemdUnit, Format::Applied],
+            (false, true) => &[Format::OpenDkimTable, Format::SystemdUnit],
+            (false, false) => &[Format::OpenDkimTable],
+        };
+        let list_files: &[Format] = if bundled {
+            &[Format::Applied]
+        } else {
+            &[Format::OpenDkimList]
+        };
+        let s = &raw.service;
+        // The file's own path heads every rendered file and is in the unit.
+        let own: &[Format] = if bundled || rotation_unit {
+            &[Format::Applied, Format::SystemdUnit]
+        } else {
+            &[Format::Applied]
+        };
+        self.fits(
+            &source.to_string_lossy(),
+            None,
+            "the path of dkim.toml",
+            own,
+        );
+        if (bundled || rotation_unit)
+            && let Some(b) = &s.binary
+        {
+            self.fits(&b.value, b.at(), "binary", &[Format::SystemdUnit]);
+        }
+        if rotation_unit {
+            let d = &raw.dns;
+            for (value, what) in [
+                (&d.tsig_key_file, "tsig_key_file"),
+                (&d.zonefile, "zonefile"),
+                (&raw.rotation.publish_retired, "publish_retired"),
+            ] {
+                if let Some(v) = value {
+                    self.fits(&v.value, v.at(), what, &[Format::SystemdUnit]);
+                }
+            }
+        }
+        if let Some(k) = &s.key_dir {
+            self.fits(&k.value, k.at(), "key_dir", key_files);
+        }
+        for rd in &raw.domains {
+            for k in &rd.keys {
+                if let Some(p) = &k.path {
+                    self.fits(&p.value, p.at(), "key path", key_files);
+                }
+            }
+        }
+        if service.socket.unix_path().is_some() {
+            match &s.socket {
+                Some(sp) => self.fits(&sp.value, sp.at(), "socket", &socket_files),
+                // The default socket lies under Postfix's queue directory.
+                None => {
+                    if let Some(q) = &raw.mta.queue_directory {
+                        self.fits(&q.value, q.at(), "queue_directory", &socket_files);
+                    }
+                }
+            }
+        }
+        if let Some(list) = &raw.engine.sign_daemon_names {
+            for n in &list.value {
+                self.fits(&n.value, n.at(), "daemon name", list_files);
+            }
+        }
+        for list in [&raw.defaults.sign_headers, &raw.defaults.oversign_headers]
+            .into_iter()
+            .flatten()
+        {
+            for h in &list.value {
+                self.fits(&h.value, h.at(), "header name", list_files);
+            }
+        }
+    }
+
+    /// Reports `value` when one of `formats` cannot carry it.
+    fn fits(
+        &mut self,
+        value: &str,
+        at: Option<Range<usize>>,
+        what: &str,
+        formats: &[crate::formats::values::Format],
+    ) {
+        if let Err(unfit) = crate::formats::values::check_all(value, formats) {
+            self.d.error_help(
+                at,
+                format!("{what} cannot be written into the rendered files: {unfit}"),
+                "choose a value without it: letters, digits and `/ . _ - :` are safe in every file (a `%` is escaped where systemd needs it)",
+            );
+        }
     }
 
     fn abs_path(&mut self, value: &Option<Sp<String>>, what: &str, default: &str) -> PathBuf {
@@ -440,11 +558,11 @@ impl Validator<'_> {
         });
         let default_key_dir = engine.default_key_dir();
         let key_dir = self.abs_path(&s.key_dir, "key_dir", default_key_dir);
-        if key_dir.starts_with("/tmp") || key_dir.starts_with("/var/tmp") {
+        if let Some(why) = unfit_for_keys(&key_dir) {
             let at = s.key_dir.as_ref().and_then(Sp::at);
             self.d.error_help(
                 at,
-                "keys must not live in a world-writable directory",
+                format!("keys must not live in {why}"),
                 format!("use \"{default_key_dir}\""),
             );
         }
@@ -754,6 +872,9 @@ impl Validator<'_> {
         warn_remote: bool,
     ) -> Vec<HostPattern> {
         let mut out = Vec::new();
+        // Each pattern's canonical text: a list of 200,000 hosts is
+        // checked for repeats in linear time.
+        let mut seen = std::collections::HashSet::new();
         for h in &list.value {
             match parse_host_pattern(&h.value) {
                 Ok(p) => {
@@ -783,7 +904,7 @@ impl Validator<'_> {
                             );
                         }
                     }
-                    if out.contains(&p) {
+                    if !seen.insert(p.to_string()) {
                         self.d.warning(
                             h.at(),
                             format!("{} is listed twice in {what}", h.value),
@@ -826,6 +947,9 @@ impl Validator<'_> {
         let mut out: Vec<Domain> = Vec::new();
         let mut spans: Vec<Option<Range<usize>>> = Vec::new();
         let mut key_from: Vec<Option<Sp<String>>> = Vec::new();
+        // Index of each domain in `out` by name: ten thousand domains are
+        // checked in linear time.
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for rd in raw {
             let Some(name_sp) = &rd.name else {
                 self.d.error_help(
@@ -845,8 +969,14 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            if let Some(i) = out.iter().position(|d| d.name == name) {
-                let _ = i;
+            if let Some(why) = crate::formats::names::look_alike(&name) {
+                self.d.warning(
+                    name_sp.at(),
+                    format!("domain {name} is a look-alike: {why}"),
+                    "readers take mail signed for it for mail from the name it imitates; make sure this is the domain you mean",
+                );
+            }
+            if index.contains_key(&name) {
                 self.d.error_help(
                     name_sp.at(),
                     format!("domain {name} is configured twice"),
@@ -913,6 +1043,7 @@ impl Validator<'_> {
             if rd.key_from.is_none() && !reported {
                 self.check_key_set(&keys, &algorithms, &name, rd);
             }
+            index.insert(name.clone(), out.len());
             out.push(Domain {
                 name,
                 subdomains: rd.subdomains.as_ref().is_some_and(|b| b.value),
@@ -938,7 +1069,7 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            let Some(j) = out.iter().position(|d| d.name == target) else {
+            let Some(&j) = index.get(&target) else {
                 self.d.error_help(
                     from.at(),
                     format!("key_from names {target}, which is not configured"),
@@ -1169,9 +1300,22 @@ impl Validator<'_> {
             Some(p) => {
                 let default = default_key_path(&service.key_dir, domain, &selector);
                 let path = self.abs_path(&rk.path, "key path", &default.to_string_lossy());
-                if path.starts_with("/tmp") || path.starts_with("/var/tmp") {
-                    self.d
-                        .error(p.at(), "keys must not live in a world-writable directory");
+                let outside = rk.outside_key_dir.as_ref().is_some_and(|b| b.value);
+                if let Some(why) = unfit_for_keys(&path) {
+                    self.d.error(p.at(), format!("keys must not live in {why}"));
+                } else if !path.starts_with(&service.key_dir) && !outside {
+                    // apply gives a key file to the service user: a path
+                    // naming, say, the TLS key would hand that over.
+                    self.d.error_help(
+                        p.at(),
+                        format!(
+                            "key path {} is outside key_dir {}",
+                            path.display(),
+                            service.key_dir.display()
+                        ),
+                        "apply makes a key file the service user's; move the key below key_dir, \
+                         or set outside_key_dir = true if this file is a DKIM key and nothing else",
+                    );
                 }
                 path
             }
@@ -1663,6 +1807,28 @@ fn check_note_url(u: &str) -> Result<(), String> {
         return Err("it must not contain spaces, `;`, `=` or non-ASCII characters".into());
     }
     Ok(())
+}
+
+/// Why keys must not live at or below `p`, if they must not: directories
+/// anyone may create files in (a sticky bit keeps others from removing
+/// yours, not from planting names before you), shared memory, and kernel
+/// file systems.
+fn unfit_for_keys(p: &Path) -> Option<&'static str> {
+    const WORLD_WRITABLE: &[&str] = &[
+        "/tmp",
+        "/var/tmp",
+        "/dev/shm",
+        "/run/shm",
+        "/run/lock",
+        "/var/lock",
+    ];
+    if WORLD_WRITABLE.iter().any(|d| p.starts_with(d)) {
+        return Some("a world-writable directory");
+    }
+    if ["/dev", "/proc", "/sys"].iter().any(|d| p.starts_with(d)) {
+        return Some("a kernel file system");
+    }
+    None
 }
 
 /// `{key_dir}/{domain}/{selector}.private`, opendkim-genkey's naming, one

@@ -42,6 +42,13 @@ const ATTEMPTS: usize = 2;
 /// Most names kept by a cached resolver.
 pub const CACHE_CAPACITY: usize = 10_000;
 
+/// Largest answer a cached resolver keeps, in bytes of TXT data: a DKIM
+/// key record is at most about 1.4 KB (RSA-8192). Larger answers are
+/// used, not kept, so the cache stays within about
+/// `CACHE_CAPACITY * CACHE_ENTRY_MAX` bytes whatever senders' name servers
+/// return (issue 15, item 3: nothing per sender grows without bound).
+pub const CACHE_ENTRY_MAX: usize = 4096;
+
 /// How long "no such record" is kept by a cached resolver.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 
@@ -162,7 +169,9 @@ impl Resolver {
             Source::Fixed(table) => return table.lookup_txt(&key),
             Source::Live(resolver) => self.live_lookup(resolver, &key).await?,
         };
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = &self.cache
+            && cacheable(&answer)
+        {
             let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
             if map.len() >= CACHE_CAPACITY {
                 let now = Instant::now();
@@ -304,6 +313,21 @@ impl Resolver {
     }
 }
 
+/// True when an answer is small enough to keep ([`CACHE_ENTRY_MAX`]).
+fn cacheable(answer: &TxtAnswer) -> bool {
+    match answer {
+        TxtAnswer::Records(records) => {
+            records
+                .iter()
+                .flat_map(|r| &r.strings)
+                .map(Vec::len)
+                .sum::<usize>()
+                <= CACHE_ENTRY_MAX
+        }
+        TxtAnswer::NxDomain | TxtAnswer::NoData => true,
+    }
+}
+
 /// Sorts a hickory error into "the name has no TXT record" (an answer) and
 /// "the question got no answer" (an error).
 fn classify(e: NetError) -> Result<TxtAnswer, LookupErrorKind> {
@@ -321,4 +345,23 @@ fn classify(e: NetError) -> Result<TxtAnswer, LookupErrorKind> {
         }
         other => LookupErrorKind::Transport(other.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_of_key_record_size_are_cached() {
+        let record = |n: usize| TxtRecord {
+            strings: vec![vec![b'a'; 255]; n],
+        };
+        assert!(cacheable(&TxtAnswer::NxDomain));
+        assert!(cacheable(&TxtAnswer::Records(vec![record(6)])));
+        assert!(!cacheable(&TxtAnswer::Records(vec![record(17)])));
+        assert!(!cacheable(&TxtAnswer::Records(vec![
+            record(10),
+            record(10)
+        ])));
+    }
 }

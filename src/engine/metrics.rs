@@ -2,7 +2,9 @@
 //! "127.0.0.1:9177"`, off by default; loopback only, enforced by
 //! validation).
 //!
-//! Counted: messages per result and domain, failures per kind, the time
+//! Counted: messages per result and domain (a configured domain, or
+//! `other`: a label per sender-chosen domain would let remote senders grow
+//! the process's memory without end), failures per kind, the time
 //! spent at end of message (where signing and verification happen — the
 //! body has streamed into the hash already, and with the no-reply flags it
 //! is the only step the MTA waits for), and the age of each active key in
@@ -39,13 +41,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one message's outcome.
-    pub fn record(&self, e: &Event) {
+    /// Counts one message's outcome, under the domain label `state` gives
+    /// it ([`State::metrics_label`]).
+    pub fn record(&self, e: &Event, state: &State) {
         if e.result.is_empty() {
             return;
         }
+        let label = state.metrics_label(&e.domain);
         let mut m = self.messages.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((e.result, e.domain.clone())).or_default() += 1;
+        *m.entry((e.result, label.to_string())).or_default() += 1;
         drop(m);
         if !e.error.is_empty() {
             let mut errs = self.errors.lock().unwrap_or_else(|p| p.into_inner());
@@ -233,24 +237,42 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Shared, root: Root
 mod tests {
     use super::*;
 
+    /// A verifying state with example.com configured.
+    fn state() -> State {
+        let text = "[service]\nmode = \"verify\"\nauthserv_id = \"mx.example.net\"\n\
+                    [[domain]]\nname = \"example.com\"\nselector = \"s1\"\n[mta]\nkind = \"none\"\n";
+        let source = crate::config::Source {
+            real: "/nonexistent/dkim.toml".into(),
+            host: "/etc/dkimctl/dkim.toml".into(),
+            display: "dkim.toml".into(),
+        };
+        let config = crate::config::parse(text, &source).config.expect("valid");
+        State::build_with(config, &crate::host::Root::new("/nonexistent"), None, false)
+            .expect("state")
+    }
+
     #[test]
     fn counts_by_result_domain_and_error() {
         let m = Metrics::default();
-        m.record(&Event {
-            result: "signed",
-            domain: "example.com".into(),
-            ..Event::default()
-        });
-        m.record(&Event {
-            result: "signed",
-            domain: "example.com".into(),
-            ..Event::default()
-        });
-        m.record(&Event {
-            result: "tempfail",
-            error: "key_unreadable",
-            ..Event::default()
-        });
+        let st = state();
+        for _ in 0..2 {
+            m.record(
+                &Event {
+                    result: "signed",
+                    domain: "example.com".into(),
+                    ..Event::default()
+                },
+                &st,
+            );
+        }
+        m.record(
+            &Event {
+                result: "tempfail",
+                error: "key_unreadable",
+                ..Event::default()
+            },
+            &st,
+        );
         m.observe(Duration::from_micros(700));
         let msgs = m.messages.lock().unwrap();
         assert_eq!(msgs[&("signed", "example.com".to_string())], 2);
@@ -258,5 +280,30 @@ mod tests {
         assert_eq!(m.errors.lock().unwrap()["key_unreadable"], 1);
         assert_eq!(m.buckets[0].load(Ordering::Relaxed), 0);
         assert_eq!(m.buckets[1].load(Ordering::Relaxed), 1);
+    }
+
+    /// Issue 15, item 3: a sender's own `d=` never becomes a label.
+    #[test]
+    fn domains_not_configured_share_one_label() {
+        let m = Metrics::default();
+        let st = state();
+        for i in 0..1000 {
+            m.record(
+                &Event {
+                    result: "verified",
+                    domain: format!("sender-{i}.example"),
+                    ..Event::default()
+                },
+                &st,
+            );
+        }
+        let msgs = m.messages.lock().unwrap();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert_eq!(msgs[&("verified", "other".to_string())], 1000);
+        drop(msgs);
+        assert!(
+            m.render(&st)
+                .contains("result=\"verified\",domain=\"other\"} 1000")
+        );
     }
 }

@@ -26,7 +26,7 @@ pub mod session;
 
 pub use server::{ServeOptions, serve};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -76,6 +76,9 @@ pub struct State {
     /// The settings generation ([`crate::render::generation`]) this state
     /// runs with.
     pub generation: String,
+    /// The configured domain names: the only domain labels the metrics
+    /// keep (see [`State::metrics_label`]).
+    domains: HashSet<String>,
 }
 
 /// Why a [`State`] could not be built.
@@ -310,12 +313,14 @@ impl State {
         }
         let authserv_id = config.service.authserv_id.clone().unwrap_or_else(host_name);
         let generation = crate::render::generation(&config);
+        let domains = config.domains.iter().map(|d| d.name.clone()).collect();
         Ok(State {
             config,
             keys,
             resolver,
             authserv_id,
             generation,
+            domains,
         })
     }
 
@@ -353,6 +358,18 @@ impl State {
     /// The active keys of a configured signing domain.
     pub fn keys_for(&self, domain: &str) -> &[KeySlot] {
         self.keys.get(domain).map_or(&[], Vec::as_slice)
+    }
+
+    /// The metrics label for a message's domain: a configured domain's
+    /// name, `""` for none, and `"other"` for any other — which a sender
+    /// chose (a `d=`, a From domain), so keeping it would let each sender
+    /// add a series that lives as long as the process.
+    pub fn metrics_label<'a>(&self, domain: &'a str) -> &'a str {
+        if domain.is_empty() || self.domains.contains(domain) {
+            domain
+        } else {
+            "other"
+        }
     }
 
     /// Number of keys ready to sign.

@@ -7,9 +7,11 @@
 //! 2. Take the listening sockets: from systemd (`LISTEN_FDS`, socket
 //!    activation) or by binding the configured socket ourselves. A unix
 //!    socket left behind by a crashed run is removed first (only if it is
-//!    a socket and nobody answers on it), created under the configured
-//!    umask, and given mode `0o777 & !umask` and, as root, the service
-//!    user and the MTA's group.
+//!    a socket and nobody answers on it). The new socket is born with its
+//!    final mode (`0o777 & !umask`, by the umask) and, as root, its final
+//!    owner (bound with the service user's and socket group's effective
+//!    ids): nothing is chmod-ed or chown-ed by name afterwards, where the
+//!    service user, who owns the directory, could swap in a link.
 //! 3. As root: drop to the service user (its groups, then gid, then uid).
 //!    Binding needs privileges (a socket under Postfix's queue directory);
 //!    nothing after it does, and a process that has called `setuid` to a
@@ -37,7 +39,18 @@
 //! A malformed packet, an unknown command or a protocol error closes that
 //! connection with one log line; the MTA then applies its
 //! `milter_default_action` to that message, and every other connection
-//! carries on. A connection idle for `engine.idle_timeout` is closed.
+//! carries on.
+//!
+//! # Bounds on a connection
+//!
+//! A connection is closed when a command takes longer than
+//! `engine.idle_timeout` to arrive (the clock restarts with each complete
+//! command, not with each byte), when a message takes longer than that
+//! from its first header to its end, or when a write is not read for that
+//! long. At most `engine.max_connections` are served at once; when all
+//! are taken, a new connection gets the slot of the one that has waited
+//! longest (at least [`EVICT_AFTER`]) for its next command, so clients
+//! that trickle or idle cannot lock the MTA out.
 //!
 //! # Signals
 //!
@@ -51,7 +64,7 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,6 +193,9 @@ fn serve_bound(
     listeners: Vec<StdListener>,
 ) -> Result<(), Box<dyn Error + Send + Sync>> {
     drop_privileges(&config, opts.allow_root)?;
+    // Switching users resets the dumpable flag (to fs.suid_dumpable).
+    crate::keys::protect_process();
+    crate::keys::lock_secrets();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -398,8 +414,9 @@ impl Listener {
 }
 
 /// Binds `socket`. A unix path is taken under `root` when given. Stale
-/// unix sockets are removed; the socket gets mode `0o777 & !umask` and, as
-/// root, the service user and `service.socket_group`.
+/// unix sockets are removed; the socket is born with mode
+/// `0o777 & !umask` and, as root, owned by the service user and
+/// `service.socket_group`.
 pub fn bind(socket: &Socket, root: Option<&Root>, config: &Config) -> io::Result<StdListener> {
     match socket {
         Socket::Unix(host) => {
@@ -449,28 +466,78 @@ fn bind_unix(path: &Path, config: &Config) -> io::Result<StdListener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    // The socket is born with the configured umask (no window in which it
-    // is more open), then set explicitly.
+    // The socket is born with its final mode (`0o777 & !umask`) and owner:
+    // nothing is changed by name after bind. The directory usually belongs
+    // to the service user, who could swap the new socket for a link
+    // between bind and a chmod or chown by path, and have root change the
+    // link's target (issue 15, item 1).
     let umask = config.service.umask & 0o777;
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask as _));
-    let bound = std::os::unix::net::UnixListener::bind(path);
+    let bound = if nix::unistd::geteuid().is_root() {
+        bind_as_owner(path, config)
+    } else {
+        std::os::unix::net::UnixListener::bind(path)
+    };
     nix::sys::stat::umask(old);
-    let listener = bound?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777 & !umask))?;
-    if nix::unistd::geteuid().is_root() {
-        let uid = nix::unistd::User::from_name(&config.service.user)
-            .ok()
-            .flatten()
-            .map(|u| u.uid);
-        let gid = nix::unistd::Group::from_name(&config.service.socket_group)
-            .ok()
-            .flatten()
-            .map(|g| g.gid);
-        if let Err(e) = nix::unistd::chown(path, uid, gid) {
-            tracing::warn!("cannot chown {}: {e}", path.display());
+    Ok(StdListener::Unix(bound?, Some(path.to_path_buf())))
+}
+
+/// As root: binds with the effective ids the socket is to have, the
+/// service user and `service.socket_group`, so that bind(2) creates it
+/// owned by them. Where the service user cannot create files (a directory
+/// only root writes) the socket stays root's, with the socket group.
+///
+/// The ids are changed for this thread only (`setresuid(2)` as the kernel
+/// implements it, not the C library's process-wide wrapper), and back to
+/// root's right after: the real and saved ids stay 0 throughout.
+fn bind_as_owner(path: &Path, config: &Config) -> io::Result<std::os::unix::net::UnixListener> {
+    use rustix::thread::{set_thread_res_gid, set_thread_res_uid};
+    let uid = nix::unistd::User::from_name(&config.service.user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+        .filter(|&u| u != 0);
+    let gid = nix::unistd::Group::from_name(&config.service.socket_group)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw());
+    let own_gid = rustix::fs::Gid::from_raw(nix::unistd::getegid().as_raw());
+    let as_ids = |uid: Option<u32>| -> io::Result<std::os::unix::net::UnixListener> {
+        if let Some(g) = gid {
+            set_thread_res_gid(None, rustix::fs::Gid::from_raw(g), None)?;
         }
+        if let Some(u) = uid
+            && let Err(e) = set_thread_res_uid(None, rustix::fs::Uid::from_raw(u), None)
+        {
+            let _ = set_thread_res_gid(None, own_gid, None);
+            return Err(e.into());
+        }
+        let bound = std::os::unix::net::UnixListener::bind(path);
+        // The saved uid is 0, so going back cannot fail; if it did, the
+        // thread would go on with the wrong identity: stop instead.
+        set_thread_res_uid(None, rustix::fs::Uid::ROOT, None)
+            .expect("the saved uid 0 restores the effective uid");
+        set_thread_res_gid(None, own_gid, None).expect("the saved gid restores the effective gid");
+        bound
+    };
+    if uid.is_none() {
+        tracing::warn!(
+            "user \"{}\" (service.user) does not exist: the socket is root's",
+            config.service.user
+        );
     }
-    Ok(StdListener::Unix(listener, Some(path.to_path_buf())))
+    match as_ids(uid) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && uid.is_some() => {
+            tracing::info!(
+                "{} cannot create files in {}: the socket is root's, group {}",
+                config.service.user,
+                path.parent().unwrap_or(path).display(),
+                config.service.socket_group
+            );
+            as_ids(None)
+        }
+        other => other,
+    }
 }
 
 /// Sockets passed by systemd (`LISTEN_FDS`), unix or TCP.
@@ -600,6 +667,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let max = shared.current().config.engine.max_connections.max(1);
     let semaphore = Arc::new(Semaphore::new(max));
+    let slots = Arc::new(Slots::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut unix_paths = Vec::new();
     let mut accepters = Vec::new();
@@ -611,6 +679,7 @@ pub async fn run(
             l,
             shared.clone(),
             Arc::clone(&semaphore),
+            Arc::clone(&slots),
             stop_rx.clone(),
         )));
     }
@@ -713,10 +782,92 @@ fn status_line(generation: &str, failed: Option<&String>) -> String {
     }
 }
 
+/// Least time a connection must have waited for its next command before
+/// it may be closed to make room for a new one.
+pub const EVICT_AFTER: Duration = Duration::from_secs(1);
+
+/// The connections holding a slot, with how long each has been waiting
+/// for its next command: when every slot is taken, the one waiting
+/// longest (at least [`EVICT_AFTER`]) is closed so a new connection gets
+/// its slot. A client trickling a command a byte at a time, or idling
+/// between messages, cannot keep the MTA's next connection out.
+#[derive(Debug, Default)]
+struct Slots {
+    list: std::sync::Mutex<Vec<std::sync::Weak<Slot>>>,
+}
+
+/// One connection's entry in [`Slots`].
+#[derive(Debug)]
+struct Slot {
+    /// Milliseconds since `epoch` when it started waiting for its next
+    /// command; 0 while a command is being handled.
+    waiting_since: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+    evict: tokio::sync::Notify,
+}
+
+impl Slot {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// The connection waits for its next command from now on.
+    fn waiting(&self) {
+        self.waiting_since
+            .store(self.now(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The connection is handling a command.
+    fn busy(&self) {
+        self.waiting_since
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Slots {
+    /// Registers a new connection.
+    fn join(&self) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            waiting_since: std::sync::atomic::AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            evict: tokio::sync::Notify::new(),
+        });
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(&slot));
+        slot
+    }
+
+    /// Asks the connection that has waited longest for its next command
+    /// (at least [`EVICT_AFTER`]) to close; false when none qualifies.
+    fn evict_one(&self) -> bool {
+        let list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = list
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter_map(|s| {
+                let since = s.waiting_since.load(std::sync::atomic::Ordering::Relaxed);
+                let waited = s.now().saturating_sub(since);
+                (since != 0 && u128::from(waited) >= EVICT_AFTER.as_millis()).then_some((waited, s))
+            })
+            .max_by_key(|(waited, _)| *waited);
+        match oldest {
+            Some((_, s)) => {
+                s.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 async fn accept_loop(
     listener: Listener,
     shared: Shared,
     semaphore: Arc<Semaphore>,
+    slots: Arc<Slots>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut warned_full = false;
@@ -724,47 +875,67 @@ async fn accept_loop(
         if *stop.borrow() {
             return;
         }
-        if semaphore.available_permits() == 0 && !warned_full {
-            tracing::warn!("engine.max_connections reached; new connections wait");
-            warned_full = true;
-        }
-        let permit = tokio::select! {
-            p = Arc::clone(&semaphore).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.changed() => return,
-        };
-        if semaphore.available_permits() > 0 {
-            warned_full = false;
-        }
         let accepted = tokio::select! {
             a = accept(&listener) => a,
             _ = stop.changed() => return,
         };
-        match accepted {
-            Ok(Accepted::Unix(s)) => {
-                let (shared, stop) = (shared.clone(), stop.clone());
-                tokio::spawn(async move {
-                    connection(s, "unix".to_string(), shared, stop).await;
-                    drop(permit);
-                });
-            }
-            Ok(Accepted::Tcp(s, peer)) => {
-                if let Err(e) = s.set_nodelay(true) {
-                    tracing::debug!("TCP_NODELAY: {e}");
-                }
-                let (shared, stop) = (shared.clone(), stop.clone());
-                tokio::spawn(async move {
-                    connection(s, peer, shared, stop).await;
-                    drop(permit);
-                });
-            }
+        let accepted = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!("accept failed: {e}");
-                drop(permit);
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // A slot for it: a free one, else the one of the connection that
+        // has waited longest for a command, else the next one freed.
+        let permit = match Arc::clone(&semaphore).try_acquire_owned() {
+            Ok(p) => {
+                warned_full = false;
+                p
+            }
+            Err(_) => {
+                if !warned_full {
+                    tracing::warn!(
+                        "engine.max_connections reached; a new connection takes the slot of the one idle longest"
+                    );
+                    warned_full = true;
+                }
+                let mut evicted = false;
+                loop {
+                    if !evicted {
+                        evicted = slots.evict_one();
+                    }
+                    tokio::select! {
+                        p = Arc::clone(&semaphore).acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => return,
+                        },
+                        // Until one has waited long enough to be closed.
+                        () = tokio::time::sleep(EVICT_AFTER / 4), if !evicted => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        };
+        let slot = slots.join();
+        let (shared, stop) = (shared.clone(), stop.clone());
+        match accepted {
+            Accepted::Unix(s) => {
+                tokio::spawn(async move {
+                    connection(s, "unix".to_string(), shared, stop, slot).await;
+                    drop(permit);
+                });
+            }
+            Accepted::Tcp(s, peer) => {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+                tokio::spawn(async move {
+                    connection(s, peer, shared, stop, slot).await;
+                    drop(permit);
+                });
             }
         }
     }
@@ -786,23 +957,45 @@ async fn accept(l: &Listener) -> io::Result<Accepted> {
 }
 
 /// One milter connection: read, decode, handle, write once per step.
-async fn connection<S>(mut stream: S, peer: String, shared: Shared, mut stop: watch::Receiver<bool>)
-where
+///
+/// Three clocks bound it, all `engine.idle_timeout` long: the wait for
+/// each command (restarted by a complete command only, not by every byte,
+/// so a command trickled a byte at a time still ends), the whole message
+/// from its first header to its end (Postfix's own `milter_content_timeout`
+/// is 300 s), and each write (a peer that stops reading).
+async fn connection<S>(
+    mut stream: S,
+    peer: String,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+    slot: Arc<Slot>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    use tokio::time::Instant;
     let mut session = Session::new(shared.clone());
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(4 * 1024);
     let mut stopping = *stop.borrow();
+    let mut idle = shared.current().config.engine.idle_timeout;
+    let mut command_deadline = Instant::now() + idle;
+    let mut message_deadline: Option<Instant> = None;
+    slot.waiting();
     loop {
         // Handle every complete command already read.
+        let mut handled = false;
         loop {
             match decode_command(&mut input, DEFAULT_MAX_PACKET) {
                 Ok(Some(cmd)) => {
+                    if !handled {
+                        slot.busy();
+                        handled = true;
+                    }
+                    command_deadline = Instant::now() + idle;
                     match handle_timed(&mut session, &shared, cmd, &mut output).await {
                         Ok(Flow::Continue) => {}
                         Ok(Flow::Close) => {
-                            let _ = flush(&mut stream, &mut output).await;
+                            let _ = flush(&mut stream, &mut output, idle).await;
                             return;
                         }
                         Err(e) => {
@@ -810,7 +1003,7 @@ where
                                 "{}: closing milter connection from {peer}: {e}",
                                 session.queue_id()
                             );
-                            let _ = flush(&mut stream, &mut output).await;
+                            let _ = flush(&mut stream, &mut output, idle).await;
                             return;
                         }
                     }
@@ -823,24 +1016,49 @@ where
                         "{}: closing milter connection from {peer}: {e}",
                         session.queue_id()
                     );
-                    let _ = flush(&mut stream, &mut output).await;
+                    let _ = flush(&mut stream, &mut output, idle).await;
                     return;
                 }
             }
         }
         // One write for all replies of this step.
-        if let Err(e) = flush(&mut stream, &mut output).await {
+        if let Err(e) = flush(&mut stream, &mut output, idle).await {
             tracing::warn!("{}: write to {peer} failed: {e}", session.queue_id());
             return;
         }
         if stopping && session.is_idle() {
             return;
         }
-        let idle = shared.current().config.engine.idle_timeout;
+        if session.is_idle() {
+            message_deadline = None;
+            idle = shared.current().config.engine.idle_timeout;
+        } else if message_deadline.is_none() {
+            message_deadline = Some(Instant::now() + idle);
+        }
+        let deadline = message_deadline.map_or(command_deadline, |m| m.min(command_deadline));
+        // Waiting for the next command since now; bytes of an unfinished
+        // command do not restart this clock.
+        if handled {
+            slot.waiting();
+        }
         tokio::select! {
-            read = tokio::time::timeout(idle, stream.read_buf(&mut input)) => match read {
+            read = tokio::time::timeout_at(deadline, stream.read_buf(&mut input)) => match read {
                 Err(_) => {
-                    tracing::info!("closing milter connection from {peer}: idle for {}s", idle.as_secs());
+                    if message_deadline.is_some_and(|m| m <= Instant::now()) {
+                        tracing::warn!(
+                            "{}: closing milter connection from {peer}: the message took longer than {}s",
+                            session.queue_id(),
+                            idle.as_secs()
+                        );
+                    } else if input.is_empty() {
+                        tracing::info!("closing milter connection from {peer}: idle for {}s", idle.as_secs());
+                    } else {
+                        tracing::warn!(
+                            "{}: closing milter connection from {peer}: a command took longer than {}s to arrive",
+                            session.queue_id(),
+                            idle.as_secs()
+                        );
+                    }
                     return;
                 }
                 Ok(Ok(0)) => {
@@ -855,6 +1073,13 @@ where
                     return;
                 }
             },
+            () = slot.evict.notified() => {
+                tracing::warn!(
+                    "{}: closing milter connection from {peer} to make room for a new one (engine.max_connections)",
+                    session.queue_id()
+                );
+                return;
+            }
             changed = stop.changed(), if !stopping => {
                 stopping = true;
                 if changed.is_err() || session.is_idle() {
@@ -865,11 +1090,23 @@ where
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut BytesMut) -> io::Result<()> {
+/// Writes the replies, giving up after `limit` (a peer that does not
+/// read).
+async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut BytesMut,
+    limit: Duration,
+) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let r = stream.write_all(out).await;
+    let r = match tokio::time::timeout(limit, stream.write_all(out)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the peer read nothing for {}s", limit.as_secs()),
+        )),
+    };
     out.clear();
     r
 }

@@ -228,9 +228,6 @@ enum Body {
         verifier: Box<MessageVerifier>,
         /// Bytes seen so far (header block and body).
         size: u64,
-        /// Indices (1-based among Authentication-Results) of incoming
-        /// headers claiming our authserv-id.
-        forged: Vec<u32>,
         /// Why the message will not be verified, if it will not.
         skipped: Option<&'static str>,
     },
@@ -244,6 +241,37 @@ struct Outcome {
     log: String,
     /// The same outcome as fields, for the journal and the metrics.
     event: Event,
+}
+
+impl Outcome {
+    /// Puts the removal of the forged Authentication-Results fields at
+    /// `forged` first among the modifications, when the message is
+    /// accepted (a tempfail or reject carries none: the MTA keeps nothing
+    /// of the message). Removals go from the last occurrence up: deleting
+    /// occurrence 1 would renumber the ones after it, and a header we
+    /// insert at the top must not be counted among them.
+    fn remove_forged(&mut self, forged: &[u32], allowed: bool) {
+        if self.replies.last() != Some(&Reply::Continue) {
+            return;
+        }
+        if !allowed {
+            self.log.push_str(&format!(
+                "; {} forged Authentication-Results kept (the MTA does not allow SMFIF_CHGHDRS)",
+                forged.len()
+            ));
+            return;
+        }
+        let removals = forged.iter().rev().map(|&index| Reply::ChangeHeader {
+            index,
+            name: Bytes::from_static(auth_results::NAME.as_bytes()),
+            value: Bytes::new(),
+        });
+        self.replies.splice(0..0, removals);
+        self.log.push_str(&format!(
+            "; removed {} forged Authentication-Results",
+            forged.len()
+        ));
+    }
 }
 
 /// What happened to one message, as structured fields: journald gets them
@@ -288,6 +316,25 @@ pub struct Session {
     conn: Connection,
     msg_macros: Macros,
     phase: Phase,
+    /// The current message's Authentication-Results fields, counted as
+    /// they stream in.
+    results: ResultsScan,
+}
+
+/// Authentication-Results fields of one message, counted as each header
+/// arrives, whatever happens to the message (signed, verified, passed
+/// through, or its header block too large to keep): a header claiming our
+/// authserv-id is forged in every direction, and is removed whenever the
+/// message is accepted (RFC 8601 §5).
+#[derive(Debug, Default)]
+struct ResultsScan {
+    /// Authentication-Results fields seen so far.
+    seen: u32,
+    /// Positions (1-based among them, the index `SMFIR_CHGHEADER` takes)
+    /// of those claiming our authserv-id. At most one entry per field
+    /// of at least 27 bytes, so bounded by the header block the MTA
+    /// accepts.
+    forged: Vec<u32>,
 }
 
 impl Session {
@@ -300,6 +347,7 @@ impl Session {
             conn: Connection::default(),
             msg_macros: Macros::default(),
             phase: Phase::Idle,
+            results: ResultsScan::default(),
         }
     }
 
@@ -330,6 +378,7 @@ impl Session {
     fn reset_message(&mut self) {
         self.phase = Phase::Idle;
         self.msg_macros = Macros::default();
+        self.results = ResultsScan::default();
     }
 
     /// Handles one command, appending its replies (if any) to `out`. `now`
@@ -393,6 +442,7 @@ impl Session {
                 // A new transaction. A message left unfinished (no
                 // SMFIC_ABORT) is dropped; its macros were replaced already.
                 self.phase = Phase::Idle;
+                self.results = ResultsScan::default();
             }
             Command::Helo(_) | Command::Rcpt(_) | Command::Data | Command::Unknown(_) => {}
             Command::Header { name, value } => self.header(&name, &value, opts),
@@ -451,6 +501,13 @@ impl Session {
         let Phase::Headers(h) = &mut self.phase else {
             return;
         };
+        if name.eq_ignore_ascii_case(auth_results::NAME.as_bytes()) {
+            let r = &mut self.results;
+            r.seen = r.seen.saturating_add(1);
+            if claims_authserv_id(value, &h.state.authserv_id) {
+                r.forged.push(r.seen);
+            }
+        }
         if h.direction == Direction::Pass || h.too_large {
             return;
         }
@@ -469,9 +526,14 @@ impl Session {
             return;
         }
         self.start_message();
-        let Phase::Headers(h) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+        let Phase::Headers(mut h) = std::mem::replace(&mut self.phase, Phase::Idle) else {
             return;
         };
+        if h.direction == Direction::Sign && !self.results.forged.is_empty() {
+            // They are removed at end of message; signing them would
+            // break the signature.
+            h.fields = without_forged(h.fields, &self.results.forged);
+        }
         self.phase = Phase::Body(match h.direction {
             Direction::Pass => Body::Settled(Outcome {
                 replies: vec![Reply::Continue],
@@ -535,10 +597,9 @@ impl Session {
             Phase::Body(Body::Verify {
                 state,
                 verifier,
-                forged,
                 skipped,
                 ..
-            }) => finish_verifying(&state, *verifier, forged, skipped, now, opts).await,
+            }) => finish_verifying(&state, *verifier, skipped, now, opts).await,
             // end_of_headers always leaves a Body phase.
             Phase::Idle | Phase::Headers(_) => Outcome {
                 replies: vec![Reply::Continue],
@@ -549,6 +610,11 @@ impl Session {
                 },
             },
         };
+        let mut outcome = outcome;
+        let forged = std::mem::take(&mut self.results.forged);
+        if !forged.is_empty() {
+            outcome.remove_forged(&forged, opts.change_headers);
+        }
         let e = &outcome.event;
         tracing::info!(
             queue_id = %qid,
@@ -560,7 +626,7 @@ impl Session {
             "{qid}: {}",
             outcome.log
         );
-        self.shared.metrics().record(e);
+        self.shared.metrics().record(e, &self.shared.current());
         // All replies of this step go into the buffer now and leave in one
         // write (see server.rs); encode failures truncate cleanly.
         for r in &outcome.replies {
@@ -614,6 +680,22 @@ fn action_word(a: Action) -> &'static str {
         Action::Tempfail => "tempfail",
         Action::Reject => "reject",
     }
+}
+
+/// `fields` without the Authentication-Results fields at the (1-based,
+/// ascending) positions `forged`.
+fn without_forged(fields: Vec<HeaderField>, forged: &[u32]) -> Vec<HeaderField> {
+    let mut seen = 0u32;
+    fields
+        .into_iter()
+        .filter(|f| {
+            if !f.is(auth_results::NAME) {
+                return true;
+            }
+            seen = seen.saturating_add(1);
+            forged.binary_search(&seen).is_err()
+        })
+        .collect()
 }
 
 /// End of header on the signing side: From, domain, keys.
@@ -741,18 +823,7 @@ fn finish_signing(
 
 fn start_verifying(h: Headers) -> Body {
     let max = h.state.config.engine.verify_max_size;
-    let mut forged = Vec::new();
-    let mut index = 0u32;
-    let mut size = 2usize;
-    for f in &h.fields {
-        if f.is(auth_results::NAME) {
-            index = index.saturating_add(1);
-            if claims_authserv_id(&f.value, &h.state.authserv_id) {
-                forged.push(index);
-            }
-        }
-        size += f.wire_len();
-    }
+    let size = 2 + h.fields.iter().map(HeaderField::wire_len).sum::<usize>();
     let skipped = if h.too_large {
         Some("header block too large to verify")
     } else if size as u64 > max {
@@ -764,7 +835,6 @@ fn start_verifying(h: Headers) -> Body {
         state: h.state,
         verifier: Box::new(MessageVerifier::new(h.fields)),
         size: size as u64,
-        forged,
         skipped,
     }
 }
@@ -772,7 +842,6 @@ fn start_verifying(h: Headers) -> Body {
 async fn finish_verifying(
     state: &State,
     verifier: MessageVerifier,
-    forged: Vec<u32>,
     skipped: Option<&'static str>,
     now: u64,
     opts: Opts,
@@ -796,18 +865,6 @@ async fn finish_verifying(
         }
     };
     let mut mods = Vec::new();
-    // Removals first, from the last occurrence up: deleting occurrence 1
-    // would renumber the ones after it, and our own header inserted at the
-    // top must not be counted among them.
-    if opts.change_headers {
-        for &index in forged.iter().rev() {
-            mods.push(Reply::ChangeHeader {
-                index,
-                name: Bytes::from_static(b"Authentication-Results"),
-                value: Bytes::new(),
-            });
-        }
-    }
     let value = auth_results::authentication_results(&state.authserv_id, &results, skipped);
     mods.push(Reply::InsertHeader {
         index: 0,

@@ -16,6 +16,8 @@
 //! - [`passwd`]: `/etc/passwd` and `/etc/group`.
 //! - [`sysusers`]: sysusers.d(5) lines.
 //! - [`tsig`]: TSIG key files as `tsig-keygen` writes them.
+//! - [`values`]: what a value may hold to be written into each of these
+//!   formats, and their escaping.
 
 pub mod lines;
 pub mod names;
@@ -26,3 +28,4 @@ pub mod sendmail;
 pub mod systemd;
 pub mod sysusers;
 pub mod tsig;
+pub mod values;

@@ -132,6 +132,111 @@ pub fn normalize_domain(s: &str) -> Result<String, String> {
     Ok(ascii)
 }
 
+/// The scripts a look-alike domain mixes or borrows from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Latin,
+    Greek,
+    Cyrillic,
+}
+
+impl Script {
+    fn of(c: char) -> Option<Script> {
+        match u32::from(c) {
+            0x41..=0x5a | 0x61..=0x7a | 0xc0..=0x24f | 0x1e00..=0x1eff => Some(Script::Latin),
+            0x370..=0x3ff | 0x1f00..=0x1fff => Some(Script::Greek),
+            0x400..=0x52f | 0x1c80..=0x1c8f | 0x2de0..=0x2dff | 0xa640..=0xa69f => {
+                Some(Script::Cyrillic)
+            }
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Script::Latin => "Latin",
+            Script::Greek => "Greek",
+            Script::Cyrillic => "Cyrillic",
+        }
+    }
+}
+
+/// Lower-case Cyrillic and Greek letters drawn like Latin ones (after
+/// Unicode's confusables list), with that Latin letter.
+const LOOK_ALIKES: &[(char, char)] = &[
+    ('а', 'a'),
+    ('с', 'c'),
+    ('ԁ', 'd'),
+    ('е', 'e'),
+    ('һ', 'h'),
+    ('і', 'i'),
+    ('ј', 'j'),
+    ('ӏ', 'l'),
+    ('о', 'o'),
+    ('р', 'p'),
+    ('ԛ', 'q'),
+    ('ѕ', 's'),
+    ('ԝ', 'w'),
+    ('х', 'x'),
+    ('у', 'y'),
+    ('α', 'a'),
+    ('ι', 'i'),
+    ('κ', 'k'),
+    ('ν', 'v'),
+    ('ο', 'o'),
+    ('ρ', 'p'),
+    ('υ', 'u'),
+    ('χ', 'x'),
+];
+
+/// Why an (A-label) domain may pass for another one to a reader, if it
+/// may: a label mixing Latin, Greek and Cyrillic letters (`pаypal`, with a
+/// Cyrillic `а`), or a Greek or Cyrillic label made only of letters drawn
+/// like Latin ones (`рау` reads as `pay`). Mail signed for such a domain
+/// looks like mail from the domain it imitates.
+pub fn look_alike(domain: &str) -> Option<String> {
+    if !domain.split('.').any(|l| l.starts_with("xn--")) {
+        return None;
+    }
+    let (unicode, _) = idna::domain_to_unicode(domain);
+    for label in unicode.split('.') {
+        let mut scripts: Vec<Script> = Vec::new();
+        for s in label.chars().filter_map(Script::of) {
+            if !scripts.contains(&s) {
+                scripts.push(s);
+            }
+        }
+        match scripts.as_slice() {
+            [_, _, ..] => {
+                let names: Vec<&str> = scripts.iter().map(|s| s.name()).collect();
+                return Some(format!(
+                    "\"{unicode}\" mixes {} letters in \"{label}\"",
+                    names.join(" and ")
+                ));
+            }
+            [Script::Greek | Script::Cyrillic] => {
+                let latin: Option<String> = label
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_digit() || c == '-' {
+                            Some(c)
+                        } else {
+                            LOOK_ALIKES.iter().find(|(u, _)| *u == c).map(|(_, l)| *l)
+                        }
+                    })
+                    .collect();
+                if let Some(latin) = latin {
+                    return Some(format!(
+                        "\"{unicode}\" is drawn like the Latin \"{latin}\" in \"{label}\""
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// RFC 6376 §3.1: `selector = sub-domain *( "." sub-domain )`.
 pub fn is_selector(s: &str) -> bool {
     !s.is_empty()
@@ -143,4 +248,27 @@ pub fn is_selector(s: &str) -> bool {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn look_alike_domains_are_named() {
+        let ascii = |u: &str| normalize_domain(u).unwrap();
+        // A Cyrillic `а` among Latin letters.
+        let mixed = look_alike(&ascii("pаypal.com")).unwrap();
+        assert!(
+            mixed.contains("mixes Latin and Cyrillic letters"),
+            "{mixed}"
+        );
+        // All Cyrillic, every letter drawn like a Latin one.
+        let whole = look_alike(&ascii("рау.com")).unwrap();
+        assert!(whole.contains("drawn like the Latin \"pay\""), "{whole}");
+        // Honest internationalised names and plain ASCII ones.
+        for fine in ["bücher.example", "пример.рф", "例え.jp", "example.com"] {
+            assert_eq!(look_alike(&ascii(fine)), None, "{fine}");
+        }
+    }
 }

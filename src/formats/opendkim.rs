@@ -254,6 +254,9 @@ pub enum ConfProblem {
 pub fn parse_conf(text: &str, path: &Path) -> (Vec<ConfLine>, Vec<(ConfProblem, Origin)>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    // Suggestions for the first unknown names only: a file of 20,000
+    // unknown options would otherwise cost 20,000 searches of the list.
+    let mut suggestions_left = 100;
     for (i, raw) in text.split('\n').enumerate() {
         let at = Origin::line(path, i + 1);
         let line = raw.split(['#', '\r']).next().unwrap_or_default();
@@ -264,9 +267,14 @@ pub fn parse_conf(text: &str, path: &Path) -> (Vec<ConfLine>, Vec<(ConfProblem, 
         let (name, rest) = line.split_once([' ', '\t']).unwrap_or((line, ""));
         let value = rest.trim_matches([' ', '\t']);
         let Some((canonical, kind)) = known_option(name) else {
-            let names: Vec<&'static str> = KNOWN_OPTIONS.iter().map(|(n, _)| *n).collect();
-            let suggestion = crate::report::did_you_mean(name, &names)
-                .and_then(|s| names.iter().copied().find(|n| *n == s));
+            let suggestion = if suggestions_left > 0 {
+                suggestions_left -= 1;
+                let names: Vec<&'static str> = KNOWN_OPTIONS.iter().map(|(n, _)| *n).collect();
+                crate::report::did_you_mean(name, &names)
+                    .and_then(|s| names.iter().copied().find(|n| *n == s))
+            } else {
+                None
+            };
             problems.push((
                 ConfProblem::UnknownOption {
                     name: name.to_string(),

@@ -78,4 +78,4 @@ pub use record::{
     public_key_matches, record_name, record_value, revoked_record_value, rsa_bits_of_spki,
     zone_form,
 };
-pub use secret::Secret;
+pub use secret::{Secret, lock_secrets, protect_process};

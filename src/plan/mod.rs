@@ -331,7 +331,7 @@ impl Context<'_> {
     /// `$name` references expand with its values).
     fn merged_main(&self, master: &Path) -> Result<postfix::MainCf, PlanError> {
         let host = master.with_file_name("main.cf");
-        let real = self.root.join(&host);
+        let real = real_path(self.root, &host);
         let old = match inspect::inspect(&real, Want::File).map_err(PlanError::Host)? {
             Some(_) => inspect::read_file(&real).map_err(PlanError::Host)?,
             None => Vec::new(),
@@ -525,9 +525,24 @@ pub fn add_leftovers(plan: &mut Plan, replaced: &[Artifact], root: &Root) {
         .sort_by(|x, y| x.host_path().cmp(y.host_path()));
 }
 
+/// The real path of a host path: its parent directories resolved inside
+/// the root, as apply's walk resolves them (an image's `/etc/systemd` may
+/// be an absolute link, which means a path in the image, not on the
+/// host); a link at the final name is left for [`inspect`] to report.
+fn real_path(root: &Root, host: &Path) -> PathBuf {
+    let reader = crate::host::Reader::new(root);
+    match (host.parent(), host.file_name()) {
+        (Some(parent), Some(name)) => match reader.resolve(parent) {
+            Ok(dir) => dir.join(name),
+            Err(_) => root.join(host),
+        },
+        _ => root.join(host),
+    }
+}
+
 /// The plan for one artifact.
 fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
-    let real = ctx.root.join(&a.path);
+    let real = real_path(ctx.root, &a.path);
     let want = match a.kind {
         ArtifactKind::Directory => Want::Directory,
         _ => Want::File,
@@ -644,7 +659,7 @@ fn plan_one(a: &Artifact, ctx: &Context<'_>) -> Result<Change, PlanError> {
     let copy_from = match &a.kind {
         ArtifactKind::PrivateKey { reuse, .. } if action == Action::Create => {
             reuse.iter().find_map(|p| {
-                let real = ctx.root.join(p);
+                let real = real_path(ctx.root, p);
                 matches!(inspect::inspect(&real, Want::File), Ok(Some(_))).then(|| p.clone())
             })
         }

@@ -147,22 +147,23 @@ impl Renderer<'_> {
     /// per key that must exist.
     fn keys(&self, out: &mut Vec<Artifact>) {
         let s = &self.c.service;
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        let mut keys: Vec<&Path> = Vec::new();
+        // Sets, not lists: ten thousand domains are rendered in linear
+        // time (the output is sorted at the end anyway).
+        let mut dirs: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+        let mut keys: std::collections::HashSet<&Path> = std::collections::HashSet::new();
         for d in self.c.domains.iter().filter(|d| d.key_from.is_none()) {
             for k in d.keys.iter().filter(|k| k.state.needs_private_key()) {
                 // Two domains may name one key file by `path`: one artifact.
-                if keys.contains(&k.path.as_path()) {
+                if !keys.insert(&k.path) {
                     continue;
                 }
-                keys.push(&k.path);
                 // Only directories inside the key directory are ours to
                 // own; a key kept elsewhere (the ArchWiki Security setup
                 // keeps it in /etc/opendkim) leaves its directory alone.
                 if let Some(parent) = k.path.parent() {
                     for anc in parent.ancestors() {
-                        if anc.starts_with(&s.key_dir) && !dirs.iter().any(|x| x == anc) {
-                            dirs.push(anc.to_path_buf());
+                        if !anc.starts_with(&s.key_dir) || !dirs.insert(anc.to_path_buf()) {
+                            break;
                         }
                     }
                 }
@@ -207,7 +208,7 @@ impl Renderer<'_> {
         out.push(self.dir(&dir, &s.user, &s.socket_group, 0o750));
         let ctx = json!({
             "header": self.header("#"),
-            "dirs": [{"path": dir, "mode": "0750", "user": s.user, "group": s.socket_group}],
+            "dirs": [{"path": unit_value(&dir), "mode": "0750", "user": s.user, "group": s.socket_group}],
         });
         out.push(self.file(
             "tmpfiles.conf.hbs",
@@ -234,7 +235,7 @@ impl Renderer<'_> {
     fn runtime_directory(&self) -> Option<String> {
         let dir = self.c.service.socket.unix_path()?.parent()?;
         let rel = dir.strip_prefix("/run").ok()?;
-        (!rel.as_os_str().is_empty()).then(|| rel.display().to_string())
+        (!rel.as_os_str().is_empty()).then(|| unit_value(rel))
     }
 
     fn accounts(&self, out: &mut Vec<Artifact>) -> Result<(), RenderError> {
@@ -314,8 +315,7 @@ impl Renderer<'_> {
 
     /// Read-write paths: the socket directory outside /run.
     fn read_write_paths(&self) -> Option<String> {
-        self.persistent_socket_dir()
-            .map(|d| d.display().to_string())
+        self.persistent_socket_dir().map(|d| unit_value(&d))
     }
 
     fn bundled(&self, out: &mut Vec<Artifact>) -> Result<(), RenderError> {
@@ -337,13 +337,13 @@ impl Renderer<'_> {
         let mut credentials: Vec<Value> = Vec::new();
         for d in c.domains.iter().filter(|d| d.key_from.is_none()) {
             for k in d.keys.iter().filter(|k| k.state.needs_private_key()) {
-                credentials.push(json!({"name": credential_name(k), "path": k.path}));
+                credentials.push(json!({"name": credential_name(k), "path": unit_value(&k.path)}));
             }
         }
         let ctx = json!({
             "header": self.header("#"),
-            "binary": s.binary,
-            "config": c.source,
+            "binary": unit_value(&s.binary),
+            "config": unit_value(&c.source),
             "user": s.user,
             "group": s.group,
             "dynamic_user": s.socket_activation && !s.mode.verifies(),
@@ -365,7 +365,7 @@ impl Renderer<'_> {
         )?);
         if s.socket_activation {
             let listen = match &s.socket {
-                Socket::Unix(p) => p.display().to_string(),
+                Socket::Unix(p) => unit_value(p),
                 Socket::Inet { .. } => s
                     .socket
                     .inet_addr()
@@ -609,11 +609,12 @@ impl Renderer<'_> {
             }
             allow.join(" ")
         });
+        let rw: Vec<String> = rw.iter().map(|p| unit_value(p)).collect();
         let ctx = json!({
             "header": self.header("#"),
-            "binary": c.service.binary,
-            "config": c.source,
-            "tsig_key": tsig_key,
+            "binary": unit_value(&c.service.binary),
+            "config": unit_value(&c.source),
+            "tsig_key": tsig_key.as_deref().map(unit_value),
             "read_write_paths": rw,
             "ip_deny": ip_allow.is_some(),
             "ip_allow": ip_allow,
@@ -739,6 +740,13 @@ pub fn generation(c: &Config) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A path as a systemd unit setting or tmpfiles.d field takes it: `%`
+/// doubled (a specifier otherwise). Validation refused every character
+/// these formats cannot carry ([`crate::formats::values`]).
+fn unit_value(p: &Path) -> String {
+    crate::formats::values::systemd_escape(&p.to_string_lossy()).into_owned()
 }
 
 /// The settings the bundled engine takes from dkim.toml, one a line, in a

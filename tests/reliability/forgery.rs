@@ -78,3 +78,63 @@ fn forged_authentication_results_are_removed_and_two_froms_are_not_signed() {
     );
     assert!(d.stop().success());
 }
+
+/// Through the real daemon, in the directions a forged
+/// Authentication-Results used to survive (issue 15, item 4): from a
+/// trusted client (signed), in a header block over `max_header_size`
+/// (not verified), and with a final dot on our authserv-id; each is
+/// removed, and the delivered message keeps every other header.
+#[test]
+fn forged_authentication_results_are_removed_in_every_direction() {
+    let s = Keyed::new(&signing("sign+verify").set("engine.max_header_size", "1K"));
+    let d = Serve::start(&s.root);
+    let rt = runtime();
+    let filler = vec![b'x'; 2000];
+    type Field<'a> = (&'a [u8], &'a [u8]);
+    let cases: [(&str, std::net::IpAddr, Vec<Field>); 2] = [
+        (
+            "trusted client",
+            LOCAL,
+            vec![
+                (b"Authentication-Results", b" mx.example.net.; dkim=pass"),
+                (b"From", b" jose@example.com"),
+                (b"Subject", b" hi"),
+            ],
+        ),
+        (
+            "header block over max_header_size",
+            REMOTE,
+            vec![
+                (b"From", b" someone@example.org"),
+                (b"X-Filler", &filler[..]),
+                (b"Authentication-Results", b" MX.example.net. ; dkim=pass"),
+                (b"Subject", b" hi"),
+            ],
+        ),
+    ];
+    for (what, ip, headers) in cases {
+        let (replies, ls) = rt.block_on(async {
+            let mut c = MilterClient::connect(d.addr()).await.unwrap();
+            c.negotiate().await.unwrap();
+            let r = c
+                .send_message(&macros(), ip, &headers, b"body\r\n")
+                .await
+                .unwrap();
+            (r, c.leading_space())
+        });
+        let delivered =
+            String::from_utf8_lossy(&apply_replies(&headers, b"body\r\n", &replies, ls))
+                .into_owned();
+        assert!(
+            !delivered.contains("dkim=pass"),
+            "{what}: the forged header was delivered:\n{delivered}"
+        );
+        assert!(delivered.contains("Subject: hi"), "{what}: {delivered}");
+        assert_eq!(
+            replies.last(),
+            Some(&Reply::Continue),
+            "{what}: {replies:?}"
+        );
+    }
+    assert!(d.stop().success());
+}

@@ -31,7 +31,7 @@ fn raise_nofile() -> u64 {
 
 /// The binary for long runs: the release build when it is at least as new
 /// as the debug build under test (so it is not stale), else the debug one.
-fn fastest_binary() -> (PathBuf, bool) {
+pub(super) fn fastest_binary() -> (PathBuf, bool) {
     let debug = bin();
     // target/debug/dkimctl -> target/release/dkimctl (CARGO_TARGET_DIR too).
     let release = debug

@@ -9,7 +9,13 @@
 //! - [`secrecy`]: key creation under umask 000, key material in any
 //!   output, unsafe keys;
 //! - [`privilege`]: root and capabilities;
+//! - [`races`]: a process running as the service user racing root's
+//!   commands with links; an image whose parents are links; hard links;
+//! - [`senders`]: hostile senders: per-sender memory, huge verify
+//!   streams, a black-hole name server, trickling connections;
 //! - [`forgery`]: forged headers;
+//! - [`inputs`]: hostile configuration inputs: include bombs, injected
+//!   lines, quadratic blow-ups, huge values;
 //! - [`regressions`]: inputs the fuzz targets (`fuzz/`, `scripts/fuzz.sh`)
 //!   or a review found, each saying what was malformed.
 //!
@@ -26,10 +32,13 @@
 mod apply;
 mod faults;
 mod forgery;
+mod inputs;
 mod load;
 mod privilege;
+mod races;
 mod regressions;
 mod secrecy;
+mod senders;
 
 use std::path::PathBuf;
 use std::process::Command;

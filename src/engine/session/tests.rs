@@ -427,6 +427,111 @@ async fn authenticated_sender_from_outside_is_signed() {
     assert!(eom.windows(14).any(|w| w == b"DKIM-Signature"));
 }
 
+fn decoded(eom: &[u8]) -> Vec<Reply> {
+    let mut buf = BytesMut::from(eom);
+    let mut got = Vec::new();
+    while let Some(r) = crate::milter::decode_reply(&mut buf, 1 << 20).unwrap() {
+        got.push(r);
+    }
+    got
+}
+
+/// Issue 15, item 4: a forged Authentication-Results (here with a final
+/// dot on the authserv-id) is removed whatever the message's direction —
+/// signed for a trusted client, verified with a header block over
+/// `max_header_size`, or passed through for a client in external_ignore —
+/// and a signed message's signature does not cover it.
+#[tokio::test]
+async fn forged_results_are_removed_in_every_direction() {
+    let remove_first = Reply::ChangeHeader {
+        index: 1,
+        name: b(b"Authentication-Results"),
+        value: Bytes::new(),
+    };
+    let forged: (&[u8], &[u8]) = (b"Authentication-Results", b" mx.example.net.; dkim=pass");
+    let filler = vec![b'x'; 400];
+    type Field<'a> = (&'a [u8], &'a [u8]);
+    let cases: [(&str, &str, Vec<Field>); 3] = [
+        (
+            "trusted client, signed",
+            "",
+            vec![forged, HEADERS[0], HEADERS[1], HEADERS[2]],
+        ),
+        (
+            "header block over max_header_size, verified",
+            "\n[engine]\nmax_header_size = 300\n",
+            vec![HEADERS[0], (b"X-Filler", &filler[..]), forged],
+        ),
+        (
+            "client in external_ignore, passed",
+            "\n[trusted]\ninternal_hosts = [\"127.0.0.1\"]\nexternal_ignore = [\"192.0.2.0/24\"]\n",
+            vec![forged, HEADERS[0], HEADERS[1]],
+        ),
+    ];
+    for (what, extra, headers) in cases {
+        let f = fixture(extra, Some(Resolver::fixed(records())));
+        let ip = if what.starts_with("trusted") {
+            "127.0.0.1"
+        } else {
+            "192.0.2.7"
+        };
+        let got = decoded(&eom_of(&f, ip, &headers).await);
+        assert_eq!(got.first(), Some(&remove_first), "{what}: {got:?}");
+        assert_eq!(
+            got.iter()
+                .filter(|r| matches!(r, Reply::ChangeHeader { .. }))
+                .count(),
+            1,
+            "{what}: {got:?}"
+        );
+        assert_eq!(got.last(), Some(&Reply::Continue), "{what}: {got:?}");
+        if what.starts_with("trusted") {
+            let sigs: Vec<&Reply> = got
+                .iter()
+                .filter(|r| matches!(r, Reply::InsertHeader { name, .. } if name.as_ref() == b"DKIM-Signature"))
+                .collect();
+            assert_eq!(sigs.len(), 2, "{what}: {got:?}");
+        }
+        if what.starts_with("header block") {
+            assert!(
+                got.iter()
+                    .any(|r| matches!(r, Reply::InsertHeader { value, .. }
+                    if value.windows(9).any(|w| w == b"too large"))),
+                "{what}: {got:?}"
+            );
+        }
+    }
+}
+
+/// A signature over Authentication-Results (in sign_headers) is made
+/// without the forged one that is removed, so it verifies as delivered.
+#[tokio::test]
+async fn a_removed_forged_result_is_not_signed() {
+    let f = fixture(
+        "sign_headers = [\"From\", \"Subject\", \"Authentication-Results\"]",
+        Some(Resolver::fixed(records())),
+    );
+    let incoming: Vec<(&[u8], &[u8])> = vec![
+        (b"Authentication-Results", b" mx.example.net; dkim=pass"),
+        HEADERS[0],
+        HEADERS[2],
+    ];
+    let got = decoded(&eom_of(&f, "127.0.0.1", &incoming).await);
+    let delivered = crate::milter::client::apply_replies(&incoming, b"body\r\n", &got, true);
+    assert!(
+        !String::from_utf8_lossy(&delivered).contains("mx.example.net; dkim=pass"),
+        "{got:?}"
+    );
+    let results = crate::dkim::verify(&Arc::new(Resolver::fixed(records())), &delivered, NOW).await;
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.status == crate::dkim::verify::DkimStatus::Pass),
+        "{results:?}"
+    );
+}
+
 #[tokio::test]
 async fn verify_adds_results_and_removes_a_forged_one() {
     let f = fixture("", Some(Resolver::fixed(records())));
