@@ -50,5 +50,8 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --document-private-items --quiet
 cargo test --locked -- --test-threads=2
+# The engine benchmark's smoke pass (a debug build, no figures kept): every
+# peer starts, signs and verifies in four short cases, in about 30 s.
+cargo test --locked --bench milter -- --smoke
 # The fuzz targets keep building and run 5 s each (scripts/fuzz.sh for more).
 ./scripts/fuzz.sh --smoke

@@ -194,6 +194,12 @@ pub enum Command {
     /// for end of message, ...), while the macro requests in
     /// [`OptNeg::macros`] use the `SMFIM_*` numbers 0..=6. Names arrive as
     /// the MTA spells them: `i`, `{auth_authen}`. Never answered.
+    ///
+    /// Unlike the other commands' fields, names and values are copies, not
+    /// slices of the read buffer: a session keeps them for the rest of the
+    /// message or connection, and a slice would keep the whole buffer it
+    /// came in alive (with the body chunk read along with it), so that
+    /// every chunk that follows is copied to a new buffer.
     #[doc(alias = "SMFIC_MACRO")]
     Macro {
         /// Command byte of the command these macros belong to.
@@ -345,7 +351,10 @@ impl Command {
                 while !f.is_empty() {
                     let name = f.cstr("NUL-terminated macro name")?;
                     let value = f.cstr("NUL-terminated macro value")?;
-                    pairs.push((name, value));
+                    pairs.push((
+                        Bytes::copy_from_slice(&name),
+                        Bytes::copy_from_slice(&value),
+                    ));
                 }
                 Self::Macro { stage, pairs }
             }
