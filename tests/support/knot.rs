@@ -27,6 +27,9 @@ pub struct Knot {
     dir: tempfile::TempDir,
     port: u16,
     serial: u32,
+    /// The zone knotd is authoritative for: [`ZONE`], or `.` (every name)
+    /// for tests whose domains are not below example.com.
+    zone: &'static str,
 }
 
 /// A TSIG key knotd accepts dynamic updates (RFC 2136) signed with.
@@ -99,30 +102,38 @@ impl Knot {
         Knot::start(&zone_text(&published(root)))
     }
 
+    /// Like [`Knot::serving`] for a configuration whose domains are not all
+    /// below example.com: knotd is authoritative for the root zone, so
+    /// every absolute name the records carry is served.
+    pub fn serving_every_domain(root: &TempRoot) -> Option<Knot> {
+        Knot::start_with(&zone_text(&published(root)), None, None, ".")
+    }
+
     /// Starts knotd with `zone_text` (zone-file lines: absolute names or
     /// names relative to example.com) below a fixed SOA and NS. `None` when
     /// knotd or kdig is missing (after printing "skipped: ..."; under
     /// CI=true that fails the test instead).
     pub fn start(zone_text: &str) -> Option<Knot> {
-        Knot::start_with(zone_text, None, None)
+        Knot::start_with(zone_text, None, None, ZONE)
     }
 
     /// Like [`Knot::start`], on a port in `ports`.
     pub fn start_in(zone_text: &str, ports: std::ops::Range<u16>) -> Option<Knot> {
-        Knot::start_with(zone_text, None, Some(ports))
+        Knot::start_with(zone_text, None, Some(ports), ZONE)
     }
 
     /// Starts knotd on a port in [`UPDATE_PORTS`] accepting dynamic
     /// updates signed with `key`, for TXT records below `_domainkey` only
     /// (the least privilege README's "Hands-off rotation" recommends).
     pub fn updatable(zone_text: &str, key: &TsigKey) -> Option<Knot> {
-        Knot::start_with(zone_text, Some(key), Some(UPDATE_PORTS))
+        Knot::start_with(zone_text, Some(key), Some(UPDATE_PORTS), ZONE)
     }
 
     fn start_with(
         zone_text: &str,
         key: Option<&TsigKey>,
         ports: Option<std::ops::Range<u16>>,
+        zone: &'static str,
     ) -> Option<Knot> {
         if !require_tool("knotd") || !require_tool("kdig") || !require_tool("knotc") {
             return None;
@@ -159,7 +170,7 @@ impl Knot {
                  database:\n    storage: \"{d}/db\"\n{keys}\
                  template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
                  zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n\
-                 zone:\n  - domain: {ZONE}\n    file: \"{d}/{ZONE}.zone\"\n{acl}\
+                 zone:\n  - domain: {zone}\n    file: \"{d}/zone\"\n{acl}\
                  log:\n  - target: stderr\n    any: info\n"
             );
             std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
@@ -175,6 +186,7 @@ impl Knot {
                 dir,
                 port,
                 serial: 1,
+                zone,
             };
             knot.write_zone(zone_text);
             if knot.wait_for_serial(1) {
@@ -208,7 +220,7 @@ impl Knot {
         let run = run(Command::new(which("knotc").expect("knotc"))
             .arg("-c")
             .arg(self.dir.path().join("knot.conf"))
-            .args(["zone-reload", ZONE]));
+            .args(["zone-reload", self.zone]));
         assert_eq!(
             run.code(),
             0,
@@ -247,15 +259,15 @@ impl Knot {
     /// dkimctl.
     pub fn set_txt_by_hand(&self, owner: &str, strings: &[&str]) {
         let quoted: Vec<String> = strings.iter().map(|s| format!("\"{s}\"")).collect();
-        self.knotc(&["zone-begin", ZONE]);
+        self.knotc(&["zone-begin", self.zone]);
         let _ = run(Command::new(which("knotc").expect("knotc"))
             .arg("-c")
             .arg(self.dir.path().join("knot.conf"))
-            .args(["zone-unset", ZONE, owner, "TXT"]));
-        let mut set = vec!["zone-set", ZONE, owner, "60", "TXT"];
+            .args(["zone-unset", self.zone, owner, "TXT"]));
+        let mut set = vec!["zone-set", self.zone, owner, "60", "TXT"];
         set.extend(quoted.iter().map(String::as_str));
         self.knotc(&set);
-        self.knotc(&["zone-commit", ZONE]);
+        self.knotc(&["zone-commit", self.zone]);
     }
 
     /// The TXT records at `name` as kdig shows them, one line each
@@ -306,18 +318,23 @@ impl Knot {
             "-c".into(),
             self.dir.path().join("knot.conf").display().to_string(),
             "zone-reload".into(),
-            ZONE.into(),
+            self.zone.into(),
         ]
     }
 
     fn write_zone(&self, zone_text: &str) {
         let text = format!(
-            "$ORIGIN {ZONE}.\n$TTL 60\n\
+            "$ORIGIN {origin}\n$TTL 60\n\
              @ IN SOA ns.{ZONE}. hostmaster.{ZONE}. ( {} 60 60 600 60 )\n\
-             @ IN NS ns\nns IN A 127.0.0.1\n{zone_text}\n",
-            self.serial
+             @ IN NS ns.{ZONE}.\nns.{ZONE}. IN A 127.0.0.1\n$ORIGIN {ZONE}.\n{zone_text}\n",
+            self.serial,
+            origin = if self.zone == "." {
+                ".".to_string()
+            } else {
+                format!("{}.", self.zone)
+            },
         );
-        std::fs::write(self.dir.path().join(format!("{ZONE}.zone")), text).unwrap();
+        std::fs::write(self.dir.path().join("zone"), text).unwrap();
     }
 
     /// Polls the SOA until `serial` is served (false after 10 s or when
@@ -328,7 +345,7 @@ impl Knot {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            let soa = kdig(self.port, "SOA", ZONE);
+            let soa = kdig(self.port, "SOA", self.zone);
             if soa.split_whitespace().nth(2) == Some(serial.to_string().as_str()) {
                 return true;
             }

@@ -14,6 +14,27 @@ use super::message::Msg;
 use super::miltertest::Conversation;
 use super::proc::{private_mounts, stop_child, wait_for_socket};
 
+/// Waits until `inet:PORT@127.0.0.1` accepts connections (false when
+/// `child` exited or after `limit`).
+fn wait_for_port(milter: &str, child: &mut Child, limit: Duration) -> bool {
+    let port: u16 = milter
+        .strip_prefix("inet:")
+        .and_then(|r| r.split('@').next())
+        .and_then(|p| p.parse().ok())
+        .expect("inet:PORT@HOST");
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 /// Makes `tree` ready to be / for the host's opendkim: the directories it
 /// runs in, /usr to bind the host's onto, the `lib`, `lib64`, `bin` and
 /// `sbin` links into it, and the host's `host_files` (such as
@@ -60,20 +81,40 @@ pub struct RenderedOpenDkim {
 
 impl RenderedOpenDkim {
     pub fn start(tree: &Path) -> RenderedOpenDkim {
-        let conf = std::fs::read_to_string(tree.join("etc/opendkim/opendkim.conf")).unwrap();
+        let conf_path = tree.join("etc/opendkim/opendkim.conf");
+        let conf = std::fs::read_to_string(&conf_path).unwrap();
         let socket = conf
             .lines()
             .find_map(|l| l.strip_prefix("Socket"))
             .map(|s| s.trim().to_string())
             .expect("a Socket line");
-        let path = socket.strip_prefix("local:").expect("a unix socket");
+        // A unix socket is reached through the tree; a TCP socket's fixed
+        // port (8891) is moved to a free one, so that tests running at
+        // the same time never meet on it. Nothing else is changed.
+        let (milter, host_path) = match socket.strip_prefix("local:") {
+            Some(path) => {
+                let host_path = tree.join(path.trim_start_matches('/'));
+                (format!("unix:{}", host_path.display()), Some(host_path))
+            }
+            None => {
+                let port = super::proc::free_port();
+                let moved = format!("inet:{port}@127.0.0.1");
+                let text = conf.replace(
+                    &format!("Socket                  {socket}"),
+                    &format!("Socket                  {moved}"),
+                );
+                assert_ne!(text, conf, "the Socket line is rewritten");
+                std::fs::write(&conf_path, text).unwrap();
+                (moved, None)
+            }
+        };
         let passwd = std::fs::read_to_string(tree.join("etc/passwd")).unwrap();
         let ids = passwd
             .lines()
             .find(|l| l.starts_with("opendkim:"))
             .map(|l| l.split(':').skip(2).take(2).collect::<Vec<_>>().join(":"))
             .expect("apply created the opendkim user");
-        prepare_chroot(tree, &["etc/ld.so.cache", "etc/nsswitch.conf"]);
+        prepare_chroot(tree, &["etc/ld.so.cache", "etc/nsswitch.conf", "etc/hosts"]);
         // What the unit's RuntimeDirectory= and StateDirectory= provide.
         let (uid, gid) = ids.split_once(':').unwrap();
         for d in ["run/opendkim", "var/lib/opendkim"] {
@@ -92,14 +133,13 @@ impl RenderedOpenDkim {
             .stderr(File::create(tree.join("opendkim.err")).unwrap())
             .spawn()
             .expect("start opendkim");
-        let host_path = tree.join(path.trim_start_matches('/'));
-        let mut od = RenderedOpenDkim {
-            child,
-            milter: format!("unix:{}", host_path.display()),
-            log,
+        let mut od = RenderedOpenDkim { child, milter, log };
+        let up = match &host_path {
+            Some(p) => wait_for_socket(p, &mut od.child, Duration::from_secs(20)),
+            None => wait_for_port(&od.milter, &mut od.child, Duration::from_secs(20)),
         };
         assert!(
-            wait_for_socket(&host_path, &mut od.child, Duration::from_secs(20)),
+            up,
             "opendkim did not start from the rendered tree:\n{}",
             od.log_text()
         );
