@@ -31,6 +31,7 @@ fn runtime() -> &'static (tokio::runtime::Runtime, Arc<Resolver>) {
     static R: OnceLock<(tokio::runtime::Runtime, Arc<Resolver>)> = OnceLock::new();
     R.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("runtime");
         let table = Fixed::new()
@@ -73,7 +74,8 @@ fuzz_target!(|data: &[u8]| {
     // Recognition of forged headers.
     let _ = claims_authserv_id(message, &id);
     let ours = format!(" {id}; dkim=pass");
-    if !id.is_empty()
+    // An id of dots only names no host (validation refuses it).
+    if id.bytes().any(|b| b != b'.')
         && id
             .bytes()
             .all(|b| b.is_ascii_graphic() && !b"();\"\\".contains(&b))

@@ -94,6 +94,7 @@ kind = "none"
         World {
             shared: Shared::new(state),
             runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_time()
                 .build()
                 .expect("runtime"),
         }
@@ -258,7 +259,9 @@ fuzz_target!(|data: &[u8]| {
             let is_eom = cmd == Command::EndOfMessage;
             match &cmd {
                 Command::Header { name, .. } if !shadow.past_headers => {
-                    if name.eq_ignore_ascii_case(b"From") {
+                    // `From ` (white space before the colon, RFC 5322's
+                    // obsolete syntax) is a From field too.
+                    if name.trim_ascii_end().eq_ignore_ascii_case(b"From") {
                         shadow.from_fields += 1;
                     }
                 }

@@ -1907,7 +1907,9 @@ pub fn parse_canonicalization(s: &str) -> Option<(Canon, Canon)> {
 }
 
 fn is_authserv_id(s: &str) -> bool {
-    !s.is_empty()
+    // A name of dots only would match no header once the final dot is
+    // ignored, so forged results claiming it would be kept.
+    s.bytes().any(|b| b.is_ascii_alphanumeric())
         && s.len() <= 255
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
@@ -2084,5 +2086,19 @@ mod tests {
             Some((Canon::Relaxed, Canon::Simple))
         );
         assert_eq!(parse_canonicalization("loose/simple"), None);
+    }
+
+    #[test]
+    fn authserv_ids() {
+        assert!(is_authserv_id("mx.example.net"));
+        assert!(is_authserv_id("mx.example.net."));
+        assert!(is_authserv_id("mail_1"));
+        // Dots only: no header would match it once its final dot is
+        // ignored (found by the auth_results fuzz target).
+        assert!(!is_authserv_id("."));
+        assert!(!is_authserv_id("..."));
+        assert!(!is_authserv_id(""));
+        assert!(!is_authserv_id("mx example"));
+        assert!(!is_authserv_id(&"a".repeat(256)));
     }
 }
