@@ -19,13 +19,13 @@ use std::sync::OnceLock;
 use dkimctl::dkim::auth_results::{authentication_results, claims_authserv_id};
 use dkimctl::dkim::split_message;
 use dkimctl::dkim::verify::{DkimStatus, VerifyResult};
+use dkimctl::dkim::{CrlfNormalizer, crlf};
 use dkimctl::dns::resolver::Resolver;
 use dkimctl::dns::{Fixed, LookupErrorKind};
-use std::sync::Arc;
-use dkimctl::dkim::{CrlfNormalizer, crlf};
 use dkimctl::engine::session::{header_from_milter, milter_value};
 use dkimctl::engine::{message_from_domain, policy};
 use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
 
 fn runtime() -> &'static (tokio::runtime::Runtime, Arc<Resolver>) {
     static R: OnceLock<(tokio::runtime::Runtime, Arc<Resolver>)> = OnceLock::new();

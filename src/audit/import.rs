@@ -241,6 +241,14 @@ pub fn import(root: &Root, lossy: bool) -> Result<ImportResult, ImportError> {
         });
     }
     let result = w.finish(od);
+    // The promise is a dkim.toml that passes `dkimctl check`: a value the
+    // writer carried over that the rendered files cannot hold is refused
+    // here, named, rather than written (found by the opendkim_conf fuzz
+    // target).
+    let invalid = invalid_output(&result.toml);
+    if !invalid.is_empty() {
+        return Err(ImportError::Refused { reasons: invalid });
+    }
     let losses: Vec<Note> = result
         .notes
         .iter()
@@ -251,6 +259,32 @@ pub fn import(root: &Root, lossy: bool) -> Result<ImportResult, ImportError> {
         return Err(ImportError::Lossy { losses });
     }
     Ok(result)
+}
+
+/// The errors `dkimctl check` would report for the imported dkim.toml, as
+/// reasons (the file's own checks only: accounts and key files are the
+/// host's, and apply creates what is missing).
+fn invalid_output(toml: &str) -> Vec<String> {
+    let source = crate::config::Source {
+        real: PathBuf::from("/etc/dkimctl/dkim.toml"),
+        host: PathBuf::from("/etc/dkimctl/dkim.toml"),
+        display: "dkim.toml".into(),
+    };
+    crate::config::parse(toml, &source)
+        .diags
+        .iter()
+        .filter(|d| d.severity == crate::report::Severity::Error)
+        .map(|d| match d.line {
+            0 => format!(
+                "the dkim.toml it would write does not pass check: {}",
+                d.message
+            ),
+            line => format!(
+                "the dkim.toml it would write does not pass check ({line}:{}): {}",
+                d.col, d.message
+            ),
+        })
+        .collect()
 }
 
 /// One key of a domain being built.
@@ -313,6 +347,18 @@ fn shown(s: &opendkim::Setting) -> String {
         "(value not shown)".into()
     } else {
         s.value.clone()
+    }
+}
+
+/// A value from the admin's files, quoted and cut to its first 50
+/// characters when longer.
+fn cut(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= 60 {
+        format!("\"{s}\"")
+    } else {
+        let head: String = s.chars().take(50).collect();
+        format!("\"{head}…\" ({n} characters)")
     }
 }
 
@@ -1224,9 +1270,35 @@ impl Writer {
         }
         if let Some((ds, at)) = od.dataset("MTA") {
             match ds {
-                Dataset::List(items) if !items.is_empty() => self
-                    .engine
-                    .push(format!("sign_daemon_names = {}", list(&items))),
+                Dataset::List(items) if !items.is_empty() => {
+                    // A name the rendered opendkim.conf cannot carry (a
+                    // space, a `#`, a control byte) is left out, named.
+                    let (fit, unfit): (Vec<String>, Vec<String>) =
+                        items.into_iter().partition(|i| {
+                            crate::formats::values::check(
+                                i,
+                                crate::formats::values::Format::OpenDkimList,
+                            )
+                            .is_ok()
+                        });
+                    for name in &unfit {
+                        self.loss(
+                            Section::Engine,
+                            format!(
+                                "MTA {} ({at}): a daemon name dkimctl cannot write",
+                                cut(name)
+                            ),
+                            format!(
+                                "signing for mail the MTA hands over as daemon {} stops",
+                                cut(name)
+                            ),
+                        );
+                    }
+                    if !fit.is_empty() {
+                        self.engine
+                            .push(format!("sign_daemon_names = {}", list(&fit)));
+                    }
+                }
                 _ => self.note(Section::Engine, format!("MTA ({at}): not a plain list")),
             }
         }
@@ -1529,6 +1601,47 @@ mod tests {
             ),
             "{}",
             r.toml
+        );
+    }
+
+    #[test]
+    fn a_daemon_name_dkimctl_cannot_write_is_a_loss() {
+        // Found by the opendkim_conf fuzz target: `MTA` with a name holding
+        // spaces was carried over, and check refused the dkim.toml.
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        write(
+            dir.path(),
+            "etc/opendkim/opendkim.conf",
+            "Socket inet:8891@localhost\nMode sv\nMTA MSA, odd name  here, ORIGINATING\n",
+        );
+        let Err(ImportError::Lossy { losses }) = import(&root, false) else {
+            panic!("not refused");
+        };
+        let effects: Vec<&str> = losses.iter().filter_map(|l| l.effect.as_deref()).collect();
+        assert_eq!(
+            effects,
+            ["signing for mail the MTA hands over as daemon \"odd name  here\" stops"]
+        );
+        let r = import(&root, true).unwrap();
+        assert!(
+            r.toml
+                .contains("sign_daemon_names = [\"MSA\", \"ORIGINATING\"]"),
+            "{}",
+            r.toml
+        );
+        assert!(invalid_output(&r.toml).is_empty());
+    }
+
+    #[test]
+    fn an_output_check_refuses_is_never_written() {
+        let reasons = invalid_output(
+            "[service]\nengine = \"opendkim\"\nmode = \"verify\"\n[engine]\nsign_daemon_names = [\"a b\"]\n[mta]\nkind = \"none\"\n",
+        );
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("the dkim.toml it would write does not pass check (5:"),
+            "{reasons:?}"
         );
     }
 

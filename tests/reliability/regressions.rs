@@ -110,3 +110,49 @@ fn import_of_an_opendkim_conf_without_signing_domains_passes_check() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// OpenDKIM's `MTA` list took a name with spaces (and bytes that are not
+/// UTF-8); import carried it into `sign_daemon_names`, which check refuses
+/// (opendkim.conf cannot carry the space back). Now the name is a loss,
+/// named, and import never writes a dkim.toml check refuses. Found by the
+/// `opendkim_conf` fuzz target. Malformed input: an `MTA` name with spaces
+/// and 0x85 bytes.
+#[test]
+fn import_of_an_mta_name_with_spaces_names_it_instead_of_writing_it() {
+    let root = TempRoot::empty();
+    let mut conf =
+        b"Socket local:/var/spool/postfix/opendkim/opendkim.sock\nMode sv\nMTA ".to_vec();
+    conf.extend_from_slice(&[0x85; 40]);
+    conf.extend_from_slice(b"      ORIGINATING\n");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/opendkim.conf"), &conf).unwrap();
+    let run = root.dkimctl(&["import"]);
+    assert_eq!(run.code(), 1, "{}{}", run.stdout(), run.stderr());
+    assert!(
+        run.stderr()
+            .contains("signing for mail the MTA hands over as daemon"),
+        "{}",
+        run.stderr()
+    );
+    let run = root.dkimctl(&["import", "--lossy"]).expect(0);
+    root.write("etc/dkimctl/dkim.toml", &run.stdout());
+    root.dkimctl(&["check"]).expect(0);
+}
+
+/// An authserv-id of dots only matched no Authentication-Results header
+/// once its final dot was ignored, so forged results claiming it were
+/// kept; it is refused now. Found by the `auth_results` fuzz target.
+/// Malformed input: `authserv_id = "."`.
+#[test]
+fn authserv_id_of_dots_only_is_refused() {
+    let root = TempRoot::new(
+        "[service]\nauthserv_id = \".\"\n[[domain]]\nname = \"example.com\"\nselector = \"s\"\n[mta]\nkind = \"none\"\n",
+    );
+    let run = root.dkimctl(&["check"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("invalid authserv-id"),
+        "{}",
+        run.stderr()
+    );
+}
