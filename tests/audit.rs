@@ -815,3 +815,37 @@ fn import_notes_what_it_cannot_carry() {
     );
     assert!(text.contains("cannot see it"), "{text}");
 }
+
+/// A key moved away while the installed unit still loads it with
+/// `LoadCredential=` is an error: systemd refuses to start the service
+/// without it, so the next restart or reboot stops signing (issue 14,
+/// point 4: audit reported 0 errors then).
+#[test]
+fn a_credential_the_unit_loads_that_is_gone_is_an_error() {
+    let root = crate::support::configs::config("sign-rsa-example-com").root();
+    root.dkimctl(&["apply", "--yes", "--no-reload"]).expect(0);
+    let unit = "/etc/systemd/system/dkimctl.service";
+    assert!(
+        root.read(unit).contains("LoadCredential="),
+        "{}",
+        root.read(unit)
+    );
+    let (_, json) = run_audit(root.path(), "error");
+    assert!(
+        finding(&json, "credential-missing", unit).is_none(),
+        "{}",
+        show(&json)
+    );
+    let key = "etc/dkimctl/keys/example.com/rsa1.private";
+    std::fs::rename(root.join(key), root.join("etc/dkimctl/keys/moved.private")).unwrap();
+    let (code, json) = run_audit(root.path(), "error");
+    assert_eq!(code, 1, "{}", show(&json));
+    let f = finding(&json, "credential-missing", unit).unwrap_or_else(|| panic!("{}", show(&json)));
+    assert_eq!(f["severity"], "error");
+    assert!(
+        f["message"].as_str().unwrap().contains(&format!("/{key}")),
+        "{}",
+        show(&json)
+    );
+    assert!(f["line"].as_u64().is_some_and(|l| l > 0), "{}", show(&json));
+}

@@ -1844,6 +1844,7 @@ impl<'a> Checks<'a> {
                     ));
                 }
             }
+            self.credentials(name, unit);
             let missing = systemd::missing_hardening(unit);
             if !missing.is_empty() {
                 self.push(Finding::new(
@@ -1880,6 +1881,42 @@ impl<'a> Checks<'a> {
                         "run systemd-analyze security by hand",
                     )),
                 }
+            }
+        }
+    }
+}
+
+impl Checks<'_> {
+    /// Every `LoadCredential=NAME:PATH` of the unit names a file that
+    /// exists: systemd refuses to start a service whose credential is
+    /// missing, so a key moved away while the installed unit still names
+    /// it stops the next restart or boot.
+    fn credentials(&mut self, name: &str, unit: &Unit) {
+        for d in unit.all("Service", "LoadCredential") {
+            let Some((cred, path)) = d.value.split_once(':') else {
+                continue;
+            };
+            let path = Path::new(path.trim());
+            // A relative source names the system's credential store; a `%`
+            // specifier is systemd's to expand.
+            if !path.is_absolute() || d.value.contains('%') {
+                continue;
+            }
+            if let Err(ReadError::Missing) = self.sys.reader.metadata(path) {
+                self.push(Finding::new(
+                    id::CREDENTIAL_MISSING,
+                    Severity::Error,
+                    Some(&d.at),
+                    format!(
+                        "{name} loads the credential {cred} from {}, which does not exist",
+                        path.display()
+                    ),
+                    "systemd refuses to start the service without it (243/CREDENTIALS): the next restart or reboot stops signing and mail is held",
+                    format!(
+                        "put the key back at {}, or run `dkimctl plan` and `dkimctl apply` so the unit names the keys dkim.toml has",
+                        path.display()
+                    ),
+                ));
             }
         }
     }

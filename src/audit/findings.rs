@@ -59,6 +59,7 @@ pub const IDS: &[(&str, Severity)] = &[
     (id::UNIT_EXPOSURE_UNCHECKED, Severity::Info),
     (id::UNIT_HARDENING, Severity::Warning),
     (id::UNIT_FILE_PERMISSIONS, Severity::Error),
+    (id::CREDENTIAL_MISSING, Severity::Error),
     (id::NO_UNIT, Severity::Info),
     (id::NO_MTA, Severity::Info),
     (id::SENDMAIL_CF_STALE, Severity::Error),
@@ -128,6 +129,7 @@ pub mod id {
     pub const UNIT_EXPOSURE_UNCHECKED: &str = "unit-exposure-unchecked";
     pub const UNIT_HARDENING: &str = "unit-hardening";
     pub const UNIT_FILE_PERMISSIONS: &str = "unit-file-permissions";
+    pub const CREDENTIAL_MISSING: &str = "credential-missing";
     pub const NO_UNIT: &str = "no-unit";
     pub const NO_MTA: &str = "no-mta";
     pub const SENDMAIL_CF_STALE: &str = "sendmail-cf-stale";

@@ -96,6 +96,7 @@
 //! | `unit-exposure-unchecked` | info | systemd-analyze is missing or failed; exposure not scored |
 //! | `unit-hardening` | warning | the milter's unit lacks hardening directives (listed by name) |
 //! | `unit-file-permissions` | error | the milter's unit file or a drop-in is writable by its group or by everyone |
+//! | `credential-missing` | error | the milter's unit loads a credential (`LoadCredential=NAME:PATH`, a key) from a file that does not exist: its next start fails (243/CREDENTIALS) |
 //! | `no-unit` | info | OpenDKIM is configured but no opendkim.service was found, or the unit is masked |
 //! | `no-mta` | info | no Postfix main.cf and no sendmail.mc: the MTA side was not checked |
 //! | `sendmail-cf-stale` | error | sendmail.cf calls other filters than sendmail.mc (and its includes) define: it was not rebuilt; warning when it is only older than them |
