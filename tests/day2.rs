@@ -2,8 +2,9 @@
 //! Postfix, OpenDKIM and dkimctl, a message every ~50 ms through smtpd and
 //! `sendmail -t` while an admin changes the setup the way admins do:
 //! OpenDKIM to the bundled engine, a new domain, a new key, a moved
-//! socket, the engine stopped by hand, its socket directory deleted, and
-//! back to OpenDKIM. The scenario and its judges are in
+//! socket, a full key rotation (publish, switch, retire, restart), the
+//! engine stopped by hand, its socket directory deleted, and back to
+//! OpenDKIM. The scenario and its judges are in
 //! `fixtures/day2/` (scenario.sh runs inside, mailloop.py sends,
 //! check.py verifies every delivered message with dkimpy).
 //!
@@ -67,6 +68,8 @@ const STEPS: &[&str] = &[
     "add-domain",
     "change-key",
     "move-socket",
+    "rotate-switch",
+    "rotate-retire",
     "engine-stopped",
     "socket-dir-deleted",
     "to-opendkim",
@@ -132,6 +135,30 @@ fn day_two_changes_never_deliver_mail_unsigned() {
         assert!(
             before.contains(id),
             "plan after {step} did not say {id}:\n{before}"
+        );
+    }
+    // The rotation took each step, and the engine restarted after the
+    // retire step (its unit names only keys that exist).
+    for (file, want) in [
+        ("rotate.start", "pending"),
+        ("rotate.switch", "active"),
+        ("rotate.retire", "retired"),
+    ] {
+        assert_eq!(
+            get(&format!("{file}.rc")).trim(),
+            "0",
+            "{file}:\n{}\n{}",
+            get(file),
+            dump()
+        );
+        assert!(get(file).contains(want), "{file} does not say {want}:\n{}", get(file));
+    }
+    for restart in ["restart.rotate-retire", "restart.after-retire"] {
+        assert_eq!(
+            get(&format!("{restart}.rc")).trim(),
+            "0",
+            "{restart}: the engine did not restart after the rotation:\n{}",
+            dump()
         );
     }
     // The engine switch left no old engine behind.

@@ -60,12 +60,11 @@ impl CrlfNormalizer {
     /// unchanged (no copy) when it has no bare LF, which is the normal case
     /// for a body from Postfix; otherwise builds the result in `scratch`.
     pub fn normalize<'a>(&mut self, chunk: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
-        let first_bare = chunk.iter().enumerate().position(|(i, &b)| {
-            b == b'\n'
-                && match i.checked_sub(1) {
-                    Some(prev) => chunk.get(prev) != Some(&b'\r'),
-                    None => !self.last_was_cr,
-                }
+        // memchr finds the line ends (one per ~78 bytes of mail) with
+        // vector compares; only they are looked at.
+        let first_bare = memchr::memchr_iter(b'\n', chunk).find(|&i| match i.checked_sub(1) {
+            Some(prev) => chunk.get(prev) != Some(&b'\r'),
+            None => !self.last_was_cr,
         });
         let Some(first_bare) = first_bare else {
             if let Some(&last) = chunk.last() {
