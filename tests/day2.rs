@@ -147,8 +147,9 @@ fn day_two_changes_never_deliver_mail_unsigned() {
         assert_eq!(
             get(&format!("{file}.rc")).trim(),
             "0",
-            "{file}:\n{}\n{}",
+            "{file}:\n{}\nknot.log:\n{}\n{}",
             get(file),
+            get("knot.log"),
             dump()
         );
         assert!(get(file).contains(want), "{file} does not say {want}:\n{}", get(file));
