@@ -152,7 +152,11 @@ fn day_two_changes_never_deliver_mail_unsigned() {
             get("knot.log"),
             dump()
         );
-        assert!(get(file).contains(want), "{file} does not say {want}:\n{}", get(file));
+        assert!(
+            get(file).contains(want),
+            "{file} does not say {want}:\n{}",
+            get(file)
+        );
     }
     for restart in ["restart.rotate-retire", "restart.after-retire"] {
         assert_eq!(
