@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use crate::support::container::{Boot, boot, can_boot};
+use crate::support::container::{Boot, POSTFIX_MAIN_CF, boot, can_boot};
 use crate::support::*;
 
 const SCENARIO: &str = include_str!("fixtures/day2/scenario.sh");
@@ -29,22 +29,8 @@ chroot $M useradd -m rcpt
 cp $W/results/main.cf $M/etc/postfix/main.cf
 ";
 
-const MAIN_CF: &str = "compatibility_level = 3.6
-myhostname = mail.example.com
-mydomain = example.com
-myorigin = $mydomain
-mydestination = localhost, localhost.localdomain, $myhostname
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-home_mailbox = Maildir/
-alias_maps =
-alias_database =
-smtputf8_enable = no
-";
-
 const FILES: &[(&str, &str)] = &[
-    ("main.cf", MAIN_CF),
+    ("main.cf", POSTFIX_MAIN_CF),
     ("mailloop.py", include_str!("fixtures/day2/mailloop.py")),
     ("check.py", include_str!("fixtures/day2/check.py")),
     ("opendkim.toml", include_str!("fixtures/day2/opendkim.toml")),

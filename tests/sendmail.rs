@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::conformance::judges::{self, Judgement};
-use crate::support::container::{Boot, boot, can_boot};
+use crate::support::container::{Boot, POSTFIX_MAIN_CF, boot, can_boot};
 use crate::support::knot::{Knot, Published, published_from, zone_text};
 use crate::support::message::{Msg, crlf, tags};
 use crate::support::proc::run_bounded;
@@ -420,20 +420,6 @@ const POSTFIX_SETUP: &str = r#"
 cp $W/results/main.cf $M/etc/postfix/main.cf
 "#;
 
-const MAIN_CF: &str = "compatibility_level = 3.6
-myhostname = mail.example.com
-mydomain = example.com
-myorigin = $mydomain
-mydestination = localhost, localhost.localdomain, $myhostname
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-home_mailbox = Maildir/
-alias_maps =
-alias_database =
-smtputf8_enable = no
-";
-
 /// Sendmail: Debian's packages installed into the overlay (Postfix purged
 /// there first: they conflict), with no daemon started during the
 /// install. `@DEBS@` is the download cache.
@@ -492,7 +478,7 @@ fn run_scenario(mta: &str, setup: &str) -> BTreeMap<String, String> {
     let started = Instant::now();
     let files: Vec<(&str, &str)> = vec![
         ("mta", mta),
-        ("main.cf", MAIN_CF),
+        ("main.cf", POSTFIX_MAIN_CF),
         ("mailloop.py", include_str!("fixtures/day2/mailloop.py")),
     ];
     let r = boot(&Boot {

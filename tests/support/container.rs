@@ -113,3 +113,19 @@ fn read_results(dir: &Path) -> BTreeMap<String, String> {
     }
     files
 }
+
+/// main.cf of the containers' Postfix: delivers to ~USER/Maildir and
+/// listens on the container's loopback only.
+pub const POSTFIX_MAIN_CF: &str = "compatibility_level = 3.6
+myhostname = mail.example.com
+mydomain = example.com
+myorigin = $mydomain
+mydestination = localhost, localhost.localdomain, $myhostname
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+home_mailbox = Maildir/
+alias_maps =
+alias_database =
+smtputf8_enable = no
+";
