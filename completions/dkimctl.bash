@@ -577,17 +577,13 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__dns__subcmd__publish)
-            opts="-c -h --dry-run --json --nameserver --today --root --config --installed-as --templates --color --help"
+            opts="-c -h --dry-run --json --nameserver --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --nameserver)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --today)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1261,17 +1257,13 @@ _dkimctl() {
             return 0
             ;;
         dkimctl__subcmd__rotate)
-            opts="-c -h --continue --auto --json --nameserver --today --root --config --installed-as --templates --color --help"
+            opts="-c -h --continue --auto --json --nameserver --root --config --installed-as --templates --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --nameserver)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --today)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

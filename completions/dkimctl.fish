@@ -124,7 +124,6 @@ never\t'Never'"
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -l json -d 'Print both forms as JSON'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from records" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l today -d 'Pretend today is this date (YYYY-MM-DD). For tests only: rotation decisions then follow this clock instead of the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand dns; and __fish_seen_subcommand_from publish" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F
@@ -167,7 +166,6 @@ complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l no-reload 
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -l offline -d 'Look at files only: do not ask systemd about the units, talk to the milter socket or look at running processes (on the live root these are part of the plan and of the audit by default)'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l nameserver -d 'Ask this name server, IP or IP:PORT, instead of the configured or the system\'s' -r
-complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l today -d 'Pretend today is this date (YYYY-MM-DD). For tests only: rotation decisions then follow this clock instead of the system\'s' -r
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l root -d 'Work on the system under DIR instead of / (a sandbox, an image being built); every path in dkim.toml is resolved under it' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -s c -l config -d 'The declarative file [default: ROOT/etc/dkimctl/dkim.toml]' -r -F
 complete -c dkimctl -n "__fish_dkimctl_using_subcommand rotate" -l installed-as -d 'Render as if the configuration were installed at FILE (a path on the host): the file named in rendered headers and in the engine\'s unit. For config management that plans from a copy before installing it (`ansible --check`), so both render the same bytes' -r -F

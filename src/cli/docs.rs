@@ -83,7 +83,68 @@ pub fn write_completions(shell: &str, cmd: &mut Command, out: &mut dyn Write) ->
     let mut buf = Vec::new();
     let name = cmd.get_name().to_string();
     clap_complete::generate(generator, cmd, name, &mut buf);
-    out.write_all(&buf)
+    let text = String::from_utf8_lossy(&buf);
+    out.write_all(without_hidden(&text, shell, &hidden_longs(cmd)).as_bytes())
+}
+
+/// The long names of every hidden option at any depth (`--today`, for
+/// tests only).
+fn hidden_longs(cmd: &Command) -> Vec<String> {
+    let mut out: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| a.is_hide_set())
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    for sub in cmd.get_subcommands() {
+        for l in hidden_longs(sub) {
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+    }
+    out
+}
+
+/// A completion script without the hidden options clap_complete writes
+/// into it anyway: bash's `opts` words and `--x)` cases, zsh's `'--x=`
+/// specs, fish's `-l x` lines.
+fn without_hidden(text: &str, shell: &str, hidden: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut skipping_case = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if skipping_case {
+            skipping_case = t != ";;";
+            continue;
+        }
+        let mut line = line.to_string();
+        let mut drop = false;
+        for h in hidden {
+            match shell {
+                "bash" if t == format!("--{h})") => {
+                    skipping_case = true;
+                    drop = true;
+                }
+                "bash" if t.starts_with("opts=") => {
+                    line = line
+                        .replace(&format!(" --{h} "), " ")
+                        .replace(&format!(" --{h}\""), "\"");
+                }
+                "zsh" => {
+                    drop |= t.starts_with(&format!("'--{h}=")) || t.starts_with(&format!("'--{h}["))
+                }
+                "fish" => {
+                    drop |= line.contains(&format!(" -l {h} "))
+                        || line.trim_end().ends_with(&format!(" -l {h}"))
+                }
+                _ => {}
+            }
+        }
+        if !drop {
+            out.push_str(&line);
+        }
+    }
+    out
 }
 
 /// Every man page: (file name, roff text). dkimctl.8, one page per
@@ -338,6 +399,22 @@ mod tests {
         assert_eq!(written.len(), man_pages(&command()).unwrap().len());
         let page = std::fs::read_to_string(dir.path().join("man/dkim.toml.5")).unwrap();
         assert_eq!(page, DKIM_TOML_5);
+    }
+
+    #[test]
+    fn completions_leave_out_hidden_options() {
+        let hidden = hidden_longs(&command());
+        assert_eq!(hidden, ["today"]);
+        for shell in ["bash", "zsh", "fish"] {
+            let mut buf = Vec::new();
+            write_completions(shell, &mut command(), &mut buf).unwrap();
+            let text = String::from_utf8(buf).unwrap();
+            assert!(
+                !text.contains("today"),
+                "{shell} completes --today:\n{text}"
+            );
+            assert!(text.contains("nameserver"), "{shell}: too much was removed");
+        }
     }
 
     #[test]
