@@ -60,6 +60,7 @@ pub const IDS: &[(&str, Severity)] = &[
     (id::UNIT_HARDENING, Severity::Warning),
     (id::UNIT_FILE_PERMISSIONS, Severity::Error),
     (id::CREDENTIAL_MISSING, Severity::Error),
+    (id::KEY_ORPHANED, Severity::Warning),
     (id::NO_UNIT, Severity::Info),
     (id::NO_MTA, Severity::Info),
     (id::SENDMAIL_CF_STALE, Severity::Error),
@@ -130,6 +131,7 @@ pub mod id {
     pub const UNIT_HARDENING: &str = "unit-hardening";
     pub const UNIT_FILE_PERMISSIONS: &str = "unit-file-permissions";
     pub const CREDENTIAL_MISSING: &str = "credential-missing";
+    pub const KEY_ORPHANED: &str = "key-orphaned";
     pub const NO_UNIT: &str = "no-unit";
     pub const NO_MTA: &str = "no-mta";
     pub const SENDMAIL_CF_STALE: &str = "sendmail-cf-stale";

@@ -96,6 +96,7 @@
 //! | `unit-exposure-unchecked` | info | systemd-analyze is missing or failed; exposure not scored |
 //! | `unit-hardening` | warning | the milter's unit lacks hardening directives (listed by name) |
 //! | `unit-file-permissions` | error | the milter's unit file or a drop-in is writable by its group or by everyone |
+//! | `key-orphaned` | warning | a private key below `key_dir` that no key of dkim.toml names (a leftover; rotation's `retired/` excepted) |
 //! | `credential-missing` | error | the milter's unit loads a credential (`LoadCredential=NAME:PATH`, a key) from a file that does not exist: its next start fails (243/CREDENTIALS) |
 //! | `no-unit` | info | OpenDKIM is configured but no opendkim.service was found, or the unit is masked |
 //! | `no-mta` | info | no Postfix main.cf and no sendmail.mc: the MTA side was not checked |
@@ -224,6 +225,7 @@ pub fn audit_with(
     if let Some(c) = config {
         drift(c, root, opts.live, &mut findings, &mut incomplete);
         overdue(c, root, crate::config::types::Date::today(), &mut findings);
+        orphaned_keys(c, root, &mut findings);
     }
     if opts.dns {
         check_dns(&sys, config, opts, resolver, &mut findings, &mut incomplete);
@@ -405,6 +407,50 @@ fn overdue(
                      mail it signed provable for longer",
                     "systemctl status dkimctl-rotate.timer; journalctl -u dkimctl-rotate.service; \
                      or run `dkimctl rotate --auto`",
+                ));
+            }
+        }
+    }
+}
+
+/// Private keys below key_dir that no key of dkim.toml names (in any
+/// state): leftovers of an earlier setup or of a selector taken out by
+/// hand. Retired keys, which rotation moves into `retired/`, are not
+/// leftovers.
+fn orphaned_keys(c: &Config, root: &Root, findings: &mut Vec<Finding>) {
+    let named: std::collections::HashSet<&Path> = c
+        .domains
+        .iter()
+        .flat_map(|d| d.keys.iter().map(|k| k.path.as_path()))
+        .collect();
+    let reader = crate::host::Reader::new(root);
+    // key_dir/DOMAIN/SELECTOR.private, and keys named by path one level up
+    // or down from there.
+    let mut dirs = vec![(c.service.key_dir.clone(), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        for name in reader.list_dir(&dir) {
+            let path = dir.join(&name);
+            let Ok(meta) = reader.metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if depth < 2 && name != "retired" {
+                    dirs.push((path, depth + 1));
+                }
+            } else if meta.is_file()
+                && name.ends_with(".private")
+                && !named.contains(path.as_path())
+            {
+                findings.push(Finding::new(
+                    id::KEY_ORPHANED,
+                    Severity::Warning,
+                    Some(&Origin::file(&path)),
+                    format!("{} is a private key that no key of dkim.toml names", path.display()),
+                    "a secret kept for nothing, left by an earlier setup or a selector taken out                      by hand; while its record is published, it can still sign for the domain",
+                    format!(
+                        "if its selector should sign, add it to dkim.toml; otherwise revoke its                          record (p=) and delete it: shred -u {}",
+                        path.display()
+                    ),
                 ));
             }
         }
@@ -704,6 +750,45 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .contains("s1._domainkey.example.com")
+        );
+    }
+
+    #[test]
+    fn a_key_no_key_of_dkim_toml_names_is_orphaned() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "etc/passwd",
+            "root:x:0:0::/root:/bin/sh\nopendkim:x:971:971::/:/bin/false\n",
+        );
+        write(dir.path(), "etc/group", "root:x:0:\nopendkim:x:971:\n");
+        for key in [
+            "etc/opendkim/keys/example.com/s1.private",
+            "etc/opendkim/keys/example.com/old.private",
+            "etc/opendkim/keys/example.com/retired/s0.private",
+            "etc/opendkim/keys/stray.private",
+        ] {
+            write(dir.path(), key, "not read");
+        }
+        let root = Root::new(dir.path());
+        let text = "[service]\nengine = \"opendkim\"\n[[domain]]\nname = \"example.com\"\nselector = \"s1\"\n[mta]\nkind = \"none\"\n";
+        let config = crate::config::parse(text, &Source::resolve(&root, None))
+            .config
+            .expect("valid");
+        let report = audit(&root, Some(&config), &opts(false));
+        let mut orphaned: Vec<String> = report
+            .findings
+            .iter()
+            .filter(|f| f.id == id::KEY_ORPHANED)
+            .map(|f| f.file.as_ref().unwrap().display().to_string())
+            .collect();
+        orphaned.sort();
+        assert_eq!(
+            orphaned,
+            [
+                "/etc/opendkim/keys/example.com/old.private",
+                "/etc/opendkim/keys/stray.private"
+            ]
         );
     }
 
