@@ -34,6 +34,8 @@ pub enum Direction {
 pub struct Client {
     /// The client address from `SMFIC_CONNECT`, if it was an IP.
     pub ip: Option<IpAddr>,
+    /// The client's name from `SMFIC_CONNECT` ([`client_name`]).
+    pub hostname: Option<Vec<u8>>,
     /// `{daemon_name}`: the MTA service that received the message.
     pub daemon_name: Option<Vec<u8>>,
     /// `{auth_authen}`: the SASL login name, if the sender authenticated.
@@ -50,6 +52,13 @@ impl Client {
         if self.ip.is_some_and(|ip| config.trusted.is_internal(ip)) {
             return Some("internal host");
         }
+        if self
+            .hostname
+            .as_deref()
+            .is_some_and(|n| config.trusted.internal_hosts.iter().any(|h| h.names(n)))
+        {
+            return Some("internal host name");
+        }
         if let Some(name) = &self.daemon_name
             && config
                 .engine
@@ -63,6 +72,17 @@ impl Client {
     }
 }
 
+/// The client name of an `SMFIC_CONNECT`, lower case and without a final
+/// dot; `None` for what MTAs send when the client has no (confirmed)
+/// name: `unknown` (Postfix), a bracketed address (Sendmail), an empty
+/// name.
+pub fn client_name(hostname: &[u8]) -> Option<Vec<u8>> {
+    let name = hostname.strip_suffix(b".").unwrap_or(hostname);
+    let placeholder =
+        name.is_empty() || name.starts_with(b"[") || name.eq_ignore_ascii_case(b"unknown");
+    (!placeholder).then(|| name.to_ascii_lowercase())
+}
+
 /// Decides whether a message from `client` is signed, verified or passed.
 pub fn direction(config: &Config, client: &Client) -> Direction {
     let mode = config.service.mode;
@@ -70,12 +90,9 @@ pub fn direction(config: &Config, client: &Client) -> Direction {
         return Direction::Sign;
     }
     if mode.verifies() {
-        let ignored = client.ip.is_some_and(|ip| {
-            config
-                .trusted
-                .external_ignore
-                .iter()
-                .any(|p| p.contains(ip))
+        let ignored = config.trusted.external_ignore.iter().any(|p| {
+            client.ip.is_some_and(|ip| p.contains(ip))
+                || client.hostname.as_deref().is_some_and(|n| p.names(n))
         });
         if !ignored {
             return Direction::Verify;
@@ -383,6 +400,47 @@ pub fn signing_domain<'a>(config: &'a Config, from_domain: &str) -> Option<&'a D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host name in internal_hosts or external_ignore matches the client
+    /// name the MTA hands over, as in OpenDKIM; the placeholders for a
+    /// client without a confirmed name match nothing.
+    #[test]
+    fn host_names_match_the_client_name() {
+        let text = "[service]\nengine = \"bundled\"\nauthserv_id = \"mx.example.net\"\n\
+                    [trusted]\ninternal_hosts = [\"relay.example.net\"]\n\
+                    external_ignore = [\"backup.example.net\"]\n\
+                    [[domain]]\nname = \"example.com\"\nselector = \"s1\"\n[mta]\nkind = \"none\"\n";
+        let source = crate::config::Source {
+            real: "/nonexistent/dkim.toml".into(),
+            host: "/etc/dkimctl/dkim.toml".into(),
+            display: "dkim.toml".into(),
+        };
+        let config = crate::config::parse(text, &source).config.expect("valid");
+        let from = |name: &[u8]| Client {
+            ip: Some("192.0.2.7".parse().unwrap()),
+            hostname: client_name(name),
+            ..Client::default()
+        };
+        assert_eq!(
+            direction(&config, &from(b"Relay.Example.NET.")),
+            Direction::Sign
+        );
+        assert_eq!(
+            from(b"relay.example.net").trusted(&config),
+            Some("internal host name")
+        );
+        for other in [&b"unknown"[..], b"[192.0.2.7]", b"", b"other.example.net"] {
+            assert_eq!(
+                direction(&config, &from(other)),
+                Direction::Verify,
+                "{other:?}"
+            );
+        }
+        assert_eq!(
+            direction(&config, &from(b"backup.example.net")),
+            Direction::Pass
+        );
+    }
 
     #[test]
     fn from_domain_table() {

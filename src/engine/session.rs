@@ -194,6 +194,10 @@ struct Opts {
 #[derive(Debug, Default)]
 struct Connection {
     ip: Option<IpAddr>,
+    /// The client's name as the MTA hands it over (Postfix: the
+    /// forward-confirmed name), `None` for the placeholders MTAs send
+    /// without one.
+    hostname: Option<Vec<u8>>,
     macros: Macros,
 }
 
@@ -431,12 +435,16 @@ impl Session {
                 }
             }
             Command::Connect {
-                family, address, ..
+                hostname,
+                family,
+                address,
+                ..
             } => {
                 self.conn.ip = match family {
                     Family::Inet | Family::Inet6 => parse_ip(&address),
                     Family::Unix | Family::Unknown => None,
                 };
+                self.conn.hostname = policy::client_name(&hostname);
             }
             Command::Mail(_) => {
                 // A new transaction. A message left unfinished (no
@@ -477,6 +485,7 @@ impl Session {
             let state = self.shared.current();
             let client = Client {
                 ip: self.conn.ip,
+                hostname: self.conn.hostname.clone(),
                 daemon_name: self.macro_value("daemon_name").map(|v| v.to_vec()),
                 auth_authen: self.macro_value("auth_authen").map(|v| v.to_vec()),
             };

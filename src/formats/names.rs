@@ -37,6 +37,19 @@ impl HostPattern {
         }
     }
 
+    /// True when the pattern is a host name and `name` (a client name as
+    /// the engine takes it from the MTA: lower case, no
+    /// final dot) is that name, as OpenDKIM matches its host lists.
+    pub fn names(&self, name: &[u8]) -> bool {
+        match self {
+            HostPattern::Name(n) => n
+                .trim_end_matches('.')
+                .as_bytes()
+                .eq_ignore_ascii_case(name),
+            _ => false,
+        }
+    }
+
     /// True for loopback addresses, loopback ranges and `localhost`.
     pub fn is_loopback(&self) -> bool {
         match self {
