@@ -542,3 +542,47 @@ fn opendkim_signs_with_every_example() {
     // single-domain, hardened: one domain each; multi-domain: three.
     assert_eq!(tried.len(), 5, "{tried:?}");
 }
+
+/// A host name in `internal_hosts` matches the client name the MTA hands
+/// to the milter (libmilter's miltertest names its client
+/// `client.example`), as OpenDKIM matches its InternalHosts: mail from a
+/// client of that name is signed although its address (192.0.2.25) is in
+/// no list; another name, or a list with addresses only, leaves it to be
+/// verified. Such names arrive with `import` from OpenDKIM setups; the
+/// bundled engine once compared addresses only.
+#[test]
+fn an_internal_host_name_signs_mail_from_the_client_of_that_name() {
+    if !have_miltertest() {
+        return;
+    }
+    for (hosts, signs) in [
+        (&["127.0.0.1", "client.example"][..], true),
+        (&["127.0.0.1", "other.example"][..], false),
+    ] {
+        let cfg = signing("relaxed/relaxed", &[RSA])
+            .set("service.mode", "sign+verify")
+            .set("trusted.internal_hosts", list(hosts));
+        let root = cfg.root();
+        root.dkimctl(&["keys", "generate"]).expect(0);
+        let serve = Serve::start(&root);
+        let milter = serve.milter();
+        let msg = message();
+        let outcome = Conversation {
+            milter: &milter,
+            client_ip: "192.0.2.25",
+            mail_macros: &[],
+            msg: &msg,
+            collect: "DKIM-Signature",
+            protocol: None,
+        }
+        .run();
+        assert_eq!(
+            !outcome.values.is_empty(),
+            signs,
+            "internal_hosts = {hosts:?}: {} DKIM-Signature(s)\n{}\n--- engine log\n{}",
+            outcome.values.len(),
+            outcome.transcript,
+            serve.log_text()
+        );
+    }
+}
