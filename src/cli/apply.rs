@@ -174,6 +174,16 @@ pub fn confirm_and_apply(
     Ok(if report.ok() { 0 } else { 2 })
 }
 
+/// The key files the plan generates (not those it copies from another
+/// engine's key directory).
+pub(super) fn generated_keys(plan: &Plan) -> Vec<&std::path::Path> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == plan::Action::Create && c.secret() && c.copy_from.is_none())
+        .map(|c| c.host_path())
+        .collect()
+}
+
 /// The records of the keys this apply generated (not copied): nothing
 /// verifies their signatures until they are published. A key written
 /// `state = "pending"` signs only once `rotate --continue` saw its record.
@@ -183,12 +193,7 @@ fn new_key_records(
     root: &Root,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let generated: Vec<&std::path::Path> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action == plan::Action::Create && c.secret() && c.copy_from.is_none())
-        .map(|c| c.host_path())
-        .collect();
+    let generated = generated_keys(plan);
     if generated.is_empty() || !root.join(generated[0]).exists() {
         return Ok(());
     }

@@ -78,11 +78,15 @@ pub fn bootstrap(
         return Ok(code);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "\nPublish these DNS records (one TXT record per selector):\n"
-    )?;
-    super::dns::print_records(&config, root, false, false, &mut out)?;
+    // apply printed the records of the keys it generated; a bootstrap run
+    // again over existing keys prints them here.
+    if super::apply::generated_keys(&plan).is_empty() {
+        writeln!(
+            out,
+            "\nPublish these DNS records (one TXT record per selector):\n"
+        )?;
+        super::dns::print_records(&config, root, false, false, &mut out)?;
+    }
     writeln!(
         out,
         "\nNext: once published, run `dkimctl dns check` to confirm receivers will find them."
