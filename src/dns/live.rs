@@ -77,8 +77,9 @@ pub fn describe(servers: &[SocketAddr]) -> String {
 }
 
 impl Live {
-    /// Runs one of the resolver's other lookups, with the same "an
-    /// unreachable server is remembered" rule as TXT lookups.
+    /// Runs one lookup to completion; once a server did not answer
+    /// (time-out or transport error), later lookups fail at once, naming
+    /// that first failure.
     fn blocking<T>(
         &self,
         name: &str,
@@ -124,24 +125,6 @@ impl Live {
 
 impl TxtResolver for Live {
     fn lookup_txt(&self, name: &str) -> Result<TxtAnswer, LookupError> {
-        if let Some(why) = self.unreachable.take() {
-            self.unreachable.set(Some(why.clone()));
-            return Err(LookupError {
-                name: name.to_string(),
-                kind: LookupErrorKind::Transport(format!(
-                    "not tried: an earlier query got no answer ({why})"
-                )),
-            });
-        }
-        let result = self.runtime.block_on(self.resolver.txt(name));
-        if let Err(e) = &result
-            && matches!(
-                e.kind,
-                LookupErrorKind::Timeout | LookupErrorKind::Transport(_)
-            )
-        {
-            self.unreachable.set(Some(e.to_string()));
-        }
-        result
+        self.blocking(name, self.resolver.txt(name))
     }
 }
