@@ -34,6 +34,8 @@
 //! over the peer's processes), its peak RSS from `VmHWM` in
 //! `/proc/PID/status`, reset before each run through `/proc/PID/clear_refs`.
 
+#[path = "support/words.rs"]
+mod words;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -43,6 +45,7 @@ use std::process::{Child, Command as Proc, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use words::WORDS;
 
 use base64::Engine as _;
 use dkimctl::config::model::{Algorithm, RecordFlags};
@@ -439,28 +442,6 @@ impl Message {
         out
     }
 }
-
-/// Words of the plain-text bodies.
-const WORDS: &[&str] = &[
-    "mail",
-    "signature",
-    "relaxed",
-    "canonical",
-    "header",
-    "body",
-    "hash",
-    "domain",
-    "selector",
-    "milter",
-    "postfix",
-    "socket",
-    "the",
-    "a",
-    "of",
-    "benchmark",
-    "key",
-    "record",
-];
 
 /// `want` bytes of plain text in 74-character lines, ending in CRLF.
 fn text_body(want: usize) -> Vec<u8> {
